@@ -1,0 +1,56 @@
+use super::Cache;
+use crate::Result;
+
+impl Cache {
+    /// Removes the entry under the logical `key` (the seed's
+    /// `delete_cached_data("product:1")`); returns whether it existed.
+    ///
+    /// Invalidations report store failures in every fail mode: a silently
+    /// skipped invalidation would leave stale data behind once Redis is back.
+    ///
+    /// # Errors
+    /// The store failure.
+    pub async fn delete_cached_data(&self, key: &str) -> Result<bool> {
+        let keys = [self.inner.keys.physical(key)];
+        let removed = self.call("UNLINK", self.inner.store.unlink(&keys)).await?;
+        Ok(removed > 0)
+    }
+
+    /// Removes the entries under every logical key in `keys`, in one round
+    /// trip; returns how many existed.
+    ///
+    /// # Errors
+    /// The store failure.
+    pub async fn delete_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<u64> {
+        let keys: Vec<String> = keys
+            .iter()
+            .map(|k| self.inner.keys.physical(k.as_ref()))
+            .collect();
+        self.call("UNLINK", self.inner.store.unlink(&keys)).await
+    }
+
+    /// Removes every entry whose logical key matches the glob `pattern` (the
+    /// seed's `invalidate_cache_pattern("product:*")`); returns how many
+    /// went.
+    ///
+    /// The pattern is a Redis glob over logical keys of this cache's prefix
+    /// and version only. Build patterns from user input with
+    /// [`escape_glob`](crate::key::escape_glob). On Redis this is `SCAN MATCH`
+    /// with `UNLINK` in pipelined batches of `scan_batch` keys, each round
+    /// trip bounded by the deadline; `KEYS` is never used.
+    ///
+    /// # Errors
+    /// The store failure; keys removed before it stay removed.
+    pub async fn invalidate_cache_pattern(&self, pattern: &str) -> Result<u64> {
+        let physical = self.inner.keys.pattern(pattern);
+        let config = &self.inner.config;
+        self.call_within(
+            "SCAN/UNLINK",
+            None,
+            self.inner
+                .store
+                .unlink_pattern(&physical, config.scan_batch, config.deadline),
+        )
+        .await
+    }
+}

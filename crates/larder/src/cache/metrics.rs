@@ -1,0 +1,123 @@
+//! Metrics, labelled by namespace: the first `:`-separated segment of the
+//! logical key (`product` for `product:1`, `user_data` for a function key).
+//!
+//! | name | kind | meaning |
+//! |---|---|---|
+//! | `larder_hits_total` | counter | reads answered by the cache |
+//! | `larder_misses_total` | counter | reads not answered (absent, expired, undecodable, store failure) |
+//! | `larder_store_errors_total` | counter | store calls that failed or timed out (label `op`) |
+//! | `larder_breaker_rejections_total` | counter | store calls skipped because the breaker is open |
+//! | `larder_decode_failures_total` | counter | stored values that could not be decoded (removed) |
+//! | `larder_oversize_total` | counter | values over `max_value_bytes`, not cached |
+//! | `larder_coalesced_total` | counter | misses that waited for another caller's computation |
+//! | `larder_compute_seconds` | histogram | time spent in the origin on a miss |
+//! | `larder_fill_seconds` | histogram | time to store a computed value |
+//!
+//! Handles are registered once per namespace and reused, so the hit path does
+//! not build label sets. Namespaces beyond the first 256 share the label
+//! `_other`, which bounds the label cardinality whatever the keys look like.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use metrics::{Counter, Histogram, counter, histogram};
+
+const MAX_NAMESPACES: usize = 256;
+const OVERFLOW: &str = "_other";
+
+/// The handles of one namespace.
+#[derive(Debug)]
+pub(crate) struct NamespaceMetrics {
+    pub(crate) hits: Counter,
+    pub(crate) misses: Counter,
+    pub(crate) decode_failures: Counter,
+    pub(crate) oversize: Counter,
+    pub(crate) coalesced: Counter,
+    pub(crate) compute: Histogram,
+    pub(crate) fill: Histogram,
+}
+
+impl NamespaceMetrics {
+    fn register(namespace: &str) -> Self {
+        let ns = namespace.to_owned();
+        Self {
+            hits: counter!("larder_hits_total", "namespace" => ns.clone()),
+            misses: counter!("larder_misses_total", "namespace" => ns.clone()),
+            decode_failures: counter!("larder_decode_failures_total", "namespace" => ns.clone()),
+            oversize: counter!("larder_oversize_total", "namespace" => ns.clone()),
+            coalesced: counter!("larder_coalesced_total", "namespace" => ns.clone()),
+            compute: histogram!("larder_compute_seconds", "namespace" => ns.clone()),
+            fill: histogram!("larder_fill_seconds", "namespace" => ns),
+        }
+    }
+}
+
+/// The namespace of a logical key.
+pub(crate) fn namespace_of(logical: &str) -> &str {
+    logical.split_once(':').map_or(logical, |(ns, _)| ns)
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    namespaces: RwLock<HashMap<String, Arc<NamespaceMetrics>>>,
+}
+
+impl Metrics {
+    /// The handles for the namespace of `logical`.
+    pub(crate) fn for_key(&self, logical: &str) -> Arc<NamespaceMetrics> {
+        let namespace = namespace_of(logical);
+        {
+            let namespaces = self.namespaces.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(found) = namespaces.get(namespace) {
+                return Arc::clone(found);
+            }
+            if namespaces.len() >= MAX_NAMESPACES {
+                if let Some(overflow) = namespaces.get(OVERFLOW) {
+                    return Arc::clone(overflow);
+                }
+            }
+        }
+        let mut namespaces = self.namespaces.write().unwrap_or_else(|p| p.into_inner());
+        // One slot stays free for the overflow label.
+        let label = if namespaces.len() >= MAX_NAMESPACES - 1 {
+            OVERFLOW
+        } else {
+            namespace
+        };
+        if let Some(found) = namespaces.get(label) {
+            return Arc::clone(found);
+        }
+        let registered = Arc::new(NamespaceMetrics::register(label));
+        namespaces.insert(label.to_owned(), Arc::clone(&registered));
+        registered
+    }
+
+    pub(crate) fn store_error(store: &'static str, op: &'static str) {
+        counter!("larder_store_errors_total", "store" => store, "op" => op).increment(1);
+    }
+
+    pub(crate) fn breaker_rejection(store: &'static str) {
+        counter!("larder_breaker_rejections_total", "store" => store).increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_is_the_first_segment() {
+        assert_eq!(namespace_of("product:1"), "product");
+        assert_eq!(namespace_of("user:123:profile"), "user");
+        assert_eq!(namespace_of("plain"), "plain");
+    }
+
+    #[test]
+    fn label_cardinality_is_bounded() {
+        let metrics = Metrics::default();
+        for i in 0..(MAX_NAMESPACES + 50) {
+            metrics.for_key(&format!("session-{i}"));
+        }
+        assert_eq!(metrics.namespaces.read().unwrap().len(), MAX_NAMESPACES);
+    }
+}

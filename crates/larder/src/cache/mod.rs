@@ -1,0 +1,256 @@
+//! The [`Cache`]: every policy between callers and a [`Store`].
+//!
+//! A read builds the physical key, asks the store (bounded by the deadline
+//! and the circuit breaker), decodes the envelope and returns the value; a
+//! miss in [`Cache::get_or_compute`] joins the key's single flight, computes
+//! once, stores the result with a jittered TTL and hands it to every waiter.
+//!
+//! ```
+//! use std::time::Duration;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, PartialEq, Serialize, Deserialize)]
+//! struct Product { id: u64, name: String }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> larder::Result<()> {
+//! let cache = larder::Cache::in_memory();
+//! let product = cache
+//!     .get_or_compute("product:1", Duration::from_secs(3600), || async {
+//!         Product { id: 1, name: "Teapot".into() } // the database query
+//!     })
+//!     .await?;
+//! assert_eq!(cache.get::<Product>("product:1").await?, Some(product));
+//!
+//! cache.delete_cached_data("product:1").await?;
+//! assert_eq!(cache.get::<Product>("product:1").await?, None);
+//! # Ok(()) }
+//! ```
+
+mod breaker;
+mod compute;
+mod invalidate;
+mod metrics;
+mod read;
+mod single_flight;
+mod write;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+
+use self::breaker::Breaker;
+use self::metrics::Metrics;
+use self::single_flight::SingleFlight;
+use crate::config::{Config, FailMode};
+use crate::envelope::EnvelopeSettings;
+use crate::key::KeyScheme;
+use crate::store::{MemoryStore, RedisStore, Store};
+use crate::{Error, ErrorKind, Result};
+
+/// A handle to one cache. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    config: Config,
+    keys: KeyScheme,
+    envelope: EnvelopeSettings,
+    breaker: Breaker,
+    flights: SingleFlight,
+    metrics: Metrics,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("store", &self.inner.store)
+            .field("prefix", &self.inner.config.prefix)
+            .field("version", &self.inner.config.version)
+            .field("breaker_open", &self.inner.breaker.is_open())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// A cache for `config`: Redis when it has a URL, else the in-process
+    /// store (logged once, at info level).
+    ///
+    /// Connecting is lazy and fail-open: a Redis that is down now is picked up
+    /// when it comes back, and meanwhile reads go to the origin. In
+    /// [`FailMode::Closed`] an unreachable Redis is an error here instead.
+    /// Must be called inside a Tokio runtime with time enabled.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for an unusable URL; in fail-closed mode, the
+    /// store error when the first `PING` fails.
+    pub async fn connect(config: Config) -> Result<Cache> {
+        let store: Arc<dyn Store> = match &config.redis_url {
+            Some(url) => {
+                let store = RedisStore::new(url, config.connect_timeout, config.deadline)?;
+                let ping = tokio::time::timeout(config.connect_timeout, store.ping()).await;
+                match (ping, config.fail_mode) {
+                    (Ok(Ok(())), _) => tracing::info!(%url, "larder: using Redis"),
+                    (Ok(Err(err)), FailMode::Closed) => return Err(err),
+                    (Err(_), FailMode::Closed) => {
+                        return Err(Error::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "Redis at {url} did not answer PING within the connect timeout"
+                            ),
+                        ));
+                    }
+                    (_, FailMode::Open) => tracing::warn!(
+                        %url,
+                        "larder: Redis is not answering; serving from the origin until it does"
+                    ),
+                }
+                Arc::new(store)
+            }
+            None => {
+                tracing::info!(
+                    capacity_bytes = config.memory_capacity_bytes,
+                    "larder: no REDIS_URL set; using the in-process store"
+                );
+                Arc::new(MemoryStore::new(config.memory_capacity_bytes))
+            }
+        };
+        Ok(Self::with_store(config, store))
+    }
+
+    /// [`Cache::connect`] with [`Config::from_env`].
+    ///
+    /// # Errors
+    /// As [`Config::from_env`] and [`Cache::connect`].
+    pub async fn from_env() -> Result<Cache> {
+        Self::connect(Config::from_env()?).await
+    }
+
+    /// A cache on a fresh in-process store with default settings.
+    pub fn in_memory() -> Cache {
+        let config = Config::default();
+        let store = Arc::new(MemoryStore::new(config.memory_capacity_bytes));
+        Self::with_store(config, store)
+    }
+
+    /// A cache on any [`Store`]; the config's `redis_url` is ignored.
+    pub fn with_store(config: Config, store: Arc<dyn Store>) -> Cache {
+        let keys = KeyScheme::new(&config.prefix, &config.version);
+        let envelope = EnvelopeSettings {
+            codec: config.codec,
+            compression: config.compression,
+            compression_threshold: config.compression_threshold,
+            max_value_bytes: config.max_value_bytes,
+        };
+        let breaker = Breaker::new(config.breaker_failures, config.breaker_open_for);
+        Cache {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                keys,
+                envelope,
+                breaker,
+                flights: SingleFlight::default(),
+                metrics: Metrics::default(),
+            }),
+        }
+    }
+
+    /// The settings this cache runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The physical key of a logical key: `{prefix}:{version}:{logical}`.
+    pub fn physical_key(&self, logical: &str) -> String {
+        self.inner.keys.physical(logical)
+    }
+
+    /// Runs one store call under the circuit breaker and the deadline,
+    /// counting failures.
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        future: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.call_within(op, Some(self.inner.config.deadline), future)
+            .await
+    }
+
+    /// [`Cache::call`] with an explicit deadline; `None` for calls that bound
+    /// each of their own round trips (pattern invalidation).
+    async fn call_within<T>(
+        &self,
+        op: &'static str,
+        deadline: Option<Duration>,
+        future: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let inner = &*self.inner;
+        if !inner.breaker.allow() {
+            Metrics::breaker_rejection(inner.store.name());
+            return Err(Error::new(
+                ErrorKind::CircuitOpen,
+                format!(
+                    "{op} skipped: the {} store failed repeatedly; retrying after the breaker period",
+                    inner.store.name()
+                ),
+            ));
+        }
+        let outcome = match deadline {
+            None => future.await,
+            Some(deadline) => match tokio::time::timeout(deadline, future).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "{op} on the {} store exceeded the {deadline:?} deadline",
+                        inner.store.name(),
+                    ),
+                )),
+            },
+        };
+        match &outcome {
+            Ok(_) => inner.breaker.on_success(),
+            Err(err) => {
+                inner.breaker.on_failure();
+                Metrics::store_error(inner.store.name(), op);
+                tracing::debug!(op, error = %err, "larder: store call failed");
+            }
+        }
+        outcome
+    }
+
+    /// Turns a store failure into "nothing" in fail-open mode.
+    fn absorb<T>(&self, outcome: Result<T>) -> Result<Option<T>> {
+        match outcome {
+            Ok(value) => Ok(Some(value)),
+            Err(err) if err.is_store_failure() && self.fail_open() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn fail_open(&self) -> bool {
+        self.inner.config.fail_mode == FailMode::Open
+    }
+
+    /// `ttl` spread by ± the configured jitter fraction; never below 1 ms.
+    pub(crate) fn jittered(&self, ttl: Duration) -> Duration {
+        let jitter = self.inner.config.ttl_jitter;
+        let spread = if jitter > 0.0 {
+            ttl.mul_f64(1.0 + rand::rng().random_range(-jitter..=jitter))
+        } else {
+            ttl
+        };
+        spread.max(Duration::from_millis(1))
+    }
+}

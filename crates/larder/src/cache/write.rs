@@ -1,0 +1,97 @@
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::Cache;
+use crate::envelope::{self, Header, now_ms};
+use crate::store::StoreEntry;
+use crate::{Error, ErrorKind, Result};
+
+impl Cache {
+    /// Stores `value` under the logical `key` for `ttl`, spread by the
+    /// configured jitter.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Encode`] if `value` cannot be serialized;
+    /// [`ErrorKind::TooLarge`] if its envelope exceeds `max_value_bytes`
+    /// (nothing is written); in fail-closed mode, the store failure. In
+    /// fail-open mode a store failure is logged and counted, not returned.
+    pub async fn set<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<()> {
+        let (bytes, ttl) = self.envelope_for(value, ttl, 0)?;
+        self.check_size(key, &bytes)?;
+        let physical = self.inner.keys.physical(key);
+        let stored = self
+            .call("SET", self.inner.store.set(&physical, bytes, ttl))
+            .await;
+        self.absorb(stored).map(drop)
+    }
+
+    /// Stores every `(key, value)` pair for `ttl` (each jittered on its own)
+    /// in one round trip.
+    ///
+    /// # Errors
+    /// As [`Cache::set`]; if any value is too large or unserializable,
+    /// nothing is written.
+    pub async fn set_many<T: Serialize, K: AsRef<str>>(
+        &self,
+        entries: &[(K, T)],
+        ttl: Duration,
+    ) -> Result<()> {
+        let mut batch = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let key = key.as_ref();
+            let (bytes, ttl) = self.envelope_for(value, ttl, 0)?;
+            self.check_size(key, &bytes)?;
+            batch.push(StoreEntry {
+                key: self.inner.keys.physical(key),
+                value: bytes,
+                ttl,
+            });
+        }
+        let stored = self.call("SET_MANY", self.inner.store.mset(&batch)).await;
+        self.absorb(stored).map(drop)
+    }
+
+    /// Encodes `value` into an envelope that expires after the jittered
+    /// `ttl`; returns the bytes and that TTL.
+    pub(super) fn envelope_for<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        ttl: Duration,
+        compute_ms: u32,
+    ) -> Result<(Bytes, Duration)> {
+        let ttl = self.jittered(ttl);
+        let created_at_ms = now_ms();
+        let header = Header {
+            created_at_ms,
+            expires_at_ms: created_at_ms
+                .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+            compute_ms,
+            ..Header::default()
+        };
+        let bytes = envelope::encode(value, header, &self.inner.envelope)?;
+        Ok((Bytes::from(bytes), ttl))
+    }
+
+    pub(super) fn check_size(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let max = self.inner.envelope.max_value_bytes;
+        if bytes.len() <= max {
+            return Ok(());
+        }
+        self.inner.metrics.for_key(key).oversize.increment(1);
+        Err(Error::new(
+            ErrorKind::TooLarge,
+            format!(
+                "the value for `{key}` encodes to {} bytes, over max_value_bytes = {max}; \
+                 raise the limit or cache a smaller value",
+                bytes.len()
+            ),
+        ))
+    }
+}

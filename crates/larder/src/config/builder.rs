@@ -1,0 +1,230 @@
+use std::time::Duration;
+
+use super::{Codec, Compression, Config, FailMode, RedisUrl};
+use crate::{Error, Result};
+
+/// Builds a [`Config`]; every setter takes and returns the builder by value.
+///
+/// Invalid values are reported by [`ConfigBuilder::build`], all at once is
+/// not attempted: the first problem found is named with the accepted range.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ConfigBuilder {
+    config: Config,
+    redis_url: Option<String>,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ConfigBuilder {
+    /// A builder starting from the defaults (in-process store).
+    pub fn new() -> Self {
+        Self {
+            config: Config::default(),
+            redis_url: None,
+        }
+    }
+
+    /// Use Redis at `url` instead of the in-process store.
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Use the in-process store even if a URL was set before.
+    pub fn in_memory(mut self) -> Self {
+        self.redis_url = None;
+        self
+    }
+
+    /// First segment of every physical key (default `larder`); lets several
+    /// services share one Redis.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.prefix = prefix.into();
+        self
+    }
+
+    /// Global version (the seed's `CACHE_VERSION`): changing it makes every
+    /// entry written under another version unreachable, with no scan.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.config.version = version.into();
+        self
+    }
+
+    /// TTL used when a call gives none (default 300 s).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.config.default_ttl = ttl;
+        self
+    }
+
+    /// Spread every TTL uniformly by ± this fraction (default 0.1, range
+    /// `0.0..1.0`) so entries written together do not expire together.
+    pub fn ttl_jitter(mut self, fraction: f64) -> Self {
+        self.config.ttl_jitter = fraction;
+        self
+    }
+
+    /// Deadline of each store call (default 250 ms). A call that takes longer
+    /// is abandoned and counts as a store failure.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.config.deadline = deadline;
+        self
+    }
+
+    /// Deadline of each connection attempt to Redis (default 1 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// Largest envelope that is stored or decoded (default 4 MiB). Larger
+    /// values are returned to the caller but not cached.
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_value_bytes = bytes;
+        self
+    }
+
+    /// Payload codec (default MessagePack).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.config.codec = codec;
+        self
+    }
+
+    /// Compression of payloads at or above the threshold (default lz4).
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.config.compression = compression;
+        self
+    }
+
+    /// Payloads of at least this many bytes are compressed (default 1024).
+    pub fn compression_threshold(mut self, bytes: usize) -> Self {
+        self.config.compression_threshold = bytes;
+        self
+    }
+
+    /// What store failures mean to callers (default [`FailMode::Open`]).
+    pub fn fail_mode(mut self, mode: FailMode) -> Self {
+        self.config.fail_mode = mode;
+        self
+    }
+
+    /// Consecutive store failures that open the circuit breaker (default 5).
+    pub fn breaker_failures(mut self, failures: u32) -> Self {
+        self.config.breaker_failures = failures;
+        self
+    }
+
+    /// How long an open breaker rejects calls before letting one probe
+    /// through (default 2 s).
+    pub fn breaker_open_for(mut self, duration: Duration) -> Self {
+        self.config.breaker_open_for = duration;
+        self
+    }
+
+    /// Bound of the in-process store, in bytes of keys and values (default
+    /// 64 MiB).
+    pub fn memory_capacity_bytes(mut self, bytes: u64) -> Self {
+        self.config.memory_capacity_bytes = bytes;
+        self
+    }
+
+    /// Keys per `SCAN`/`UNLINK` batch of a pattern invalidation (default 1000).
+    pub fn scan_batch(mut self, keys: usize) -> Self {
+        self.config.scan_batch = keys;
+        self
+    }
+
+    /// Checks every setting and returns the [`Config`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the setting,
+    /// the value and the accepted range.
+    pub fn build(self) -> Result<Config> {
+        let mut config = self.config;
+        if let Some(url) = self.redis_url {
+            config.redis_url = Some(RedisUrl::parse(&url)?);
+        }
+        check(!config.prefix.is_empty(), "prefix must not be empty".into())?;
+        check(
+            !config.version.is_empty(),
+            "version must not be empty".into(),
+        )?;
+        check(
+            (0.0..1.0).contains(&config.ttl_jitter),
+            format!(
+                "ttl_jitter {} is outside 0.0..1.0 (0.1 spreads TTLs by ±10%)",
+                config.ttl_jitter
+            ),
+        )?;
+        check(
+            !config.default_ttl.is_zero(),
+            "default_ttl must be longer than zero".into(),
+        )?;
+        check(
+            !config.deadline.is_zero(),
+            "deadline must be longer than zero".into(),
+        )?;
+        check(
+            !config.connect_timeout.is_zero(),
+            "connect_timeout must be longer than zero".into(),
+        )?;
+        check(
+            config.max_value_bytes > 0,
+            "max_value_bytes must be at least 1".into(),
+        )?;
+        check(
+            config.breaker_failures > 0,
+            "breaker_failures must be at least 1".into(),
+        )?;
+        check(
+            config.scan_batch > 0,
+            "scan_batch must be at least 1".into(),
+        )?;
+        check(
+            config.compression != Compression::Lz4 || cfg!(feature = "lz4"),
+            "lz4 compression needs larder's `lz4` feature".into(),
+        )?;
+        check(
+            config.compression != Compression::Zstd || cfg!(feature = "zstd"),
+            "zstd compression needs larder's `zstd` feature".into(),
+        )?;
+        Ok(config)
+    }
+}
+
+fn check(ok: bool, problem: String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(problem))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_build() {
+        let config = ConfigBuilder::new().build().unwrap();
+        assert_eq!(config.prefix(), "larder");
+        assert_eq!(config.ttl_jitter(), 0.1);
+        assert_eq!(config.fail_mode(), FailMode::Open);
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        let err = ConfigBuilder::new().ttl_jitter(1.5).build().unwrap_err();
+        assert!(err.to_string().contains("ttl_jitter 1.5"), "{err}");
+        let err = ConfigBuilder::new()
+            .deadline(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("deadline"), "{err}");
+        assert!(ConfigBuilder::new().prefix("").build().is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! Reading [`ConfigBuilder`] settings from environment variables.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::{Codec, Compression, ConfigBuilder, FailMode};
+use crate::{Error, Result};
+
+/// Applies every set variable to a default builder. `lookup` abstracts
+/// `std::env::var` so tests need not mutate the process environment.
+pub(super) fn builder_from(lookup: impl Fn(&str) -> Option<String>) -> Result<ConfigBuilder> {
+    let mut b = ConfigBuilder::new();
+    if let Some(url) = lookup("REDIS_URL").filter(|u| !u.trim().is_empty()) {
+        b = b.redis_url(url.trim());
+    }
+    if let Some(v) = lookup("LARDER_PREFIX") {
+        b = b.prefix(v);
+    }
+    if let Some(v) = lookup("LARDER_VERSION") {
+        b = b.version(v);
+    }
+    if let Some(v) = number::<u64>(&lookup, "LARDER_DEFAULT_TTL", "seconds")? {
+        b = b.default_ttl(Duration::from_secs(v));
+    }
+    if let Some(v) = number::<f64>(&lookup, "LARDER_TTL_JITTER", "a fraction like 0.1")? {
+        b = b.ttl_jitter(v);
+    }
+    if let Some(v) = number::<u64>(&lookup, "LARDER_DEADLINE_MS", "milliseconds")? {
+        b = b.deadline(Duration::from_millis(v));
+    }
+    if let Some(v) = number::<u64>(&lookup, "LARDER_CONNECT_TIMEOUT_MS", "milliseconds")? {
+        b = b.connect_timeout(Duration::from_millis(v));
+    }
+    if let Some(v) = number::<usize>(&lookup, "LARDER_MAX_VALUE_BYTES", "bytes")? {
+        b = b.max_value_bytes(v);
+    }
+    if let Some(v) = lookup("LARDER_CODEC") {
+        b = b.codec(match v.trim().to_ascii_lowercase().as_str() {
+            "msgpack" | "messagepack" => Codec::MessagePack,
+            "json" => Codec::Json,
+            _ => return Err(invalid("LARDER_CODEC", &v, "`msgpack` or `json`")),
+        });
+    }
+    if let Some(v) = lookup("LARDER_COMPRESSION") {
+        b = b.compression(match v.trim().to_ascii_lowercase().as_str() {
+            "lz4" => Compression::Lz4,
+            "zstd" => Compression::Zstd,
+            "none" | "off" => Compression::None,
+            _ => {
+                return Err(invalid("LARDER_COMPRESSION", &v, "`lz4`, `zstd` or `none`"));
+            }
+        });
+    }
+    if let Some(v) = number::<usize>(&lookup, "LARDER_COMPRESSION_THRESHOLD", "bytes")? {
+        b = b.compression_threshold(v);
+    }
+    if let Some(v) = lookup("LARDER_FAIL_MODE") {
+        b = b.fail_mode(match v.trim().to_ascii_lowercase().as_str() {
+            "open" => FailMode::Open,
+            "closed" => FailMode::Closed,
+            _ => return Err(invalid("LARDER_FAIL_MODE", &v, "`open` or `closed`")),
+        });
+    }
+    if let Some(v) = number::<u32>(&lookup, "LARDER_BREAKER_FAILURES", "a count")? {
+        b = b.breaker_failures(v);
+    }
+    if let Some(v) = number::<u64>(&lookup, "LARDER_BREAKER_OPEN_MS", "milliseconds")? {
+        b = b.breaker_open_for(Duration::from_millis(v));
+    }
+    if let Some(v) = number::<u64>(&lookup, "LARDER_MEMORY_CAPACITY_BYTES", "bytes")? {
+        b = b.memory_capacity_bytes(v);
+    }
+    Ok(b)
+}
+
+fn number<T: FromStr>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    unit: &str,
+) -> Result<Option<T>> {
+    match lookup(name) {
+        None => Ok(None),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid(name, &raw, unit)),
+    }
+}
+
+fn invalid(name: &str, value: &str, expected: &str) -> Error {
+    Error::config(format!("{name}={value:?} is invalid; expected {expected}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<crate::Config> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        builder_from(|name| map.get(name).cloned())?.build()
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let config = from(&[
+            ("REDIS_URL", "redis://user:pw@127.0.0.1:6390/1"),
+            ("LARDER_PREFIX", "svc"),
+            ("LARDER_VERSION", "1.1"),
+            ("LARDER_DEFAULT_TTL", "3600"),
+            ("LARDER_TTL_JITTER", "0.2"),
+            ("LARDER_DEADLINE_MS", "50"),
+            ("LARDER_MAX_VALUE_BYTES", "1000"),
+            ("LARDER_CODEC", "json"),
+            ("LARDER_COMPRESSION", "none"),
+            ("LARDER_FAIL_MODE", "closed"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.redis_url().unwrap().to_string(),
+            "redis://user:***@127.0.0.1:6390/1"
+        );
+        assert_eq!(config.prefix(), "svc");
+        assert_eq!(config.version(), "1.1");
+        assert_eq!(config.default_ttl(), Duration::from_secs(3600));
+        assert_eq!(config.ttl_jitter(), 0.2);
+        assert_eq!(config.deadline(), Duration::from_millis(50));
+        assert_eq!(config.max_value_bytes(), 1000);
+        assert_eq!(config.codec(), Codec::Json);
+        assert_eq!(config.compression(), Compression::None);
+        assert_eq!(config.fail_mode(), FailMode::Closed);
+    }
+
+    #[test]
+    fn empty_environment_means_in_memory_defaults() {
+        let config = from(&[]).unwrap();
+        assert!(config.redis_url().is_none());
+        assert_eq!(config.version(), "1");
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        let err = from(&[("LARDER_DEFAULT_TTL", "an hour")]).unwrap_err();
+        assert!(err.to_string().contains("LARDER_DEFAULT_TTL"), "{err}");
+        let err = from(&[("LARDER_CODEC", "xml")]).unwrap_err();
+        assert!(err.to_string().contains("msgpack"), "{err}");
+    }
+}

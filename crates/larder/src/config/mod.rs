@@ -1,0 +1,193 @@
+//! Settings of a [`Cache`](crate::Cache): a builder and the environment.
+//!
+//! Every setting has a sensible default and can be read from the
+//! environment with [`Config::from_env`]:
+//!
+//! | variable | setting | default |
+//! |---|---|---|
+//! | `REDIS_URL` | Redis to use (`redis://`, `rediss://`, `redis://user:password@host:port/db`); unset = in-process store | unset |
+//! | `LARDER_PREFIX` | first segment of every physical key | `larder` |
+//! | `LARDER_VERSION` | global version (the seed's `CACHE_VERSION`); changing it makes every older entry unreachable | `1` |
+//! | `LARDER_DEFAULT_TTL` | TTL in seconds when a call gives none | `300` |
+//! | `LARDER_TTL_JITTER` | TTLs are spread by ± this fraction | `0.1` |
+//! | `LARDER_DEADLINE_MS` | deadline of each store call | `250` |
+//! | `LARDER_CONNECT_TIMEOUT_MS` | deadline of each connection attempt | `1000` |
+//! | `LARDER_MAX_VALUE_BYTES` | larger values are neither stored nor decoded | `4194304` |
+//! | `LARDER_CODEC` | `msgpack` or `json` | `msgpack` |
+//! | `LARDER_COMPRESSION` | `lz4`, `zstd` or `none` | `lz4` |
+//! | `LARDER_COMPRESSION_THRESHOLD` | compress payloads of at least this many bytes | `1024` |
+//! | `LARDER_FAIL_MODE` | `open` (store failures are misses) or `closed` (they are errors) | `open` |
+//! | `LARDER_BREAKER_FAILURES` | consecutive store failures that open the circuit breaker | `5` |
+//! | `LARDER_BREAKER_OPEN_MS` | how long the breaker stays open before one probe | `2000` |
+//! | `LARDER_MEMORY_CAPACITY_BYTES` | bound of the in-process store | `67108864` |
+//!
+//! ```
+//! use std::time::Duration;
+//! use larder::Config;
+//!
+//! let config = Config::builder()
+//!     .prefix("shop")
+//!     .version("1.1")
+//!     .default_ttl(Duration::from_secs(3600))
+//!     .ttl_jitter(0.05)
+//!     .build()?;
+//! assert_eq!(config.version(), "1.1");
+//! assert!(config.redis_url().is_none()); // the in-process store
+//! # Ok::<(), larder::Error>(())
+//! ```
+
+mod builder;
+mod env;
+mod redis_url;
+
+use std::time::Duration;
+
+pub use builder::ConfigBuilder;
+pub use redis_url::RedisUrl;
+
+/// How values are serialized inside the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Codec {
+    /// MessagePack via `rmp-serde`: compact and fast (the default).
+    #[default]
+    MessagePack,
+    /// JSON via `serde_json`: readable with `redis-cli`.
+    Json,
+}
+
+/// How large payloads are compressed inside the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compression {
+    /// Never compress.
+    None,
+    /// lz4 (feature `lz4`, on by default).
+    Lz4,
+    /// zstd (feature `zstd`).
+    Zstd,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        if cfg!(feature = "lz4") {
+            Compression::Lz4
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// What a store failure (error, timeout, open breaker) means to callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FailMode {
+    /// Failures behave as misses: the origin answers and fills are skipped.
+    #[default]
+    Open,
+    /// Failures are returned as errors.
+    Closed,
+}
+
+/// The settings of one [`Cache`](crate::Cache). Build with
+/// [`Config::builder`] or [`Config::from_env`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) redis_url: Option<RedisUrl>,
+    pub(crate) prefix: String,
+    pub(crate) version: String,
+    pub(crate) default_ttl: Duration,
+    pub(crate) ttl_jitter: f64,
+    pub(crate) deadline: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_value_bytes: usize,
+    pub(crate) codec: Codec,
+    pub(crate) compression: Compression,
+    pub(crate) compression_threshold: usize,
+    pub(crate) fail_mode: FailMode,
+    pub(crate) breaker_failures: u32,
+    pub(crate) breaker_open_for: Duration,
+    pub(crate) memory_capacity_bytes: u64,
+    pub(crate) scan_batch: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            prefix: "larder".to_owned(),
+            version: "1".to_owned(),
+            default_ttl: Duration::from_secs(300),
+            ttl_jitter: 0.1,
+            deadline: Duration::from_millis(250),
+            connect_timeout: Duration::from_millis(1000),
+            max_value_bytes: 4 * 1024 * 1024,
+            codec: Codec::default(),
+            compression: Compression::default(),
+            compression_threshold: 1024,
+            fail_mode: FailMode::default(),
+            breaker_failures: 5,
+            breaker_open_for: Duration::from_millis(2000),
+            memory_capacity_bytes: 64 * 1024 * 1024,
+            scan_batch: 1000,
+        }
+    }
+}
+
+impl Config {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::new()
+    }
+
+    /// Reads every setting from the environment (see the module docs for the
+    /// table); unset variables keep their defaults.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the variable and
+    /// the accepted values when one is malformed.
+    pub fn from_env() -> crate::Result<Config> {
+        env::builder_from(|name| std::env::var(name).ok())?.build()
+    }
+
+    /// The Redis to use; `None` means the in-process store.
+    pub fn redis_url(&self) -> Option<&RedisUrl> {
+        self.redis_url.as_ref()
+    }
+    /// The first segment of every physical key.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+    /// The global version (the seed's `CACHE_VERSION`).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+    /// The TTL used when a call gives none.
+    pub fn default_ttl(&self) -> Duration {
+        self.default_ttl
+    }
+    /// The ± fraction by which TTLs are spread.
+    pub fn ttl_jitter(&self) -> f64 {
+        self.ttl_jitter
+    }
+    /// The deadline of each store call.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+    /// The largest envelope that is stored or decoded.
+    pub fn max_value_bytes(&self) -> usize {
+        self.max_value_bytes
+    }
+    /// The payload codec.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+    /// The compression of payloads at or above the threshold.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+    /// What store failures mean to callers.
+    pub fn fail_mode(&self) -> FailMode {
+        self.fail_mode
+    }
+}

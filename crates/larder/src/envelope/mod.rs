@@ -1,0 +1,38 @@
+//! The envelope: the bytes Larder stores for every value.
+//!
+//! ```text
+//! offset  size  field
+//! 0       2     magic "LD"
+//! 2       1     format version (1)
+//! 3       1     flags: bits 0-1 codec (0 MessagePack, 1 JSON),
+//!                      bits 2-3 compression (0 none, 1 lz4, 2 zstd)
+//! 4       8     created-at, ms since the Unix epoch
+//! 12      8     logical expiry, ms since the Unix epoch
+//! 20      4     compute time in ms (XFetch's delta)
+//! 24      8     schema / model version fingerprint (0 = none)
+//! 32      2     number of dependency stamps, then for each:
+//!               2-byte key length, key bytes, 8-byte stamp value
+//! ..      4     payload length before compression
+//! ..      ..    payload
+//! ```
+//! All integers are little-endian. Decoding checks every length against the
+//! bytes present and the configured size cap before allocating, so corrupt or
+//! hostile bytes give [`ErrorKind::Decode`](crate::ErrorKind::Decode), never a
+//! panic, an oversized allocation or a wrong value.
+
+mod codec;
+mod compression;
+mod header;
+
+pub(crate) use codec::{EnvelopeSettings, decode_payload, encode};
+pub(crate) use header::{Header, parse};
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch (wall clock: envelopes are read by
+/// other processes).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,46 @@
+//! Larder: a caching layer for Rust services on Redis.
+//!
+//! One [`Cache`] gives a service read-through caching with stampede
+//! protection, invalidation by key and by pattern, and a global version —
+//! on Redis, or on an in-process store when no `REDIS_URL` is set.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> larder::Result<()> {
+//! // REDIS_URL unset: the embedded in-process store.
+//! let cache = larder::Cache::from_env().await?;
+//! let user: String = cache
+//!     .get_or_compute("user_data:42", Duration::from_secs(3600), || async {
+//!         "Ada".to_string() // an expensive database query
+//!     })
+//!     .await?;
+//! assert_eq!(user, "Ada");
+//! # Ok(()) }
+//! ```
+//!
+//! - [`config`]: settings, from a builder or the environment.
+//! - [`Cache`]: reads, writes, `get_or_compute`, invalidation.
+//! - [`global`](mod@global): the global default cache and the seed's free functions.
+//! - [`key`]: the key scheme, argument digests, safe patterns.
+//! - [`store`]: the [`Store`](store::Store) trait, [`MemoryStore`](store::MemoryStore) and [`RedisStore`](store::RedisStore).
+
+mod cache;
+pub mod config;
+mod envelope;
+mod error;
+pub mod global;
+pub mod key;
+pub mod store;
+
+pub use cache::Cache;
+pub use config::{Codec, Compression, Config, FailMode};
+pub use error::{Error, ErrorKind, Result};
+pub use global::{
+    delete_cached_data, get, get_many, get_or_compute, init, init_from_env,
+    invalidate_cache_pattern, set, set_many, try_get_or_compute,
+};
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,220 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::FutureExt;
+use moka::Expiry;
+use tokio::sync::broadcast;
+
+use super::{Store, StoreEntry, StoreFuture, Subscription};
+use crate::key::glob_match;
+
+/// The in-process store: a bounded moka cache with per-entry TTLs.
+///
+/// Clones share the same data, so two [`Cache`](crate::Cache)s built on one
+/// `MemoryStore` see each other's writes, like two clients of one Redis.
+#[derive(Clone)]
+pub struct MemoryStore {
+    entries: moka::sync::Cache<String, MemoryEntry>,
+    channels: Arc<Mutex<HashMap<String, broadcast::Sender<Bytes>>>>,
+}
+
+#[derive(Clone)]
+struct MemoryEntry {
+    value: Bytes,
+    ttl: Duration,
+}
+
+struct EntryTtl;
+
+impl Expiry<String, MemoryEntry> for EntryTtl {
+    fn expire_after_create(&self, _: &String, entry: &MemoryEntry, _: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        entry: &MemoryEntry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+impl MemoryStore {
+    /// A store holding at most about `capacity_bytes` of keys and values;
+    /// beyond that the least useful entries are evicted (TinyLFU).
+    pub fn new(capacity_bytes: u64) -> Self {
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(capacity_bytes)
+            .weigher(|key: &String, entry: &MemoryEntry| {
+                u32::try_from(key.len() + entry.value.len() + 64).unwrap_or(u32::MAX)
+            })
+            .expire_after(EntryTtl)
+            .build();
+        Self {
+            entries,
+            channels: Arc::default(),
+        }
+    }
+
+    fn insert(&self, key: &str, value: Bytes, ttl: Duration) {
+        self.entries
+            .insert(key.to_owned(), MemoryEntry { value, ttl });
+    }
+
+    fn remove(&self, key: &str) -> bool {
+        self.entries.remove(key).is_some()
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("entries", &self.entries.entry_count())
+            .field("weighted_bytes", &self.entries.weighted_size())
+            .finish()
+    }
+}
+
+impl Store for MemoryStore {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        let value = self.entries.get(key).map(|e| e.value);
+        async move { Ok(value) }.boxed()
+    }
+
+    fn mget<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        let values = keys
+            .iter()
+            .map(|k| self.entries.get(k).map(|e| e.value))
+            .collect();
+        async move { Ok(values) }.boxed()
+    }
+
+    fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Duration) -> StoreFuture<'a, ()> {
+        self.insert(key, value, ttl);
+        async { Ok(()) }.boxed()
+    }
+
+    fn mset<'a>(&'a self, entries: &'a [StoreEntry]) -> StoreFuture<'a, ()> {
+        for entry in entries {
+            self.insert(&entry.key, entry.value.clone(), entry.ttl);
+        }
+        async { Ok(()) }.boxed()
+    }
+
+    fn unlink<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, u64> {
+        let removed = keys.iter().filter(|k| self.remove(k)).count() as u64;
+        async move { Ok(removed) }.boxed()
+    }
+
+    fn unlink_pattern<'a>(
+        &'a self,
+        pattern: &'a str,
+        _batch: usize,
+        _deadline: Duration,
+    ) -> StoreFuture<'a, u64> {
+        let matching: Vec<Arc<String>> = self
+            .entries
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| glob_match(pattern.as_bytes(), key.as_bytes()))
+            .collect();
+        let removed = matching.iter().filter(|k| self.remove(k)).count() as u64;
+        async move { Ok(removed) }.boxed()
+    }
+
+    fn publish<'a>(&'a self, channel: &'a str, message: Bytes) -> StoreFuture<'a, ()> {
+        let sender = self
+            .channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(channel)
+            .cloned();
+        if let Some(sender) = sender {
+            // No receivers is not an error: nobody is listening.
+            let _ = sender.send(message);
+        }
+        async { Ok(()) }.boxed()
+    }
+
+    fn subscribe<'a>(&'a self, channel: &'a str) -> StoreFuture<'a, Subscription> {
+        let receiver = self
+            .channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(channel.to_owned())
+            .or_insert_with(|| broadcast::channel(1024).0)
+            .subscribe();
+        let messages = futures::stream::unfold(receiver, |mut receiver| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(message) => return Some((message, receiver)),
+                    // A subscriber that fell behind lost messages: end the
+                    // stream so it treats everything as changed.
+                    Err(broadcast::error::RecvError::Lagged(_)) => return None,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        let subscription = Subscription::new(channel, Box::pin(messages));
+        async move { Ok(subscription) }.boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn values_expire_after_their_ttl() {
+        let store = MemoryStore::new(1 << 20);
+        store
+            .set("short", "a".into(), Duration::from_millis(30))
+            .await
+            .unwrap();
+        store
+            .set("long", "b".into(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(store.get("short").await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(store.get("short").await.unwrap().is_none());
+        assert!(store.get("long").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn pattern_unlink_matches_like_redis() {
+        let store = MemoryStore::new(1 << 20);
+        for key in ["p:product:1", "p:product:2", "p:products:1", "p:productx"] {
+            store
+                .set(key, "v".into(), Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+        let removed = store
+            .unlink_pattern("p:product:*", 10, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(removed, 2);
+        assert!(store.get("p:products:1").await.unwrap().is_some());
+        assert!(store.get("p:productx").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn published_messages_reach_subscribers() {
+        let store = MemoryStore::new(1 << 20);
+        let mut sub = store.subscribe("inv").await.unwrap();
+        store.publish("inv", "product:1".into()).await.unwrap();
+        assert_eq!(sub.next().await.as_deref(), Some(&b"product:1"[..]));
+    }
+}

@@ -1,0 +1,107 @@
+//! Stores: where envelopes live. Bytes in, bytes out.
+//!
+//! A [`Store`] is deliberately small and holds no policy: keys, envelopes,
+//! TTL jitter, single-flight, deadlines and the circuit breaker all live in
+//! [`Cache`](crate::Cache), so every feature works the same on every store.
+//!
+//! - [`MemoryStore`]: in-process (moka), the embedded default when no
+//!   `REDIS_URL` is configured. A real store with real expiry, not a mock.
+//! - [`RedisStore`]: Redis standalone through one reconnecting, multiplexed
+//!   connection (redis-rs `ConnectionManager`).
+//!
+//! Atomic multi-key operations are named methods, not raw Lua: `RedisStore`
+//! implements them with Lua scripts, `MemoryStore` natively, so that nothing
+//! above this trait is Redis-only.
+//!
+//! ```
+//! use std::time::Duration;
+//! use larder::store::{MemoryStore, Store};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> larder::Result<()> {
+//! let store = MemoryStore::new(1 << 20);
+//! store.set("k", "v".into(), Duration::from_secs(60)).await?;
+//! assert_eq!(store.get("k").await?.as_deref(), Some(&b"v"[..]));
+//! # Ok(()) }
+//! ```
+
+mod memory;
+mod redis;
+mod subscription;
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+pub use self::subscription::Subscription;
+
+/// The future every [`Store`] method returns.
+pub type StoreFuture<'a, T> = BoxFuture<'a, crate::Result<T>>;
+
+/// One entry of [`Store::mset`].
+#[derive(Clone)]
+pub struct StoreEntry {
+    /// Physical key.
+    pub key: String,
+    /// Envelope bytes.
+    pub value: Bytes,
+    /// Time to live (already jittered).
+    pub ttl: Duration,
+}
+
+impl fmt::Debug for StoreEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print cached bytes: they may hold personal data.
+        f.debug_struct("StoreEntry")
+            .field("key", &self.key)
+            .field("value_len", &self.value.len())
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+/// A key-value store for envelopes. Implementations must be cheap to share
+/// (`Arc` inside) and safe to call concurrently.
+///
+/// Keys are physical keys; patterns are Redis globs with Redis's exact
+/// semantics (`* ? [..] \`).
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// A short name for logs and metrics (`memory`, `redis`).
+    fn name(&self) -> &'static str;
+
+    /// The value under `key`, if any.
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>>;
+
+    /// The values under `keys`, in order, in one round trip.
+    fn mget<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>>;
+
+    /// Stores `value` under `key` for `ttl`.
+    fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Duration) -> StoreFuture<'a, ()>;
+
+    /// Stores every entry, each with its own TTL, in one round trip.
+    fn mset<'a>(&'a self, entries: &'a [StoreEntry]) -> StoreFuture<'a, ()>;
+
+    /// Removes `keys`; returns how many existed.
+    fn unlink<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, u64>;
+
+    /// Removes every key matching `pattern`, `batch` keys per round trip, each
+    /// round trip bounded by `deadline`; returns how many went.
+    ///
+    /// On Redis this is `SCAN MATCH` + `UNLINK`, pipelined — never `KEYS`.
+    fn unlink_pattern<'a>(
+        &'a self,
+        pattern: &'a str,
+        batch: usize,
+        deadline: Duration,
+    ) -> StoreFuture<'a, u64>;
+
+    /// Publishes `message` on `channel`.
+    fn publish<'a>(&'a self, channel: &'a str, message: Bytes) -> StoreFuture<'a, ()>;
+
+    /// Subscribes to `channel`. The stream ends when the connection is lost;
+    /// subscribers treat that as "anything may have changed".
+    fn subscribe<'a>(&'a self, channel: &'a str) -> StoreFuture<'a, Subscription>;
+}
