@@ -127,3 +127,101 @@ fn decode_shared<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     };
     envelope::decode_payload(&header, payload, &settings).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(60);
+
+    /// Waits until `n` callers wait on `key`'s flight.
+    async fn until_waiting(cache: &Cache, key: &str, n: usize) {
+        let physical = cache.physical_key(key);
+        while cache.inner.flights.waiters(&physical) < n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// A leader that stops (by `stop`) mid-computation releases its waiters,
+    /// and exactly one of them computes.
+    async fn leader_stops(stop: impl FnOnce(tokio::task::JoinHandle<Result<u32>>)) {
+        let cache = Cache::in_memory();
+        let (started_tx, started_rx) = oneshot::channel();
+        let (release_tx, release_rx) = oneshot::channel::<()>();
+        let leader = tokio::spawn({
+            let cache = cache.clone();
+            async move {
+                cache
+                    .get_or_compute("report:1", TTL, || async move {
+                        started_tx.send(()).unwrap();
+                        let _ = release_rx.await;
+                        panic!("origin failed");
+                    })
+                    .await
+            }
+        });
+        started_rx.await.unwrap();
+        let computed = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let cache = cache.clone();
+                let computed = Arc::clone(&computed);
+                tokio::spawn(async move {
+                    cache
+                        .get_or_compute("report:1", TTL, || async move {
+                            computed.fetch_add(1, Ordering::SeqCst);
+                            7_u32
+                        })
+                        .await
+                })
+            })
+            .collect();
+        until_waiting(&cache, "report:1", 3).await;
+        stop(leader);
+        drop(release_tx);
+        for waiter in waiters {
+            assert_eq!(waiter.await.unwrap().unwrap(), 7);
+        }
+        assert_eq!(computed.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.inner.flights.in_flight(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn panicking_leader_releases_waiters() {
+        leader_stops(|leader| {
+            tokio::spawn(async move { assert!(leader.await.unwrap_err().is_panic()) });
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_leader_releases_waiters() {
+        leader_stops(|leader| leader.abort()).await;
+    }
+
+    #[tokio::test]
+    async fn errors_are_not_cached_and_reach_their_caller() {
+        let cache = Cache::in_memory();
+        let err = cache
+            .try_get_or_compute("user:1", TTL, || async {
+                Err::<u32, Box<dyn std::error::Error + Send + Sync>>("database down".into())
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "database down");
+        assert_eq!(cache.get::<u32>("user:1").await.unwrap(), None);
+        let ok = cache
+            .try_get_or_compute("user:1", TTL, || async {
+                Ok::<u32, Box<dyn std::error::Error + Send + Sync>>(5)
+            })
+            .await
+            .unwrap();
+        assert_eq!(ok, 5);
+        assert_eq!(cache.get::<u32>("user:1").await.unwrap(), Some(5));
+    }
+}

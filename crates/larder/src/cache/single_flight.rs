@@ -20,7 +20,7 @@ pub(crate) enum FlightState {
     Abandoned,
 }
 
-type Flights = Mutex<HashMap<String, watch::Receiver<FlightState>>>;
+type Flights = Mutex<HashMap<String, Arc<watch::Sender<FlightState>>>>;
 
 #[derive(Debug, Default)]
 pub(crate) struct SingleFlight {
@@ -36,11 +36,11 @@ impl SingleFlight {
     /// Joins the flight for `key`, starting it if there is none.
     pub(crate) fn join(&self, key: &str) -> Role {
         let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(receiver) = flights.get(key) {
-            return Role::Waiter(receiver.clone());
+        if let Some(sender) = flights.get(key) {
+            return Role::Waiter(sender.subscribe());
         }
-        let (sender, receiver) = watch::channel(FlightState::Running);
-        flights.insert(key.to_owned(), receiver);
+        let sender = Arc::new(watch::Sender::new(FlightState::Running));
+        flights.insert(key.to_owned(), Arc::clone(&sender));
         Role::Leader(LeaderGuard {
             key: key.to_owned(),
             sender,
@@ -52,12 +52,22 @@ impl SingleFlight {
     pub(crate) fn in_flight(&self) -> usize {
         self.flights.lock().unwrap().len()
     }
+
+    /// How many callers wait on the flight for `key`.
+    #[cfg(test)]
+    pub(crate) fn waiters(&self, key: &str) -> usize {
+        self.flights
+            .lock()
+            .unwrap()
+            .get(key)
+            .map_or(0, |sender| sender.receiver_count())
+    }
 }
 
 /// Held by the computing caller; ends the flight on completion or drop.
 pub(crate) struct LeaderGuard {
     key: String,
-    sender: watch::Sender<FlightState>,
+    sender: Arc<watch::Sender<FlightState>>,
     flights: Arc<Flights>,
 }
 
