@@ -64,10 +64,10 @@ impl Cache {
             match self.inner.flights.join(&physical) {
                 Role::Waiter(flight) => {
                     metrics.coalesced.increment(1);
-                    if let FlightState::Done(bytes) = single_flight::wait(flight).await {
-                        if let Some(value) = decode_shared(&bytes) {
-                            return Ok(value);
-                        }
+                    if let FlightState::Done(bytes) = single_flight::wait(flight).await
+                        && let Some(value) = decode_shared(&bytes)
+                    {
+                        return Ok(value);
                     }
                     // Abandoned (or unreadable): try again; one caller leads.
                 }

@@ -71,10 +71,10 @@ impl Metrics {
             if let Some(found) = namespaces.get(namespace) {
                 return Arc::clone(found);
             }
-            if namespaces.len() >= MAX_NAMESPACES {
-                if let Some(overflow) = namespaces.get(OVERFLOW) {
-                    return Arc::clone(overflow);
-                }
+            if namespaces.len() >= MAX_NAMESPACES
+                && let Some(overflow) = namespaces.get(OVERFLOW)
+            {
+                return Arc::clone(overflow);
             }
         }
         let mut namespaces = self.namespaces.write().unwrap_or_else(|p| p.into_inner());

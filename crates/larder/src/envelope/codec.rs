@@ -50,14 +50,14 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     };
     out[payload_at - 4..payload_at].copy_from_slice(&payload_len32.to_le_bytes());
 
-    if settings.compression != Compression::None && payload_len >= settings.compression_threshold {
-        if let Some(compressed) = compression::compress(settings.compression, &out[payload_at..]) {
-            if compressed.len() < payload_len {
-                out.truncate(payload_at);
-                out.extend_from_slice(&compressed);
-                out[3] |= compression_flag(settings.compression) << 2;
-            }
-        }
+    if settings.compression != Compression::None
+        && payload_len >= settings.compression_threshold
+        && let Some(compressed) = compression::compress(settings.compression, &out[payload_at..])
+        && compressed.len() < payload_len
+    {
+        out.truncate(payload_at);
+        out.extend_from_slice(&compressed);
+        out[3] |= compression_flag(settings.compression) << 2;
     }
     Ok(out)
 }

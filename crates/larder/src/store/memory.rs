@@ -154,15 +154,10 @@ impl Store for MemoryStore {
             .or_insert_with(|| broadcast::channel(1024).0)
             .subscribe();
         let messages = futures::stream::unfold(receiver, |mut receiver| async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(message) => return Some((message, receiver)),
-                    // A subscriber that fell behind lost messages: end the
-                    // stream so it treats everything as changed.
-                    Err(broadcast::error::RecvError::Lagged(_)) => return None,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
+            // A subscriber that fell behind (`Lagged`) lost messages: the
+            // stream ends so it treats everything as changed.
+            let message = receiver.recv().await.ok()?;
+            Some((message, receiver))
         });
         let subscription = Subscription::new(channel, Box::pin(messages));
         async move { Ok(subscription) }.boxed()

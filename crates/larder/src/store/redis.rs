@@ -249,11 +249,9 @@ impl Store for RedisStore {
                 })
                 .await?;
                 let mut replies = replies.into_iter();
-                if had_keys {
-                    if let Some(reply) = replies.next() {
-                        removed += redis::from_redis_value::<u64>(reply)
-                            .map_err(|e| malformed("UNLINK", e))?;
-                    }
+                if had_keys && let Some(reply) = replies.next() {
+                    removed += redis::from_redis_value::<u64>(reply)
+                        .map_err(|e| malformed("UNLINK", e))?;
                 }
                 let next = replies
                     .next()

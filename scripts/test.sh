@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs Larder's whole test suite. Installs what the tests need when it is
+# missing (redis-server, from Debian's packages); the tests start their own
+# private redis-server processes on free ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "redis-server is missing; installing it from Debian's packages" >&2
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server
+  # The package may start its own service on 6379; the tests never use it.
+fi
+command -v redis-server >/dev/null 2>&1 || {
+  echo "redis-server could not be installed; the tests need it (apt-get install redis-server)" >&2
+  exit 1
+}
+echo "using $(redis-server --version)"
+
+cargo test --workspace --all-features "$@"
