@@ -1,1 +1,397 @@
-fn main() {}
+//! Hit-path benchmarks: Larder beside its anchors, in one run.
+//!
+//! Every variant reads the same ~100-byte `Product`:
+//!
+//! - `redis_1task_latency`: `Cache::get` vs a raw redis-rs `GET` of the very
+//!   same physical key on a `ConnectionManager` (one caller, one at a time).
+//! - `redis_64task_throughput`: the same two, 64 concurrent tokio tasks on a
+//!   2-worker runtime sharing one `Cache` / one `ConnectionManager`.
+//! - `memory_hit_latency`: `Cache::in_memory()` get vs a raw typed
+//!   `moka::sync::Cache<String, Product>` get (value clone) and vs a raw
+//!   `moka::sync::Cache<String, Bytes>` get plus `rmp_serde::from_slice` of
+//!   named MessagePack (what any bytes-level cache must do).
+//!
+//! Criterion does not compare benchmarks, so each variant records its own
+//! mean time per operation over the measured samples and `main` prints the
+//! ratios after criterion's summary.
+//!
+//! Redis is a private `redis-server` spawned by `larder-test-support` (never
+//! the shared one on port 6379); it is killed when the benchmark ends.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput};
+use larder_test_support::RedisServer;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Runtime;
+
+/// The logical key every variant reads.
+const KEY: &str = "product:1";
+/// TTL of the stored product (long enough never to expire mid-run).
+const TTL: Duration = Duration::from_secs(3600);
+/// Concurrent tasks in the throughput variants.
+const TASKS: u64 = 64;
+/// Samples per benchmark; the recorder keeps the last this many calls (the
+/// measured ones; the warm-up calls come first).
+const SAMPLE_SIZE: usize = 25;
+
+const REDIS_LATENCY: &str = "redis_1task_latency";
+const REDIS_THROUGHPUT: &str = "redis_64task_throughput";
+const MEMORY_LATENCY: &str = "memory_hit_latency";
+const LARDER: &str = "larder_get_hit";
+const RAW_REDIS: &str = "raw_redis_get";
+const MOKA_TYPED: &str = "moka_typed_get_clone";
+const MOKA_BYTES: &str = "moka_bytes_get_decode";
+
+/// The cached value: ~100 bytes of named MessagePack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Product {
+    id: u64,
+    name: String,
+    price_cents: u64,
+    tags: Vec<String>,
+}
+
+fn product() -> Product {
+    Product {
+        id: 1,
+        name: "Cast-iron teapot, 1.2 litre, matte black".into(),
+        price_cents: 4_999,
+        tags: vec![
+            "kitchen".into(),
+            "tea".into(),
+            "cast-iron".into(),
+            "gift".into(),
+        ],
+    }
+}
+
+/// Every timed call of every variant: `(operations, elapsed)`, keyed by
+/// `group/variant`.
+static CALLS: Mutex<BTreeMap<String, Vec<(u64, Duration)>>> = Mutex::new(BTreeMap::new());
+
+fn record(group: &str, variant: &str, ops: u64, elapsed: Duration) {
+    CALLS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(format!("{group}/{variant}"))
+        .or_default()
+        .push((ops, elapsed));
+}
+
+/// Mean nanoseconds per operation over the last `SAMPLE_SIZE` calls.
+fn mean_ns(group: &str, variant: &str) -> Option<f64> {
+    let calls = CALLS.lock().unwrap_or_else(|p| p.into_inner());
+    let calls = calls.get(&format!("{group}/{variant}"))?;
+    let measured = &calls[calls.len().saturating_sub(SAMPLE_SIZE)..];
+    let ops: u64 = measured.iter().map(|(ops, _)| ops).sum();
+    let time: Duration = measured.iter().map(|(_, elapsed)| *elapsed).sum();
+    (ops > 0).then(|| time.as_nanos() as f64 / ops as f64)
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn criterion() -> Criterion {
+    Criterion::default()
+        .sample_size(SAMPLE_SIZE)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5))
+        .configure_from_args()
+}
+
+fn redis_benches(c: &mut Criterion) {
+    let server = RedisServer::spawn();
+    let rt = runtime();
+    let value = product();
+    let (cache, conn, physical) = rt.block_on(async {
+        let config = larder::Config::builder()
+            .redis_url(server.url())
+            .deadline(Duration::from_secs(2))
+            .build()
+            .expect("config");
+        let cache = larder::Cache::connect(config).await.expect("connect");
+        cache.set(KEY, &value, TTL).await.expect("set");
+        let conn = ConnectionManager::new(server.client())
+            .await
+            .expect("ConnectionManager");
+        let physical = cache.physical_key(KEY);
+        (cache, conn, physical)
+    });
+
+    // Both sides move the same bytes; check it before timing anything.
+    let stored: Vec<u8> = rt.block_on(async {
+        let mut conn = conn.clone();
+        redis::cmd("GET")
+            .arg(&physical)
+            .query_async::<Option<Vec<u8>>>(&mut conn)
+            .await
+            .expect("raw GET")
+            .expect("the product is stored")
+    });
+    let hit: Option<Product> = rt.block_on(cache.get(KEY)).expect("larder get");
+    assert_eq!(hit.as_ref(), Some(&value));
+    println!(
+        "value: {} bytes of named MessagePack; stored envelope under `{physical}`: {} bytes",
+        rmp_serde::to_vec_named(&value).expect("encode").len(),
+        stored.len()
+    );
+
+    let mut group = c.benchmark_group(REDIS_LATENCY);
+    group.bench_function(LARDER, |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let cache = cache.clone();
+            async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let hit = cache.get::<Product>(KEY).await.expect("get");
+                    black_box(hit.expect("hit"));
+                }
+                let elapsed = start.elapsed();
+                record(REDIS_LATENCY, LARDER, iters, elapsed);
+                elapsed
+            }
+        });
+    });
+    group.bench_function(RAW_REDIS, |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let mut conn = conn.clone();
+            let physical = physical.clone();
+            async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let bytes = redis::cmd("GET")
+                        .arg(&physical)
+                        .query_async::<Option<Vec<u8>>>(&mut conn)
+                        .await
+                        .expect("GET");
+                    black_box(bytes.expect("hit"));
+                }
+                let elapsed = start.elapsed();
+                record(REDIS_LATENCY, RAW_REDIS, iters, elapsed);
+                elapsed
+            }
+        });
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group(REDIS_THROUGHPUT);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(LARDER, |b| {
+        b.iter_custom(|iters| {
+            let per_task = iters.div_ceil(TASKS).max(1);
+            let elapsed = rt.block_on(async {
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..TASKS)
+                    .map(|_| {
+                        let cache = cache.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..per_task {
+                                let hit = cache.get::<Product>(KEY).await.expect("get");
+                                black_box(hit.expect("hit"));
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+                start.elapsed()
+            });
+            scaled(REDIS_THROUGHPUT, LARDER, iters, per_task * TASKS, elapsed)
+        });
+    });
+    group.bench_function(RAW_REDIS, |b| {
+        b.iter_custom(|iters| {
+            let per_task = iters.div_ceil(TASKS).max(1);
+            let elapsed = rt.block_on(async {
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..TASKS)
+                    .map(|_| {
+                        let mut conn = conn.clone();
+                        let physical = physical.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..per_task {
+                                let bytes = redis::cmd("GET")
+                                    .arg(&physical)
+                                    .query_async::<Option<Vec<u8>>>(&mut conn)
+                                    .await
+                                    .expect("GET");
+                                black_box(bytes.expect("hit"));
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+                start.elapsed()
+            });
+            scaled(
+                REDIS_THROUGHPUT,
+                RAW_REDIS,
+                iters,
+                per_task * TASKS,
+                elapsed,
+            )
+        });
+    });
+    group.finish();
+
+    // Close the connections before the server goes away.
+    drop((cache, conn));
+    drop(rt);
+    drop(server);
+}
+
+/// Records `ops` operations in `elapsed` and returns the time criterion
+/// should see for the `iters` it asked for.
+fn scaled(group: &str, variant: &str, iters: u64, ops: u64, elapsed: Duration) -> Duration {
+    record(group, variant, ops, elapsed);
+    elapsed.mul_f64(iters as f64 / ops as f64)
+}
+
+fn memory_benches(c: &mut Criterion) {
+    // Single-threaded: the in-process store answers without awaiting.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let value = product();
+    let cache = larder::Cache::in_memory();
+    rt.block_on(cache.set(KEY, &value, TTL)).expect("set");
+    let physical = cache.physical_key(KEY);
+
+    let typed: moka::sync::Cache<String, Product> = moka::sync::Cache::new(10_000);
+    typed.insert(physical.clone(), value.clone());
+    let encoded = Bytes::from(rmp_serde::to_vec_named(&value).expect("encode"));
+    let raw: moka::sync::Cache<String, Bytes> = moka::sync::Cache::new(10_000);
+    raw.insert(physical.clone(), encoded);
+
+    let hit: Option<Product> = rt.block_on(cache.get(KEY)).expect("larder get");
+    assert_eq!(hit.as_ref(), Some(&value));
+    assert_eq!(typed.get(physical.as_str()).as_ref(), Some(&value));
+    let decoded: Product =
+        rmp_serde::from_slice(&raw.get(physical.as_str()).expect("hit")).expect("decode");
+    assert_eq!(decoded, value);
+
+    let mut group = c.benchmark_group(MEMORY_LATENCY);
+    group.bench_function(LARDER, |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let cache = cache.clone();
+            async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let hit = cache.get::<Product>(KEY).await.expect("get");
+                    black_box(hit.expect("hit"));
+                }
+                let elapsed = start.elapsed();
+                record(MEMORY_LATENCY, LARDER, iters, elapsed);
+                elapsed
+            }
+        });
+    });
+    group.bench_function(MOKA_TYPED, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(typed.get(black_box(physical.as_str())).expect("hit"));
+            }
+            let elapsed = start.elapsed();
+            record(MEMORY_LATENCY, MOKA_TYPED, iters, elapsed);
+            elapsed
+        });
+    });
+    group.bench_function(MOKA_BYTES, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let bytes = raw.get(black_box(physical.as_str())).expect("hit");
+                let value: Product = rmp_serde::from_slice(&bytes).expect("decode");
+                black_box(value);
+            }
+            let elapsed = start.elapsed();
+            record(MEMORY_LATENCY, MOKA_BYTES, iters, elapsed);
+            elapsed
+        });
+    });
+    group.finish();
+}
+
+/// Prints one ratio line, or says which side was not measured.
+fn print_ratio(label: &str, group: &str, num: &str, den: &str, explain: &str) {
+    match (mean_ns(group, num), mean_ns(group, den)) {
+        (Some(n), Some(d)) => println!("ratio {label} = {:.2}   ({explain})", n / d),
+        _ => println!("ratio {label} = n/a   (not measured in this run)"),
+    }
+}
+
+fn print_ratios() {
+    println!();
+    println!("mean time per operation over the measured samples:");
+    let names: Vec<String> = CALLS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    for name in names {
+        let (group, variant) = name.split_once('/').unwrap_or((&name, ""));
+        if let Some(ns) = mean_ns(group, variant) {
+            println!("  {name:<46} {ns:>10.1} ns/op  {:>12.0} ops/s", 1e9 / ns);
+        }
+    }
+    println!();
+    print_ratio(
+        "redis_1task_latency larder/raw",
+        REDIS_LATENCY,
+        LARDER,
+        RAW_REDIS,
+        "time per get, larder / raw GET; >1 means larder is slower",
+    );
+    // Throughput ratio = larder ops/s / raw ops/s = raw time / larder time.
+    print_ratio(
+        "redis_64task_throughput larder/raw",
+        REDIS_THROUGHPUT,
+        RAW_REDIS,
+        LARDER,
+        "ops/s, larder / raw GET = raw time / larder time; <1 means larder has less throughput",
+    );
+    print_ratio(
+        "memory_hit_latency larder/moka_typed",
+        MEMORY_LATENCY,
+        LARDER,
+        MOKA_TYPED,
+        "time per get, larder / typed moka get + clone; >1 means larder is slower",
+    );
+    print_ratio(
+        "memory_hit_latency larder/moka_bytes_decode",
+        MEMORY_LATENCY,
+        LARDER,
+        MOKA_BYTES,
+        "time per get, larder / bytes moka get + rmp_serde decode; >1 means larder is slower",
+    );
+}
+
+fn main() {
+    let mut c = criterion();
+    redis_benches(&mut c);
+    memory_benches(&mut c);
+    c.final_summary();
+    // `--test` (`cargo test --benches`) times one call each: no ratios.
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        println!("ratios are printed only in a full benchmark run");
+    } else {
+        print_ratios();
+    }
+}
