@@ -55,15 +55,17 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        if let Some(value) = self.read_through(key).await? {
+        let physical = self.inner.keys.physical(key);
+        let cached = self.fetch(key, &physical).await?;
+        self.count_read(key, cached.is_some());
+        if let Some(value) = cached {
             return Ok(value);
         }
-        let physical = self.inner.keys.physical(key);
-        let metrics = self.inner.metrics.for_key(key);
+        let metrics = &self.inner.metrics;
         loop {
             match self.inner.flights.join(&physical) {
                 Role::Waiter(flight) => {
-                    metrics.coalesced.increment(1);
+                    metrics.with(key, |m| m.coalesced.increment(1));
                     if let FlightState::Done(bytes) = single_flight::wait(flight).await
                         && let Some(value) = decode_shared(&bytes)
                     {
@@ -74,7 +76,7 @@ impl Cache {
                 Role::Leader(flight) => {
                     // A flight that ended between our read and our join may
                     // have filled the key: look once more before computing.
-                    if let Some(value) = self.read_through(key).await? {
+                    if let Some(value) = self.fetch(key, &physical).await? {
                         return Ok(value);
                     }
                     let started = Instant::now();
@@ -82,7 +84,7 @@ impl Cache {
                     // and releases the waiters.
                     let value = compute().await?;
                     let elapsed = started.elapsed();
-                    metrics.compute.record(elapsed.as_secs_f64());
+                    metrics.with(key, |m| m.compute.record(elapsed.as_secs_f64()));
                     let compute_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);
                     match self.envelope_for(&value, ttl, compute_ms) {
                         Ok((bytes, ttl)) => {
@@ -95,7 +97,8 @@ impl Cache {
                                     )
                                     .await;
                                 if stored.is_ok() {
-                                    metrics.fill.record(filled.elapsed().as_secs_f64());
+                                    let filled = filled.elapsed().as_secs_f64();
+                                    metrics.with(key, |m| m.fill.record(filled));
                                 }
                             }
                             flight.complete(bytes);
@@ -108,11 +111,6 @@ impl Cache {
                 }
             }
         }
-    }
-
-    /// A plain read that also applies the fail mode.
-    async fn read_through<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.get(key).await
     }
 }
 

@@ -18,7 +18,9 @@
 //! `_other`, which bounds the label cardinality whatever the keys look like.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use metrics::{Counter, Histogram, counter, histogram};
 
@@ -57,39 +59,50 @@ pub(crate) fn namespace_of(logical: &str) -> &str {
     logical.split_once(':').map_or(logical, |(ns, _)| ns)
 }
 
+/// Per-namespace handles, read without locks: the map is replaced as a
+/// whole (copy-on-write) when a namespace is first seen, which is rare, so a
+/// hit writes no shared memory beyond the counter itself.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
-    namespaces: RwLock<HashMap<String, Arc<NamespaceMetrics>>>,
+    namespaces: ArcSwap<HashMap<Box<str>, Arc<NamespaceMetrics>>>,
 }
 
 impl Metrics {
-    /// The handles for the namespace of `logical`.
-    pub(crate) fn for_key(&self, logical: &str) -> Arc<NamespaceMetrics> {
+    /// Runs `f` with the handles for the namespace of `logical`.
+    pub(crate) fn with<R>(&self, logical: &str, f: impl FnOnce(&NamespaceMetrics) -> R) -> R {
         let namespace = namespace_of(logical);
         {
-            let namespaces = self.namespaces.read().unwrap_or_else(|p| p.into_inner());
+            let namespaces = self.namespaces.load();
             if let Some(found) = namespaces.get(namespace) {
-                return Arc::clone(found);
+                return f(found);
             }
             if namespaces.len() >= MAX_NAMESPACES
                 && let Some(overflow) = namespaces.get(OVERFLOW)
             {
-                return Arc::clone(overflow);
+                return f(overflow);
             }
         }
-        let mut namespaces = self.namespaces.write().unwrap_or_else(|p| p.into_inner());
-        // One slot stays free for the overflow label.
-        let label = if namespaces.len() >= MAX_NAMESPACES - 1 {
-            OVERFLOW
-        } else {
-            namespace
-        };
-        if let Some(found) = namespaces.get(label) {
-            return Arc::clone(found);
-        }
-        let registered = Arc::new(NamespaceMetrics::register(label));
-        namespaces.insert(label.to_owned(), Arc::clone(&registered));
-        registered
+        f(&self.register(namespace))
+    }
+
+    #[cold]
+    fn register(&self, namespace: &str) -> Arc<NamespaceMetrics> {
+        let mut registered = None;
+        self.namespaces.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            // One slot stays free for the overflow label.
+            let label = if next.len() >= MAX_NAMESPACES - 1 && !next.contains_key(namespace) {
+                OVERFLOW
+            } else {
+                namespace
+            };
+            let handles = next
+                .entry(label.into())
+                .or_insert_with(|| Arc::new(NamespaceMetrics::register(label)));
+            registered = Some(Arc::clone(handles));
+            next
+        });
+        registered.unwrap_or_else(|| Arc::new(NamespaceMetrics::register(OVERFLOW)))
     }
 
     pub(crate) fn store_error(store: &'static str, op: &'static str) {
@@ -116,8 +129,8 @@ mod tests {
     fn label_cardinality_is_bounded() {
         let metrics = Metrics::default();
         for i in 0..(MAX_NAMESPACES + 50) {
-            metrics.for_key(&format!("session-{i}"));
+            metrics.with(&format!("session-{i}"), |m| m.hits.increment(1));
         }
-        assert_eq!(metrics.namespaces.read().unwrap().len(), MAX_NAMESPACES);
+        assert_eq!(metrics.namespaces.load().len(), MAX_NAMESPACES);
     }
 }

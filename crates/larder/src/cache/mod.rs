@@ -58,6 +58,8 @@ pub struct Cache {
 
 struct Inner {
     store: Arc<dyn Store>,
+    /// `store.is_in_process()`, read once.
+    in_process: bool,
     config: Config,
     keys: KeyScheme,
     envelope: EnvelopeSettings,
@@ -92,7 +94,7 @@ impl Cache {
     pub async fn connect(config: Config) -> Result<Cache> {
         let store: Arc<dyn Store> = match &config.redis_url {
             Some(url) => {
-                let store = RedisStore::new(url, config.connect_timeout, config.deadline)?;
+                let store = RedisStore::new(url, config.connect_timeout, None)?;
                 let ping = tokio::time::timeout(config.connect_timeout, store.ping()).await;
                 match (ping, config.fail_mode) {
                     (Ok(Ok(())), _) => tracing::info!(%url, "larder: using Redis"),
@@ -150,6 +152,7 @@ impl Cache {
         let breaker = Breaker::new(config.breaker_failures, config.breaker_open_for);
         Cache {
             inner: Arc::new(Inner {
+                in_process: store.is_in_process(),
                 store,
                 config,
                 keys,
@@ -196,6 +199,9 @@ impl Cache {
         future: impl Future<Output = Result<T>>,
     ) -> Result<T> {
         let inner = &*self.inner;
+        if inner.in_process {
+            return future.await;
+        }
         if !inner.breaker.allow() {
             Metrics::breaker_rejection(inner.store.name());
             return Err(Error::new(

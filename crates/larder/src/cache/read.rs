@@ -2,7 +2,6 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::Cache;
-use super::metrics::NamespaceMetrics;
 use crate::envelope::{self, now_ms};
 use crate::{Error, Result};
 
@@ -17,13 +16,33 @@ impl Cache {
     /// Only in fail-closed mode: the store failure.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let physical = self.inner.keys.physical(key);
-        let metrics = self.inner.metrics.for_key(key);
-        let fetched = self.call("GET", self.inner.store.get(&physical)).await;
-        let Some(Some(bytes)) = self.absorb(fetched)? else {
-            metrics.misses.increment(1);
-            return Ok(None);
-        };
-        Ok(self.decode_or_discard(&physical, &bytes, &metrics).await)
+        let value = self.fetch(key, &physical).await?;
+        self.count_read(key, value.is_some());
+        Ok(value)
+    }
+
+    /// [`Cache::get`] of an already built physical key, without counting the
+    /// hit or miss.
+    pub(super) async fn fetch<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        physical: &str,
+    ) -> Result<Option<T>> {
+        let fetched = self.call("GET", self.inner.store.get(physical)).await;
+        match self.absorb(fetched)? {
+            Some(Some(bytes)) => Ok(self.decode_or_discard(key, physical, &bytes).await),
+            _ => Ok(None),
+        }
+    }
+
+    pub(super) fn count_read(&self, key: &str, hit: bool) {
+        self.inner.metrics.with(key, |m| {
+            if hit {
+                m.hits.increment(1);
+            } else {
+                m.misses.increment(1);
+            }
+        });
     }
 
     /// The values under `keys`, in order, fetched in one round trip.
@@ -41,29 +60,26 @@ impl Cache {
         let fetched = self.call("MGET", self.inner.store.mget(&physical)).await;
         let Some(found) = self.absorb(fetched)? else {
             for key in keys {
-                self.inner.metrics.for_key(key.as_ref()).misses.increment(1);
+                self.count_read(key.as_ref(), false);
             }
             return Ok(keys.iter().map(|_| None).collect());
         };
         let mut values = Vec::with_capacity(keys.len());
         let mut corrupt = Vec::new();
         for ((key, physical), bytes) in keys.iter().zip(physical).zip(found) {
-            let metrics = self.inner.metrics.for_key(key.as_ref());
+            let key = key.as_ref();
             let value = match bytes {
                 None => None,
                 Some(bytes) => match self.decode::<T>(&bytes) {
                     Ok(value) => value,
                     Err(err) => {
-                        self.note_corrupt(&physical, &err, &metrics);
+                        self.note_corrupt(key, &physical, &err);
                         corrupt.push(physical);
                         None
                     }
                 },
             };
-            match value {
-                Some(_) => metrics.hits.increment(1),
-                None => metrics.misses.increment(1),
-            }
+            self.count_read(key, value.is_some());
             values.push(value);
         }
         if !corrupt.is_empty() {
@@ -73,35 +89,29 @@ impl Cache {
         Ok(values)
     }
 
-    /// Decodes a fetched envelope; on failure removes the key. Counts the
-    /// hit or miss.
-    pub(super) async fn decode_or_discard<T: DeserializeOwned>(
+    /// Decodes a fetched envelope; on failure removes the key.
+    async fn decode_or_discard<T: DeserializeOwned>(
         &self,
+        key: &str,
         physical: &str,
         bytes: &Bytes,
-        metrics: &NamespaceMetrics,
     ) -> Option<T> {
         match self.decode(bytes) {
-            Ok(Some(value)) => {
-                metrics.hits.increment(1);
-                Some(value)
-            }
-            Ok(None) => {
-                metrics.misses.increment(1);
-                None
-            }
+            Ok(value) => value,
             Err(err) => {
-                self.note_corrupt(physical, &err, metrics);
-                metrics.misses.increment(1);
+                self.note_corrupt(key, physical, &err);
                 let keys = [physical.to_owned()];
+                // Best effort: a failure here only means another miss later.
                 let _ = self.call("UNLINK", self.inner.store.unlink(&keys)).await;
                 None
             }
         }
     }
 
-    fn note_corrupt(&self, physical: &str, err: &Error, metrics: &NamespaceMetrics) {
-        metrics.decode_failures.increment(1);
+    fn note_corrupt(&self, key: &str, physical: &str, err: &Error) {
+        self.inner
+            .metrics
+            .with(key, |m| m.decode_failures.increment(1));
         tracing::warn!(key = physical, error = %err, "larder: undecodable cache entry removed");
     }
 

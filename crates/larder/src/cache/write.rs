@@ -84,7 +84,7 @@ impl Cache {
         if bytes.len() <= max {
             return Ok(());
         }
-        self.inner.metrics.for_key(key).oversize.increment(1);
+        self.inner.metrics.with(key, |m| m.oversize.increment(1));
         Err(Error::new(
             ErrorKind::TooLarge,
             format!(

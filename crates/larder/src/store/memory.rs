@@ -85,6 +85,10 @@ impl Store for MemoryStore {
         "memory"
     }
 
+    fn is_in_process(&self) -> bool {
+        true
+    }
+
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
         let value = self.entries.get(key).map(|e| e.value);
         async move { Ok(value) }.boxed()

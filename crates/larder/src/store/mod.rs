@@ -72,6 +72,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// A short name for logs and metrics (`memory`, `redis`).
     fn name(&self) -> &'static str;
 
+    /// Whether calls complete in this process without I/O. The cache skips
+    /// deadlines and the circuit breaker for such stores: they cannot hang
+    /// or go away, and a timer per call would be most of a hit's cost.
+    fn is_in_process(&self) -> bool {
+        false
+    }
+
     /// The value under `key`, if any.
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>>;
 

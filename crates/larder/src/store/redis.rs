@@ -43,21 +43,22 @@ impl RedisStore {
     /// Tokio runtime.
     ///
     /// `connect_timeout` bounds each connection attempt and
-    /// `response_timeout` each command; [`Cache`](crate::Cache) adds its own
-    /// deadline around every call on top.
+    /// `response_timeout`, if any, each command. [`Cache`](crate::Cache)
+    /// passes `None`: it bounds every call with its own deadline, and a
+    /// second timer per command would only cost CPU on every hit.
     ///
     /// # Errors
     /// [`ErrorKind::Config`] if the URL cannot be used by this build.
     pub fn new(
         url: &RedisUrl,
         connect_timeout: Duration,
-        response_timeout: Duration,
+        response_timeout: Option<Duration>,
     ) -> Result<Self> {
         let client = redis::Client::open(url.expose())
             .map_err(|e| Error::config(format!("cannot use REDIS_URL `{url}`")).with_source(e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(Some(response_timeout))
+            .set_response_timeout(response_timeout)
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
         let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
