@@ -31,6 +31,7 @@ mod envelope;
 mod error;
 pub mod global;
 pub mod key;
+mod runtime;
 pub mod store;
 
 pub use cache::Cache;
@@ -40,6 +41,7 @@ pub use global::{
     delete_cached_data, get, get_many, get_or_compute, init, init_from_env,
     invalidate_cache_pattern, set, set_many, try_get_or_compute,
 };
+pub use runtime::block_on;
 
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

@@ -62,13 +62,16 @@ impl Breaker {
         }
     }
 
-    pub(crate) fn on_failure(&self) {
+    /// Counts a failure; returns whether this failure (re)opened the breaker.
+    pub(crate) fn on_failure(&self) -> bool {
         let failures = self
             .failures
             .fetch_add(1, Ordering::AcqRel)
             .saturating_add(1);
         let open = self.open_until_ms.load(Ordering::Acquire) != 0;
-        if self.probing.swap(false, Ordering::AcqRel) || (!open && failures >= self.threshold) {
+        let opens =
+            self.probing.swap(false, Ordering::AcqRel) || (!open && failures >= self.threshold);
+        if opens {
             self.open_until_ms
                 .store(self.now_ms() + self.open_for_ms, Ordering::Release);
             if !open {
@@ -79,6 +82,7 @@ impl Breaker {
                 );
             }
         }
+        opens
     }
 
     pub(crate) fn is_open(&self) -> bool {

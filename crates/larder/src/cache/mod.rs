@@ -228,7 +228,9 @@ impl Cache {
         match &outcome {
             Ok(_) => inner.breaker.on_success(),
             Err(err) => {
-                inner.breaker.on_failure();
+                if inner.breaker.on_failure() {
+                    inner.store.reset();
+                }
                 Metrics::store_error(inner.store.name(), op);
                 tracing::debug!(op, error = %err, "larder: store call failed");
             }

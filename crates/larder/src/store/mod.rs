@@ -7,7 +7,7 @@
 //! - [`MemoryStore`]: in-process (moka), the embedded default when no
 //!   `REDIS_URL` is configured. A real store with real expiry, not a mock.
 //! - [`RedisStore`]: Redis standalone through one reconnecting, multiplexed
-//!   connection (redis-rs `ConnectionManager`).
+//!   connection, made on Larder's own I/O thread.
 //!
 //! Atomic multi-key operations are named methods, not raw Lua: `RedisStore`
 //! implements them with Lua scripts, `MemoryStore` natively, so that nothing
@@ -78,6 +78,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn is_in_process(&self) -> bool {
         false
     }
+
+    /// Drops the connection(s) so that the next call connects afresh. The
+    /// cache calls this when its circuit breaker opens: a Redis that stopped
+    /// answering may have left a connection that never will.
+    fn reset(&self) {}
 
     /// The value under `key`, if any.
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>>;
