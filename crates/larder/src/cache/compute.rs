@@ -3,6 +3,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use super::Cache;
 use super::single_flight::{self, FlightState, Role};
@@ -82,7 +83,9 @@ impl Cache {
                     let started = Instant::now();
                     // On `Err` (or a panic, or cancellation) the guard drops
                     // and releases the waiters.
-                    let value = compute().await?;
+                    let value = compute()
+                        .instrument(tracing::debug_span!("larder.compute", key))
+                        .await?;
                     let elapsed = started.elapsed();
                     metrics.with(key, |m| m.compute.record(elapsed.as_secs_f64()));
                     let compute_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);

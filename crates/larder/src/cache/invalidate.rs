@@ -1,3 +1,5 @@
+use tracing::Instrument;
+
 use super::Cache;
 use crate::Result;
 
@@ -44,13 +46,22 @@ impl Cache {
     pub async fn invalidate_cache_pattern(&self, pattern: &str) -> Result<u64> {
         let physical = self.inner.keys.pattern(pattern);
         let config = &self.inner.config;
-        self.call_within(
-            "SCAN/UNLINK",
-            None,
-            self.inner
-                .store
-                .unlink_pattern(&physical, config.scan_batch, config.deadline),
-        )
-        .await
+        let span = tracing::debug_span!(
+            "larder.invalidate_pattern",
+            pattern,
+            removed = tracing::field::Empty
+        );
+        let removed = self
+            .call_within(
+                "SCAN/UNLINK",
+                None,
+                self.inner
+                    .store
+                    .unlink_pattern(&physical, config.scan_batch, config.deadline),
+            )
+            .instrument(span.clone())
+            .await?;
+        span.record("removed", removed);
+        Ok(removed)
     }
 }

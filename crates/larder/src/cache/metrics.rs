@@ -14,7 +14,11 @@
 //! | `larder_fill_seconds` | histogram | time to store a computed value |
 //!
 //! Handles are registered once per namespace and reused, so the hit path does
-//! not build label sets. Namespaces beyond the first 256 share the label
+//! not build label sets. Tracing: misses run the origin inside a
+//! `larder.compute` span (field `key`) and pattern invalidations inside
+//! `larder.invalidate_pattern` (`pattern`, `removed`); store failures, breaker
+//! changes and undecodable entries are events. Hits create no span: they are
+//! the hot path. Namespaces beyond the first 256 share the label
 //! `_other`, which bounds the label cardinality whatever the keys look like.
 
 use std::collections::HashMap;
