@@ -24,6 +24,31 @@
 //! - [`global`](mod@global): the global default cache and the seed's free functions.
 //! - [`key`]: the key scheme, argument digests, safe patterns.
 //! - [`store`]: the [`Store`](store::Store) trait, [`MemoryStore`](store::MemoryStore) and [`RedisStore`](store::RedisStore).
+//!
+//! # Metrics and tracing
+//!
+//! Larder records through the [`metrics`](https://docs.rs/metrics) facade;
+//! install any recorder (e.g. the Prometheus exporter) to collect them.
+//! Labels: `namespace` is the first `:`-separated segment of the logical key
+//! (`product` for `product:1`); beyond 256 namespaces the rest share
+//! `_other`, so label cardinality stays bounded whatever the keys look like.
+//!
+//! | name | kind | meaning |
+//! |---|---|---|
+//! | `larder_hits_total` | counter | reads answered by the cache |
+//! | `larder_misses_total` | counter | reads not answered (absent, expired, undecodable, store failure) |
+//! | `larder_store_errors_total` | counter | store calls that failed or timed out (label `op`) |
+//! | `larder_breaker_rejections_total` | counter | store calls skipped because the breaker is open |
+//! | `larder_decode_failures_total` | counter | stored values that could not be decoded (removed) |
+//! | `larder_oversize_total` | counter | values over `max_value_bytes`, not cached |
+//! | `larder_coalesced_total` | counter | misses that waited for another caller's computation |
+//! | `larder_compute_seconds` | histogram | time spent in the origin on a miss |
+//! | `larder_fill_seconds` | histogram | time to store a computed value |
+//!
+//! Misses run the origin inside a `larder.compute` span (field `key`),
+//! pattern invalidations inside `larder.invalidate_pattern` (`pattern`,
+//! `removed`); store failures, breaker changes and undecodable entries are
+//! events. Hits create no span: they are the hot path.
 
 mod cache;
 pub mod config;
