@@ -54,6 +54,10 @@ mod cache;
 pub mod config;
 mod envelope;
 mod error;
+mod expiring;
+#[doc(hidden)]
+#[path = "macro_support.rs"]
+pub mod __private;
 pub mod global;
 pub mod key;
 mod runtime;
@@ -62,6 +66,9 @@ pub mod store;
 pub use cache::Cache;
 pub use config::{Codec, Compression, Config, FailMode};
 pub use error::{Error, ErrorKind, Result};
+pub use expiring::Expiring;
+#[cfg(feature = "macros")]
+pub use larder_macros::cached;
 pub use global::{
     delete_cached_data, get, get_many, get_or_compute, init, init_from_env,
     invalidate_cache_pattern, set, set_many, try_get_or_compute,

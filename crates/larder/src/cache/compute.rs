@@ -1,3 +1,4 @@
+use std::convert::Infallible;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,52 @@ use tracing::Instrument;
 use super::Cache;
 use super::single_flight::{self, FlightState, Role};
 use crate::envelope::{self, EnvelopeSettings};
-use crate::{Error, Result};
+use crate::{Error, Expiring, Result};
+
+/// A computed value and, if it chose one, its own TTL.
+#[derive(Debug)]
+#[doc(hidden)]
+pub struct Computed<T> {
+    /// The value.
+    pub value: T,
+    /// The TTL the value chose, if any.
+    pub ttl: Option<Duration>,
+}
+
+impl<T> Computed<T> {
+    /// A value without a TTL of its own.
+    pub fn plain(value: T) -> Self {
+        Self { value, ttl: None }
+    }
+}
+
+impl<T> From<Expiring<T>> for Computed<T> {
+    fn from(expiring: Expiring<T>) -> Self {
+        Self {
+            value: expiring.value,
+            ttl: Some(expiring.ttl),
+        }
+    }
+}
+
+/// Why a read-through call failed: the cache (fail-closed only) or the
+/// origin.
+#[derive(Debug)]
+pub(crate) enum ComputeError<E> {
+    Cache(Error),
+    Origin(E),
+}
+
+/// How a read-through call behaves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadThrough {
+    /// TTL when the computed value picks none.
+    pub(crate) ttl: Duration,
+    /// Treat store failures as misses whatever the cache's fail mode.
+    pub(crate) fail_open: bool,
+    /// Skip the read: recompute and store (refresh).
+    pub(crate) refresh: bool,
+}
 
 impl Cache {
     /// The value under `key`; on a miss, computes it with `compute`, stores
@@ -29,8 +75,28 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        self.try_get_or_compute(key, ttl, || async { Ok::<T, Error>(compute().await) })
+        let compute = || async { Ok::<_, Infallible>(Computed::plain(compute().await)) };
+        self.read_through(key, self.options(ttl), compute)
             .await
+            .map_err(never_origin)
+    }
+
+    /// [`Cache::get_or_compute`] where the computed value picks its own TTL
+    /// ([`Expiring`]).
+    ///
+    /// # Errors
+    /// Only in fail-closed mode: the store failure.
+    pub async fn get_or_compute_expiring<T, F, Fut>(&self, key: &str, compute: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Expiring<T>>,
+    {
+        let compute = || async { Ok::<_, Infallible>(Computed::from(compute().await)) };
+        let options = self.options(self.inner.config.default_ttl);
+        self.read_through(key, options, compute)
+            .await
+            .map_err(never_origin)
     }
 
     /// [`Cache::get_or_compute`] for a fallible origin: only `Ok` values are
@@ -56,11 +122,67 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        let compute = || async { compute().await.map(Computed::plain) };
+        self.read_through(key, self.options(ttl), compute)
+            .await
+            .map_err(|err| match err {
+                ComputeError::Cache(err) => E::from(err),
+                ComputeError::Origin(err) => err,
+            })
+    }
+
+    /// Recomputes the value under `key` and stores it for `ttl`, whatever is
+    /// cached now; returns it. Warming uses this.
+    ///
+    /// # Errors
+    /// Only in fail-closed mode: the store failure of the fill.
+    pub async fn refresh<T, F, Fut>(&self, key: &str, ttl: Duration, compute: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let compute = || async { Ok::<_, Infallible>(Computed::plain(compute().await)) };
+        let options = ReadThrough {
+            refresh: true,
+            ..self.options(ttl)
+        };
+        self.read_through(key, options, compute)
+            .await
+            .map_err(never_origin)
+    }
+
+    fn options(&self, ttl: Duration) -> ReadThrough {
+        ReadThrough {
+            ttl,
+            fail_open: self.fail_open(),
+            refresh: false,
+        }
+    }
+
+    /// The read path every read-through caller shares: read, join the key's
+    /// flight, compute once, fill, hand the value to the waiters.
+    pub(crate) async fn read_through<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: ReadThrough,
+        compute: F,
+    ) -> Result<T, ComputeError<E>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Computed<T>, E>>,
+    {
         let physical = self.inner.keys.physical(key);
-        let cached = self.fetch(key, &physical).await?;
-        self.count_read(key, cached.is_some());
-        if let Some(value) = cached {
-            return Ok(value);
+        if !options.refresh {
+            let cached = self
+                .fetch(key, &physical, options.fail_open)
+                .await
+                .map_err(ComputeError::Cache)?;
+            self.count_read(key, cached.is_some());
+            if let Some(value) = cached {
+                return Ok(value);
+            }
         }
         let metrics = &self.inner.metrics;
         loop {
@@ -77,43 +199,78 @@ impl Cache {
                 Role::Leader(flight) => {
                     // A flight that ended between our read and our join may
                     // have filled the key: look once more before computing.
-                    if let Some(value) = self.fetch(key, &physical).await? {
+                    if !options.refresh
+                        && let Some(value) = self
+                            .fetch(key, &physical, options.fail_open)
+                            .await
+                            .map_err(ComputeError::Cache)?
+                    {
                         return Ok(value);
                     }
                     let started = Instant::now();
                     // On `Err` (or a panic, or cancellation) the guard drops
                     // and releases the waiters.
-                    let value = compute()
+                    let computed = compute()
                         .instrument(tracing::debug_span!("larder.compute", key))
-                        .await?;
+                        .await
+                        .map_err(ComputeError::Origin)?;
                     let elapsed = started.elapsed();
                     metrics.with(key, |m| m.compute.record(elapsed.as_secs_f64()));
-                    let compute_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);
-                    match self.envelope_for(&value, ttl, compute_ms) {
-                        Ok((bytes, ttl)) => {
-                            if self.check_size(key, &bytes).is_ok() {
-                                let filled = Instant::now();
-                                let stored = self
-                                    .call(
-                                        "SET",
-                                        self.inner.store.set(&physical, bytes.clone(), ttl),
-                                    )
-                                    .await;
-                                if stored.is_ok() {
-                                    let filled = filled.elapsed().as_secs_f64();
-                                    metrics.with(key, |m| m.fill.record(filled));
-                                }
-                            }
-                            flight.complete(bytes);
-                        }
-                        Err(err) => {
-                            tracing::warn!(key, error = %err, "larder: computed value not cached");
-                        }
-                    }
-                    return Ok(value);
+                    let ttl = computed.ttl.unwrap_or(options.ttl);
+                    self.fill(key, &physical, &computed.value, ttl, elapsed, flight, options)
+                        .await
+                        .map_err(ComputeError::Cache)?;
+                    return Ok(computed.value);
                 }
             }
         }
+    }
+
+    /// Stores a freshly computed value and hands it to the flight's waiters.
+    /// Store failures are absorbed unless a refresh runs fail-closed.
+    #[allow(clippy::too_many_arguments)]
+    async fn fill<T: Serialize>(
+        &self,
+        key: &str,
+        physical: &str,
+        value: &T,
+        ttl: Duration,
+        elapsed: Duration,
+        flight: single_flight::LeaderGuard,
+        options: ReadThrough,
+    ) -> Result<()> {
+        let compute_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);
+        let (bytes, ttl) = match self.envelope_for(value, ttl, compute_ms) {
+            Ok(encoded) => encoded,
+            Err(err) => {
+                tracing::warn!(key, error = %err, "larder: computed value not cached");
+                return Ok(());
+            }
+        };
+        let mut outcome = Ok(());
+        if self.check_size(key, &bytes).is_ok() {
+            let filled = Instant::now();
+            let stored = self
+                .call("SET", self.inner.store.set(physical, bytes.clone(), ttl))
+                .await;
+            match stored {
+                Ok(()) => {
+                    let filled = filled.elapsed().as_secs_f64();
+                    self.inner.metrics.with(key, |m| m.fill.record(filled));
+                }
+                Err(err) if options.refresh && !options.fail_open => outcome = Err(err),
+                Err(_) => {}
+            }
+        }
+        flight.complete(bytes);
+        outcome
+    }
+}
+
+fn never_origin(err: ComputeError<Infallible>) -> Error {
+    match err {
+        ComputeError::Cache(err) => err,
+        ComputeError::Origin(never) => match never {},
     }
 }
 
@@ -128,7 +285,6 @@ fn decode_shared<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     };
     envelope::decode_payload(&header, payload, &settings).ok()
 }
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -28,6 +28,9 @@
 
 mod breaker;
 mod compute;
+
+pub use compute::Computed;
+pub(crate) use compute::{ComputeError, ReadThrough};
 mod invalidate;
 mod metrics;
 mod read;
@@ -66,6 +69,15 @@ struct Inner {
     breaker: Breaker,
     flights: SingleFlight,
     metrics: Metrics,
+}
+
+/// Turns a store failure into "nothing" when failing open.
+fn absorb<T>(outcome: Result<T>, fail_open: bool) -> Result<Option<T>> {
+    match outcome {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if err.is_store_failure() && fail_open => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 impl fmt::Debug for Cache {
@@ -240,11 +252,7 @@ impl Cache {
 
     /// Turns a store failure into "nothing" in fail-open mode.
     fn absorb<T>(&self, outcome: Result<T>) -> Result<Option<T>> {
-        match outcome {
-            Ok(value) => Ok(Some(value)),
-            Err(err) if err.is_store_failure() && self.fail_open() => Ok(None),
-            Err(err) => Err(err),
-        }
+        absorb(outcome, self.fail_open())
     }
 
     fn fail_open(&self) -> bool {

@@ -1,7 +1,7 @@
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use super::Cache;
+use super::{Cache, absorb};
 use crate::envelope::{self, now_ms};
 use crate::{Error, Result};
 
@@ -16,7 +16,7 @@ impl Cache {
     /// Only in fail-closed mode: the store failure.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let physical = self.inner.keys.physical(key);
-        let value = self.fetch(key, &physical).await?;
+        let value = self.fetch(key, &physical, self.fail_open()).await?;
         self.count_read(key, value.is_some());
         Ok(value)
     }
@@ -27,9 +27,10 @@ impl Cache {
         &self,
         key: &str,
         physical: &str,
+        fail_open: bool,
     ) -> Result<Option<T>> {
         let fetched = self.call("GET", self.inner.store.get(physical)).await;
-        match self.absorb(fetched)? {
+        match absorb(fetched, fail_open)? {
             Some(Some(bytes)) => Ok(self.decode_or_discard(key, physical, &bytes).await),
             _ => Ok(None),
         }

@@ -1,0 +1,373 @@
+//! Emitting the cached function and its companions.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Ident, ItemFn};
+
+use super::args::CachedArgs;
+use super::returns::{Returns, Shape};
+use super::signature::{Params, Role};
+use crate::crate_path;
+
+/// Everything the emitted items share.
+struct Plan<'a> {
+    larder: TokenStream,
+    args: &'a CachedArgs,
+    function: &'a ItemFn,
+    params: &'a Params,
+    returns: &'a Returns,
+    namespace: String,
+    is_async: bool,
+}
+
+pub(super) fn generate(
+    args: &CachedArgs,
+    function: &ItemFn,
+    params: &Params,
+    returns: &Returns,
+) -> darling::Result<TokenStream> {
+    if args.cache_none && returns.shape != Shape::Optional {
+        return Err(darling::Error::custom(
+            "`cache_none` applies only to functions returning `Option<T>`",
+        ));
+    }
+    if args.none_ttl.is_some() && !args.cache_none {
+        return Err(darling::Error::custom("`none_ttl` needs `cache_none = true`"));
+    }
+    let plan = Plan {
+        larder: crate_path::larder(),
+        args,
+        function,
+        params,
+        returns,
+        namespace: args
+            .namespace
+            .as_ref()
+            .map_or_else(|| function.sig.ident.to_string(), |ns| ns.value()),
+        is_async: function.sig.asyncness.is_some(),
+    };
+    let main = plan.main_fn();
+    let companions = plan.companions();
+    Ok(quote! {
+        #main
+        #companions
+    })
+}
+
+impl Plan<'_> {
+    fn ident(&self) -> &Ident {
+        &self.function.sig.ident
+    }
+
+    /// The type stored in the cache.
+    fn cached_type(&self) -> TokenStream {
+        let value = &self.returns.value;
+        if self.args.cache_none {
+            quote!(::core::option::Option<#value>)
+        } else {
+            quote!(#value)
+        }
+    }
+
+    /// An expression of type `larder::Result<String>`: the logical key.
+    fn key_expr(&self) -> TokenStream {
+        let larder = &self.larder;
+        let namespace = &self.namespace;
+        let body = match &self.args.key {
+            Some(template) => quote! {
+                ::core::result::Result::Ok(::std::format!("{}:{}", #namespace, ::std::format!(#template)))
+            },
+            None => {
+                let args = self.params.with_role(Role::Key).map(|param| {
+                    let ident = &param.ident;
+                    quote_spanned! {param.ty.span()=>
+                        let __larder_digest = #larder::__private::KeyArg::digest_into(&#ident, __larder_digest)?;
+                    }
+                });
+                quote! {
+                    let __larder_digest = #larder::__private::ArgsDigest::new();
+                    #(#args)*
+                    ::core::result::Result::Ok(::std::format!("{}:{}", #namespace, __larder_digest.finish()))
+                }
+            }
+        };
+        quote! {
+            (|| -> #larder::Result<::std::string::String> { #body })()
+        }
+    }
+
+    /// `let __larder_cache: Option<&Cache> = …;`
+    fn cache_binding(&self) -> TokenStream {
+        let larder = &self.larder;
+        match &self.args.cache {
+            Some(expr) => quote_spanned! {expr.span()=>
+                let __larder_cache_source = &(#expr);
+                let __larder_cache = ::core::option::Option::Some(
+                    #larder::__private::AsCache::as_cache(__larder_cache_source),
+                );
+            },
+            None => quote! {
+                let __larder_cache = #larder::__private::global();
+            },
+        }
+    }
+
+    fn ttl_attr(&self) -> TokenStream {
+        match self.args.ttl {
+            Some(secs) => quote!(::core::option::Option::Some(::core::time::Duration::from_secs(#secs))),
+            None => quote!(::core::option::Option::None),
+        }
+    }
+
+    /// The body of the cached function (`refresh = false`) or of its
+    /// `_refresh` companion.
+    fn cached_body(&self, refresh: bool) -> TokenStream {
+        let larder = &self.larder;
+        let key = self.key_expr();
+        let cache = self.cache_binding();
+        let ttl_attr = self.ttl_attr();
+        let ttl_arg = match self.params.with_role(Role::Ttl).next() {
+            Some(param) => {
+                let ident = &param.ident;
+                quote_spanned! {param.ty.span()=>
+                    #larder::__private::TtlArg::ttl(&#ident)
+                }
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let mode = if refresh {
+            quote!(#larder::__private::Mode::Refresh)
+        } else {
+            quote!(#larder::__private::Mode::Read)
+        };
+        let inner = &self.returns.inner;
+        let block = &self.function.block;
+        let to_computed = if self.returns.expiring {
+            quote!(#larder::__private::Computed::from)
+        } else {
+            quote!(#larder::__private::Computed::plain)
+        };
+        let cached_type = self.cached_type();
+        let call = |error: TokenStream, convert: TokenStream| {
+            quote! {
+                #larder::__private::cached::<#cached_type, #error, _, _>(
+                    __larder_cache,
+                    __larder_key,
+                    __larder_ttls,
+                    #mode,
+                    move || async move {
+                        let __larder_out: #inner = async move #block.await;
+                        #convert
+                    },
+                )
+                .await
+            }
+        };
+        let run = match (self.returns.shape, self.args.cache_none) {
+            (Shape::Plain, _) => {
+                let call = call(
+                    quote!(::core::convert::Infallible),
+                    quote!(::core::result::Result::Ok(#to_computed(__larder_out))),
+                );
+                quote!(#larder::__private::infallible(#call))
+            }
+            (Shape::Fallible, _) => call(quote!(_), quote!(__larder_out.map(#to_computed))),
+            (Shape::Optional, false) => {
+                let call = call(
+                    quote!(#larder::__private::NotCached),
+                    quote!(__larder_out.map(#to_computed).ok_or(#larder::__private::NotCached)),
+                );
+                quote!(#call.ok())
+            }
+            (Shape::Optional, true) => {
+                let none_ttl = self.args.none_ttl.or(self.args.ttl).unwrap_or(60);
+                let call = call(
+                    quote!(::core::convert::Infallible),
+                    quote!(::core::result::Result::Ok(#larder::__private::optional(
+                        __larder_out.map(#to_computed),
+                        ::core::time::Duration::from_secs(#none_ttl),
+                    ))),
+                );
+                quote!(#larder::__private::infallible(#call))
+            }
+        };
+        self.maybe_blocking(quote! {
+            let __larder_key = #key;
+            let __larder_ttls = #larder::__private::Ttls {
+                argument: #ttl_arg,
+                attribute: #ttl_attr,
+            };
+            #cache
+            #run
+        })
+    }
+
+    /// `async` functions await their body; sync ones block on it.
+    fn maybe_blocking(&self, body: TokenStream) -> TokenStream {
+        if self.is_async {
+            quote!({ #body })
+        } else {
+            let larder = &self.larder;
+            quote!({ #larder::__private::block_on(async move { #body }) })
+        }
+    }
+
+    fn main_fn(&self) -> TokenStream {
+        let ItemFn { attrs, vis, sig, .. } = self.function;
+        let mut sig = sig.clone();
+        let outer = &self.returns.outer;
+        sig.output = syn::parse_quote!(-> #outer);
+        let body = self.cached_body(false);
+        let ttl = self
+            .args
+            .ttl
+            .map_or_else(|| "the cache's default TTL".to_owned(), |s| format!("{s} s"));
+        let note = format!(
+            " Cached by Larder under `{}:…` for {ttl} (`#[larder::cached]`); see also `{}_invalidate`, `{}_refresh`, `{}_prime`, `{}_peek` and `{}_key`.",
+            self.namespace,
+            self.ident(),
+            self.ident(),
+            self.ident(),
+            self.ident(),
+            self.ident()
+        );
+        quote! {
+            #(#attrs)*
+            #[doc = ""]
+            #[doc = #note]
+            #[allow(clippy::redundant_closure_call, clippy::redundant_async_block)]
+            #vis #sig #body
+        }
+    }
+
+    fn companions(&self) -> TokenStream {
+        let larder = &self.larder;
+        let ident = self.ident();
+        let vis = &self.function.vis;
+        let (impl_generics, _, where_clause) = self.function.sig.generics.split_for_impl();
+        let generics = &self.function.sig.generics.params;
+        let generics = if generics.is_empty() {
+            quote!()
+        } else {
+            quote!(<#generics>)
+        };
+        let _ = impl_generics;
+        let asyncness = if self.is_async { quote!(async) } else { quote!() };
+        let receiver = self.params.receiver.as_ref().map(|r| {
+            if matches!(r.kind, syn::ReceiverKind::Typed(..)) {
+                quote!(#r,)
+            } else {
+                quote!(&self,)
+            }
+        });
+        let key_params: Vec<_> = self
+            .params
+            .with_role(Role::Key)
+            .map(|p| {
+                let (ident, ty) = (&p.ident, &p.ty);
+                quote!(#ident: #ty)
+            })
+            .collect();
+        let mark_used: Vec<_> = self
+            .params
+            .with_role(Role::Key)
+            .map(|p| {
+                let ident = &p.ident;
+                quote!(let _ = &#ident;)
+            })
+            .collect();
+        let key = self.key_expr();
+        let cache = self.cache_binding();
+        let cached_type = self.cached_type();
+        let ttl_attr = self.ttl_attr();
+        let value_ident = if self.params.params.iter().any(|p| p.ident == "value") {
+            format_ident!("cached_value")
+        } else {
+            format_ident!("value")
+        };
+        let name = format!("`{ident}`");
+
+        let key_fn = format_ident!("{ident}_key");
+        let invalidate_fn = format_ident!("{ident}_invalidate");
+        let peek_fn = format_ident!("{ident}_peek");
+        let prime_fn = format_ident!("{ident}_prime");
+        let refresh_fn = format_ident!("{ident}_refresh");
+
+        let key_doc = format!(
+            " The logical cache key of {name} for these arguments (`{}:…`).",
+            self.namespace
+        );
+        let invalidate_doc =
+            format!(" Removes the cached result of {name} for these arguments; returns whether one was cached.");
+        let peek_doc = format!(" The cached result of {name} for these arguments, without computing it.");
+        let prime_doc = format!(" Caches `{value_ident}` as the result of {name} for these arguments.");
+        let refresh_doc = format!(
+            " Recomputes {name} for these arguments and caches the result, whatever is cached now."
+        );
+        let errors_doc = " # Errors\n When the store fails, the key cannot be computed, or no cache is available.";
+
+        let invalidate_body = self.maybe_blocking(quote! {
+            #(#mark_used)*
+            let __larder_key = #key;
+            #cache
+            #larder::__private::invalidate(__larder_cache, __larder_key).await
+        });
+        let peek_body = self.maybe_blocking(quote! {
+            #(#mark_used)*
+            let __larder_key = #key;
+            #cache
+            #larder::__private::peek::<#cached_type>(__larder_cache, __larder_key).await
+        });
+        let prime_body = self.maybe_blocking(quote! {
+            #(#mark_used)*
+            let __larder_key = #key;
+            #cache
+            #larder::__private::prime(__larder_cache, __larder_key, &#value_ident, #ttl_attr).await
+        });
+
+        let mut refresh_sig = self.function.sig.clone();
+        refresh_sig.ident = refresh_fn.clone();
+        let outer = &self.returns.outer;
+        refresh_sig.output = syn::parse_quote!(-> #outer);
+        let refresh_body = self.cached_body(true);
+
+        quote! {
+            #[doc = #key_doc]
+            #[doc = ""]
+            #[doc = " # Errors"]
+            #[doc = " When an argument cannot be serialized."]
+            #[allow(clippy::redundant_closure_call, dead_code)]
+            #vis fn #key_fn #generics (#(#key_params),*) -> #larder::Result<::std::string::String> #where_clause {
+                #(#mark_used)*
+                #key
+            }
+
+            #[doc = #invalidate_doc]
+            #[doc = ""]
+            #[doc = #errors_doc]
+            #[allow(clippy::redundant_closure_call, dead_code)]
+            #vis #asyncness fn #invalidate_fn #generics (#receiver #(#key_params),*) -> #larder::Result<bool> #where_clause
+            #invalidate_body
+
+            #[doc = #peek_doc]
+            #[doc = ""]
+            #[doc = #errors_doc]
+            #[allow(clippy::redundant_closure_call, dead_code)]
+            #vis #asyncness fn #peek_fn #generics (#receiver #(#key_params),*) -> #larder::Result<::core::option::Option<#cached_type>> #where_clause
+            #peek_body
+
+            #[doc = #prime_doc]
+            #[doc = ""]
+            #[doc = #errors_doc]
+            #[allow(clippy::redundant_closure_call, dead_code)]
+            #vis #asyncness fn #prime_fn #generics (#receiver #(#key_params,)* #value_ident: #cached_type) -> #larder::Result<()> #where_clause
+            #prime_body
+
+            #[doc = #refresh_doc]
+            #[allow(clippy::redundant_closure_call, clippy::redundant_async_block, dead_code)]
+            #vis #refresh_sig
+            #refresh_body
+        }
+    }
+}
