@@ -17,6 +17,9 @@ pub enum ErrorKind {
     Store,
     /// A store call did not finish within the configured deadline.
     Timeout,
+    /// The store answered but refused the command (Redis `WRONGTYPE`,
+    /// `OOM`, `NOPERM`, …): it is up, so this does not trip the breaker.
+    Rejected,
     /// The circuit breaker is open: the store failed repeatedly and is not
     /// being called until the next probe.
     CircuitOpen,
@@ -39,6 +42,7 @@ impl ErrorKind {
             ErrorKind::Config => "invalid configuration",
             ErrorKind::Store => "store error",
             ErrorKind::Timeout => "store call timed out",
+            ErrorKind::Rejected => "store refused the command",
             ErrorKind::CircuitOpen => "circuit breaker open",
             ErrorKind::Encode => "cannot encode value",
             ErrorKind::Decode => "cannot decode cached value",
@@ -93,12 +97,12 @@ impl Error {
         self.kind
     }
 
-    /// The store failed, timed out or is cut off by the circuit breaker: the
-    /// errors that fail-open mode turns into misses.
+    /// The store failed, timed out, refused the command or is cut off by the
+    /// circuit breaker: the errors that fail-open mode turns into misses.
     pub fn is_store_failure(&self) -> bool {
         matches!(
             self.kind,
-            ErrorKind::Store | ErrorKind::Timeout | ErrorKind::CircuitOpen
+            ErrorKind::Store | ErrorKind::Timeout | ErrorKind::Rejected | ErrorKind::CircuitOpen
         )
     }
 
@@ -176,7 +180,12 @@ mod tests {
 
     #[test]
     fn store_failures_are_grouped() {
-        for kind in [ErrorKind::Store, ErrorKind::Timeout, ErrorKind::CircuitOpen] {
+        for kind in [
+            ErrorKind::Store,
+            ErrorKind::Timeout,
+            ErrorKind::Rejected,
+            ErrorKind::CircuitOpen,
+        ] {
             assert!(Error::new(kind, "x").is_store_failure());
         }
         assert!(!Error::new(ErrorKind::Decode, "x").is_store_failure());

@@ -50,29 +50,30 @@
 //! `removed`); store failures, breaker changes and undecodable entries are
 //! events. Hits create no span: they are the hot path.
 
+#[doc(hidden)]
+#[path = "macro_support.rs"]
+pub mod __private;
 mod cache;
 pub mod config;
 mod envelope;
 mod error;
 mod expiring;
-#[doc(hidden)]
-#[path = "macro_support.rs"]
-pub mod __private;
 pub mod global;
 pub mod key;
 mod runtime;
 pub mod store;
 
-pub use cache::Cache;
+pub use cache::{Cache, MAX_TTL};
 pub use config::{Codec, Compression, Config, FailMode};
 pub use error::{Error, ErrorKind, Result};
 pub use expiring::Expiring;
-#[cfg(feature = "macros")]
-pub use larder_macros::cached;
 pub use global::{
     delete_cached_data, get, get_many, get_or_compute, init, init_from_env,
     invalidate_cache_pattern, set, set_many, try_get_or_compute,
 };
+#[cfg(feature = "macros")]
+#[doc = include_str!("cached.md")]
+pub use larder_macros::cached;
 pub use runtime::block_on;
 
 #[cfg(doctest)]

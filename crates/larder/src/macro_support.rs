@@ -11,9 +11,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use crate::cache::Computed;
+use crate::cache::{ComputeError, ReadThrough};
 pub use crate::key::ArgsDigest;
 pub use crate::runtime::block_on;
-use crate::cache::{ComputeError, ReadThrough};
 use crate::{Cache, Error, ErrorKind, Result};
 
 /// Whether a call reads through the cache or recomputes and stores.
@@ -29,6 +29,16 @@ pub enum Mode {
 /// not cached: it travels the uncached path like an `Err`.
 #[derive(Debug, Clone, Copy)]
 pub struct NotCached;
+
+/// Values a `#[cached]` function can cache.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached: a cached value must implement serde's `Serialize` and `Deserialize`",
+    label = "the cached value",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it"
+)]
+pub trait CachedValue: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> CachedValue for T {}
 
 /// Arguments that go into a cache key.
 #[diagnostic::on_unimplemented(
@@ -158,7 +168,7 @@ pub async fn cached<T, E, F, Fut>(
     compute: F,
 ) -> Result<T, E>
 where
-    T: Serialize + DeserializeOwned,
+    T: CachedValue,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Computed<T>, E>>,
 {
@@ -235,7 +245,7 @@ pub async fn invalidate(cache: Option<&Cache>, key: Result<String>) -> Result<bo
 ///
 /// # Errors
 /// The store failure (fail-closed caches), or no cache.
-pub async fn peek<T: DeserializeOwned>(cache: Option<&Cache>, key: Result<String>) -> Result<Option<T>> {
+pub async fn peek<T: CachedValue>(cache: Option<&Cache>, key: Result<String>) -> Result<Option<T>> {
     require(cache)?.get(&key?).await
 }
 
@@ -243,7 +253,7 @@ pub async fn peek<T: DeserializeOwned>(cache: Option<&Cache>, key: Result<String
 ///
 /// # Errors
 /// As [`Cache::set`], or no cache.
-pub async fn prime<T: Serialize>(
+pub async fn prime<T: CachedValue>(
     cache: Option<&Cache>,
     key: Result<String>,
     value: &T,

@@ -12,6 +12,7 @@ pub(crate) struct CachedArgs {
     /// Key namespace; defaults to the function's name.
     pub(crate) namespace: Option<LitStr>,
     /// TTL in seconds; defaults to the cache's default TTL.
+    #[darling(default, with = seconds)]
     pub(crate) ttl: Option<u64>,
     /// A readable key from named arguments, e.g. `"{user_id}"`, instead of
     /// the digest of all arguments.
@@ -22,7 +23,27 @@ pub(crate) struct CachedArgs {
     #[darling(default)]
     pub(crate) cache_none: bool,
     /// TTL in seconds of a cached `None` (requires `cache_none`).
+    #[darling(default, with = seconds)]
     pub(crate) none_ttl: Option<u64>,
+}
+
+/// A whole number of seconds, with an error that says so.
+fn seconds(meta: &syn::Meta) -> darling::Result<Option<u64>> {
+    let syn::Meta::NameValue(pair) = meta else {
+        return Err(
+            darling::Error::custom("expected `= <seconds>`, e.g. `ttl = 3600`").with_span(meta),
+        );
+    };
+    match &pair.value {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(int),
+            ..
+        }) => int.base10_parse().map(Some).map_err(darling::Error::from),
+        other => Err(darling::Error::custom(
+            "a TTL is a whole number of seconds, e.g. `ttl = 3600` for an hour; use a `ttl` parameter or return `Expiring<T>` for a TTL computed at run time",
+        )
+        .with_span(other)),
+    }
 }
 
 impl CachedArgs {

@@ -33,7 +33,9 @@ pub(super) fn generate(
         ));
     }
     if args.none_ttl.is_some() && !args.cache_none {
-        return Err(darling::Error::custom("`none_ttl` needs `cache_none = true`"));
+        return Err(darling::Error::custom(
+            "`none_ttl` needs `cache_none = true`",
+        ));
     }
     let plan = Plan {
         larder: crate_path::larder(),
@@ -115,7 +117,9 @@ impl Plan<'_> {
 
     fn ttl_attr(&self) -> TokenStream {
         match self.args.ttl {
-            Some(secs) => quote!(::core::option::Option::Some(::core::time::Duration::from_secs(#secs))),
+            Some(secs) => {
+                quote!(::core::option::Option::Some(::core::time::Duration::from_secs(#secs)))
+            }
             None => quote!(::core::option::Option::None),
         }
     }
@@ -214,15 +218,17 @@ impl Plan<'_> {
     }
 
     fn main_fn(&self) -> TokenStream {
-        let ItemFn { attrs, vis, sig, .. } = self.function;
+        let ItemFn {
+            attrs, vis, sig, ..
+        } = self.function;
         let mut sig = sig.clone();
         let outer = &self.returns.outer;
         sig.output = syn::parse_quote!(-> #outer);
         let body = self.cached_body(false);
-        let ttl = self
-            .args
-            .ttl
-            .map_or_else(|| "the cache's default TTL".to_owned(), |s| format!("{s} s"));
+        let ttl = self.args.ttl.map_or_else(
+            || "the cache's default TTL".to_owned(),
+            |s| format!("{s} s"),
+        );
         let note = format!(
             " Cached by Larder under `{}:…` for {ttl} (`#[larder::cached]`); see also `{}_invalidate`, `{}_refresh`, `{}_prime`, `{}_peek` and `{}_key`.",
             self.namespace,
@@ -253,7 +259,11 @@ impl Plan<'_> {
             quote!(<#generics>)
         };
         let _ = impl_generics;
-        let asyncness = if self.is_async { quote!(async) } else { quote!() };
+        let asyncness = if self.is_async {
+            quote!(async)
+        } else {
+            quote!()
+        };
         let receiver = self.params.receiver.as_ref().map(|r| {
             if matches!(r.kind, syn::ReceiverKind::Typed(..)) {
                 quote!(#r,)
@@ -298,10 +308,13 @@ impl Plan<'_> {
             " The logical cache key of {name} for these arguments (`{}:…`).",
             self.namespace
         );
-        let invalidate_doc =
-            format!(" Removes the cached result of {name} for these arguments; returns whether one was cached.");
-        let peek_doc = format!(" The cached result of {name} for these arguments, without computing it.");
-        let prime_doc = format!(" Caches `{value_ident}` as the result of {name} for these arguments.");
+        let invalidate_doc = format!(
+            " Removes the cached result of {name} for these arguments; returns whether one was cached."
+        );
+        let peek_doc =
+            format!(" The cached result of {name} for these arguments, without computing it.");
+        let prime_doc =
+            format!(" Caches `{value_ident}` as the result of {name} for these arguments.");
         let refresh_doc = format!(
             " Recomputes {name} for these arguments and caches the result, whatever is cached now."
         );

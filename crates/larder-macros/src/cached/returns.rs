@@ -29,12 +29,12 @@ pub(crate) struct Returns {
     pub(crate) value: Type,
 }
 
-pub(crate) fn analyze(output: &ReturnType) -> darling::Result<Returns> {
-    let ReturnType::Type(_, ty) = output else {
+pub(crate) fn analyze(sig: &syn::Signature) -> darling::Result<Returns> {
+    let ReturnType::Type(_, ty) = &sig.output else {
         return Err(Error::custom(
             "a #[cached] function must return a value; there is nothing to cache in `()`",
         )
-        .with_span(&output.span()));
+        .with_span(&sig.ident));
     };
     let inner = ungroup(ty).clone();
     check_owned(&inner)?;

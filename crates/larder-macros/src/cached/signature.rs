@@ -46,7 +46,8 @@ pub(crate) fn analyze(sig: &mut Signature) -> darling::Result<Params> {
         errors.push(Error::custom("a #[cached] function cannot be `unsafe`").with_span(unsafety));
     }
     if let Some(abi) = &sig.abi {
-        errors.push(Error::custom("a #[cached] function cannot have an `extern` ABI").with_span(abi));
+        errors
+            .push(Error::custom("a #[cached] function cannot have an `extern` ABI").with_span(abi));
     }
     if let Some(variadic) = &sig.variadic {
         errors.push(Error::custom("a #[cached] function cannot be variadic").with_span(variadic));
@@ -57,7 +58,9 @@ pub(crate) fn analyze(sig: &mut Signature) -> darling::Result<Params> {
         match input {
             FnArg::Receiver(r) => receiver = Some(r.clone()),
             FnArg::Typed(typed) => {
-                let skip = errors.handle(take_larder_attrs(&mut typed.attrs)).unwrap_or(false);
+                let skip = errors
+                    .handle(take_larder_attrs(&mut typed.attrs))
+                    .unwrap_or(false);
                 let ident = match &*typed.pat {
                     Pat::Ident(pat) if pat.subpat.is_none() && pat.by_ref.is_none() => {
                         pat.ident.clone()
@@ -76,8 +79,10 @@ pub(crate) fn analyze(sig: &mut Signature) -> darling::Result<Params> {
                 let role = if ident == "ttl" {
                     if skip {
                         errors.push(
-                            Error::custom("`ttl` is never part of the key; `#[larder(skip)]` is not needed")
-                                .with_span(&ident),
+                            Error::custom(
+                                "`ttl` is never part of the key; `#[larder(skip)]` is not needed",
+                            )
+                            .with_span(&ident),
                         );
                     }
                     Role::Ttl

@@ -4,6 +4,17 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// The breaker's answer to a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Closed: call the store.
+    Closed,
+    /// Open, and this caller is the one probe of this period.
+    Probe,
+    /// Open: do not call the store.
+    Rejected,
+}
+
 #[derive(Debug)]
 pub(crate) struct Breaker {
     threshold: u32,
@@ -33,18 +44,22 @@ impl Breaker {
     }
 
     /// Whether a call may go to the store now. While open, only one caller
-    /// per open period gets `true` once the period has passed: the probe.
-    pub(crate) fn allow(&self) -> bool {
+    /// per open period is admitted once the period has passed: the probe.
+    pub(crate) fn admit(&self) -> Admission {
         let until = self.open_until_ms.load(Ordering::Acquire);
         if until == 0 {
-            return true;
+            return Admission::Closed;
         }
         if self.now_ms() < until {
-            return false;
+            return Admission::Rejected;
         }
-        self.probing
+        match self
+            .probing
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        {
+            Ok(_) => Admission::Probe,
+            Err(_) => Admission::Rejected,
+        }
     }
 
     pub(crate) fn on_success(&self) {
@@ -85,6 +100,16 @@ impl Breaker {
         opens
     }
 
+    /// Gives up a probe that ended without an outcome (its caller was
+    /// cancelled): the breaker stays open for another period, after which a
+    /// new probe is admitted.
+    pub(crate) fn on_probe_abandoned(&self) {
+        if self.probing.swap(false, Ordering::AcqRel) {
+            self.open_until_ms
+                .store(self.now_ms() + self.open_for_ms, Ordering::Release);
+        }
+    }
+
     pub(crate) fn is_open(&self) -> bool {
         self.open_until_ms.load(Ordering::Acquire) != 0
     }
@@ -98,30 +123,44 @@ mod tests {
     fn opens_after_threshold_and_probes_once() {
         let breaker = Breaker::new(3, Duration::ZERO);
         for _ in 0..2 {
-            assert!(breaker.allow());
+            assert_eq!(breaker.admit(), Admission::Closed);
             breaker.on_failure();
         }
         assert!(!breaker.is_open());
         breaker.on_failure();
         assert!(breaker.is_open());
         // open_for = 0: the period has passed; one probe, not two.
-        assert!(breaker.allow());
-        assert!(!breaker.allow());
+        assert_eq!(breaker.admit(), Admission::Probe);
+        assert_eq!(breaker.admit(), Admission::Rejected);
         breaker.on_success();
         assert!(!breaker.is_open());
-        assert!(breaker.allow() && breaker.allow());
+        assert_eq!(breaker.admit(), Admission::Closed);
     }
 
     #[test]
     fn failed_probe_reopens() {
         let breaker = Breaker::new(1, Duration::from_secs(3600));
         breaker.on_failure();
-        assert!(!breaker.allow());
+        assert_eq!(breaker.admit(), Admission::Rejected);
         let breaker = Breaker::new(1, Duration::ZERO);
         breaker.on_failure();
-        assert!(breaker.allow());
+        assert_eq!(breaker.admit(), Admission::Probe);
         breaker.on_failure();
         assert!(breaker.is_open());
-        assert!(breaker.allow(), "a new period gives a new probe");
+        assert_eq!(
+            breaker.admit(),
+            Admission::Probe,
+            "a new period gives a new probe"
+        );
+    }
+
+    #[test]
+    fn an_abandoned_probe_lets_a_later_one_through() {
+        let breaker = Breaker::new(1, Duration::ZERO);
+        breaker.on_failure();
+        assert_eq!(breaker.admit(), Admission::Probe);
+        // The probing caller is cancelled: no success, no failure.
+        breaker.on_probe_abandoned();
+        assert_eq!(breaker.admit(), Admission::Probe);
     }
 }

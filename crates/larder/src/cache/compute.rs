@@ -185,10 +185,20 @@ impl Cache {
             }
         }
         let metrics = &self.inner.metrics;
+        // A refresh must recompute, not take the value of a read that began
+        // earlier: refreshes share flights only with each other.
+        let flight_key = if options.refresh {
+            format!("{physical}\0refresh")
+        } else {
+            physical.clone()
+        };
+        let mut counted = false;
         loop {
-            match self.inner.flights.join(&physical) {
+            match self.inner.flights.join(&flight_key) {
                 Role::Waiter(flight) => {
-                    metrics.with(key, |m| m.coalesced.increment(1));
+                    if !std::mem::replace(&mut counted, true) {
+                        metrics.with(key, |m| m.coalesced.increment(1));
+                    }
                     if let FlightState::Done(bytes) = single_flight::wait(flight).await
                         && let Some(value) = decode_shared(&bytes)
                     {
@@ -217,9 +227,17 @@ impl Cache {
                     let elapsed = started.elapsed();
                     metrics.with(key, |m| m.compute.record(elapsed.as_secs_f64()));
                     let ttl = computed.ttl.unwrap_or(options.ttl);
-                    self.fill(key, &physical, &computed.value, ttl, elapsed, flight, options)
-                        .await
-                        .map_err(ComputeError::Cache)?;
+                    self.fill(
+                        key,
+                        &physical,
+                        &computed.value,
+                        ttl,
+                        elapsed,
+                        flight,
+                        options,
+                    )
+                    .await
+                    .map_err(ComputeError::Cache)?;
                     return Ok(computed.value);
                 }
             }
@@ -306,7 +324,11 @@ mod tests {
 
     /// A leader that stops (by `stop`) mid-computation releases its waiters,
     /// and exactly one of them computes.
-    async fn leader_stops(stop: impl FnOnce(tokio::task::JoinHandle<Result<u32>>)) {
+    async fn leader_stops<S, Fut>(stop: S)
+    where
+        S: FnOnce(tokio::task::JoinHandle<Result<u32>>, oneshot::Sender<()>) -> Fut,
+        Fut: Future<Output = ()>,
+    {
         let cache = Cache::in_memory();
         let (started_tx, started_rx) = oneshot::channel();
         let (release_tx, release_rx) = oneshot::channel::<()>();
@@ -339,8 +361,7 @@ mod tests {
             })
             .collect();
         until_waiting(&cache, "report:1", 3).await;
-        stop(leader);
-        drop(release_tx);
+        stop(leader, release_tx).await;
         for waiter in waiters {
             assert_eq!(waiter.await.unwrap().unwrap(), 7);
         }
@@ -350,15 +371,21 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn panicking_leader_releases_waiters() {
-        leader_stops(|leader| {
-            tokio::spawn(async move { assert!(leader.await.unwrap_err().is_panic()) });
+        leader_stops(|leader, release| async move {
+            drop(release); // the origin goes on, and panics
+            assert!(leader.await.unwrap_err().is_panic());
         })
         .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cancelled_leader_releases_waiters() {
-        leader_stops(|leader| leader.abort()).await;
+        leader_stops(|leader, release| async move {
+            leader.abort(); // cancelled while the origin still waits
+            assert!(leader.await.unwrap_err().is_cancelled());
+            drop(release);
+        })
+        .await;
     }
 
     #[tokio::test]

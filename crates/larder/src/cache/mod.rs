@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use self::breaker::Breaker;
+use self::breaker::{Admission, Breaker};
 use self::metrics::Metrics;
 use self::single_flight::SingleFlight;
 use crate::config::{Config, FailMode};
@@ -71,12 +71,28 @@ struct Inner {
     metrics: Metrics,
 }
 
-/// Turns a store failure into "nothing" when failing open.
+/// The longest TTL Larder stores; longer ones (`Duration::MAX`, a huge
+/// `Expiring::secs`) are cut to it. Ten years: far beyond any useful cache
+/// lifetime, far below what Redis and `Duration` arithmetic can hold.
+pub const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
+/// Turns a failed store call into "nothing" when failing open. Every error
+/// of a store call counts, not only the known failure kinds: a custom store
+/// may report anything, and failing open must hold whatever it reports.
 fn absorb<T>(outcome: Result<T>, fail_open: bool) -> Result<Option<T>> {
     match outcome {
         Ok(value) => Ok(Some(value)),
-        Err(err) if err.is_store_failure() && fail_open => Ok(None),
+        Err(_) if fail_open => Ok(None),
         Err(err) => Err(err),
+    }
+}
+
+/// Reports a probe dropped before its outcome to the breaker.
+struct PendingProbe<'a>(&'a Breaker);
+
+impl Drop for PendingProbe<'_> {
+    fn drop(&mut self) {
+        self.0.on_probe_abandoned();
     }
 }
 
@@ -214,7 +230,8 @@ impl Cache {
         if inner.in_process {
             return future.await;
         }
-        if !inner.breaker.allow() {
+        let admission = inner.breaker.admit();
+        if admission == Admission::Rejected {
             Metrics::breaker_rejection(inner.store.name());
             return Err(Error::new(
                 ErrorKind::CircuitOpen,
@@ -224,6 +241,9 @@ impl Cache {
                 ),
             ));
         }
+        // A call dropped before its outcome (its caller was cancelled) must
+        // not leave the breaker waiting for a probe result forever.
+        let pending = (admission == Admission::Probe).then_some(PendingProbe(&inner.breaker));
         let outcome = match deadline {
             None => future.await,
             Some(deadline) => match tokio::time::timeout(deadline, future).await {
@@ -237,8 +257,15 @@ impl Cache {
                 )),
             },
         };
+        std::mem::forget(pending);
         match &outcome {
+            // The store answered, if only to refuse this command: it is up.
             Ok(_) => inner.breaker.on_success(),
+            Err(err) if err.kind() == ErrorKind::Rejected => {
+                inner.breaker.on_success();
+                Metrics::store_error(inner.store.name(), op);
+                tracing::debug!(op, error = %err, "larder: store refused a command");
+            }
             Err(err) => {
                 if inner.breaker.on_failure() {
                     inner.store.reset();
@@ -259,8 +286,10 @@ impl Cache {
         self.inner.config.fail_mode == FailMode::Open
     }
 
-    /// `ttl` spread by ± the configured jitter fraction; never below 1 ms.
+    /// `ttl` (at most [`MAX_TTL`]) spread by ± the configured jitter
+    /// fraction; never below 1 ms.
     pub(crate) fn jittered(&self, ttl: Duration) -> Duration {
+        let ttl = ttl.min(MAX_TTL);
         let jitter = self.inner.config.ttl_jitter;
         let spread = if jitter > 0.0 {
             ttl.mul_f64(1.0 + rand::rng().random_range(-jitter..=jitter))

@@ -30,6 +30,15 @@ impl Cache {
         fail_open: bool,
     ) -> Result<Option<T>> {
         let fetched = self.call("GET", self.inner.store.get(physical)).await;
+        if let Err(err) = &fetched
+            && err.kind() == crate::ErrorKind::Rejected
+        {
+            // Something that is not a string sits under our key (WRONGTYPE):
+            // like undecodable bytes, it is removed.
+            self.note_corrupt(key, physical, err);
+            let keys = [physical.to_owned()];
+            let _ = self.call("UNLINK", self.inner.store.unlink(&keys)).await;
+        }
         match absorb(fetched, fail_open)? {
             Some(Some(bytes)) => Ok(self.decode_or_discard(key, physical, &bytes).await),
             _ => Ok(None),

@@ -41,21 +41,46 @@ impl RedisUrl {
 
     fn redacted(&self) -> String {
         let url = &self.0;
-        let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-            return url.clone();
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (url.as_str(), None),
         };
-        let rest = &url[scheme_end..];
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        let Some(at) = rest[..authority_end].rfind('@') else {
-            return url.clone();
-        };
-        let userinfo = &rest[..at];
-        let user = match userinfo.find(':') {
-            Some(colon) => format!("{}:***", &userinfo[..colon]),
-            None => "***".to_owned(),
-        };
-        format!("{}{}{}", &url[..scheme_end], user, &rest[at..])
+        let mut out = redact_userinfo(base);
+        if let Some(query) = query {
+            // `unix:///redis.sock?user=app&pass=secret`
+            let params: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if ["pass", "password"].contains(&name) => {
+                        format!("{name}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            out.push('?');
+            out.push_str(&params.join("&"));
+        }
+        out
     }
+}
+
+/// `scheme://user:password@host/…` with the password (or a lone user-info
+/// token, which Redis treats as a password) replaced by `***`.
+fn redact_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &rest[..at];
+    let user = match userinfo.find(':') {
+        Some(colon) => format!("{}:***", &userinfo[..colon]),
+        None => "***".to_owned(),
+    };
+    format!("{}{}{}", &url[..scheme_end], user, &rest[at..])
 }
 
 impl fmt::Display for RedisUrl {
@@ -85,6 +110,13 @@ mod tests {
             RedisUrl::parse("redis://host:1/").unwrap().to_string(),
             "redis://host:1/"
         );
+    }
+
+    #[test]
+    fn unix_socket_passwords_are_hidden() {
+        let url = RedisUrl::parse("unix:///run/redis.sock?db=1&pass=s3cret").unwrap();
+        assert_eq!(url.to_string(), "unix:///run/redis.sock?db=1&pass=***");
+        assert!(!format!("{url:?}").contains("s3cret"));
     }
 
     #[test]

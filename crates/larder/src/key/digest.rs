@@ -6,7 +6,12 @@ use crate::{Error, ErrorKind, Result};
 ///
 /// Each argument is serialized with MessagePack (deterministic for a given
 /// value and type; use `BTreeMap` rather than `HashMap` for map arguments),
-/// framed with its length, and hashed with BLAKE3. The result — 32 hex
+/// framed with its length, and hashed with BLAKE3.
+///
+/// Injective as long as each argument's serialization is: MessagePack
+/// writes `Some(x)` as `x`, so `None` and `Some(None)` of an
+/// `Option<Option<T>>` argument (and `None` and `Some(())`) digest alike.
+/// Use an enum for a three-state argument. The result — 32 hex
 /// characters, 128 bits — is the same in every process, build and platform,
 /// and two different argument lists collide only if BLAKE3 does, which also
 /// keeps attacker-chosen arguments from aiming at someone else's entry.
@@ -78,17 +83,7 @@ mod tests {
             .arg(&Some("books"))
             .unwrap()
             .finish();
-        assert_eq!(
-            d,
-            ArgsDigest::new()
-                .arg(&42_u64)
-                .unwrap()
-                .arg(&Some("books"))
-                .unwrap()
-                .finish()
-        );
-        assert_eq!(d.len(), 32);
-        assert!(d.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(d, "dd27f2ebea402b60347653e811361c35");
     }
 
     #[test]

@@ -405,3 +405,59 @@ mod tests {
         assert!(glob_match("*a".repeat(500).as_bytes(), &subject));
     }
 }
+
+/// Differential check against a real Redis: every pattern of up to four
+/// characters over a hostile alphabet selects exactly the keys `KEYS` does.
+#[cfg(test)]
+mod against_redis {
+    use std::collections::BTreeSet;
+
+    use super::glob_match;
+
+    #[test]
+    fn every_short_pattern_matches_like_redis_keys() {
+        let server = larder_test_support::RedisServer::spawn();
+        let mut conn = server.connection();
+        let subjects: Vec<&[u8]> = vec![
+            b"", b"a", b"[", b"\\", b"]", b"-", b"^", b"abc", b"aa", b"a]", b"a-", b"[a]", b"\\a",
+            b"a\\", b"*", b"?", b"ab", b"-a", b"^a", b"]a", b"\xff", b"a\xff", b"b", b"a[", b"a^",
+            b"[]", b"a*", b"aaa", b"a-a", b"\\\\",
+        ];
+        for subject in &subjects {
+            let _: () = redis::cmd("SET")
+                .arg(*subject)
+                .arg(1)
+                .query(&mut conn)
+                .unwrap();
+        }
+        let alphabet = b"ab*?[]^-\\";
+        let mut mismatches = Vec::new();
+        for len in 0..=4_u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                let mut pattern = Vec::new();
+                for _ in 0..len {
+                    pattern.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                let redis: BTreeSet<Vec<u8>> = redis::cmd("KEYS")
+                    .arg(pattern.as_slice())
+                    .query::<Vec<Vec<u8>>>(&mut conn)
+                    .unwrap()
+                    .into_iter()
+                    .collect();
+                let ours: BTreeSet<Vec<u8>> = subjects
+                    .iter()
+                    .filter(|s| glob_match(&pattern, s))
+                    .map(|s| s.to_vec())
+                    .collect();
+                if redis != ours {
+                    mismatches.push(String::from_utf8_lossy(&pattern).into_owned());
+                }
+            }
+        }
+        assert!(
+            mismatches.is_empty(),
+            "patterns matching unlike Redis: {mismatches:?}"
+        );
+    }
+}

@@ -66,8 +66,12 @@ impl MemoryStore {
             .insert(key.to_owned(), MemoryEntry { value, ttl });
     }
 
+    /// Removes `key`; whether it held a live entry (an expired one that
+    /// moka has not evicted yet does not count, as in Redis).
     fn remove(&self, key: &str) -> bool {
-        self.entries.remove(key).is_some()
+        let live = self.entries.contains_key(key);
+        self.entries.invalidate(key);
+        live
     }
 }
 

@@ -166,7 +166,13 @@ impl Shared {
             (Home::Caller, Ok(current)) => current,
             _ => runtime::io().clone(),
         };
+        // Ends the attempt however the task ends: done, or dropped with its
+        // runtime before or during the attempt (otherwise no attempt would
+        // ever start again). Made out here so that a task dropped before its
+        // first poll drops it too.
+        let attempt = AttemptEnd(Arc::clone(&shared));
         runtime.spawn(async move {
+            let _attempt = attempt;
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
@@ -187,8 +193,16 @@ impl Shared {
                     tracing::debug!(url = %shared.url, failures, error = %err, "larder: cannot connect to Redis");
                 }
             }
-            shared.connecting.store(false, Ordering::Release);
-            shared.attempts.send_modify(|n| *n += 1);
         });
+    }
+}
+
+/// Marks the end of a connection attempt when dropped.
+struct AttemptEnd(Arc<Shared>);
+
+impl Drop for AttemptEnd {
+    fn drop(&mut self) {
+        self.0.connecting.store(false, Ordering::Release);
+        self.0.attempts.send_modify(|n| *n += 1);
     }
 }

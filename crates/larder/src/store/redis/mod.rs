@@ -136,7 +136,7 @@ impl RedisStore {
         match command(conn).await {
             Ok(value) => Ok(value),
             Err(err) if connection.on_error(generation, &err) => {
-                let (_, conn) = connection.get().await?;
+                let (generation, conn) = connection.get().await?;
                 command(conn).await.map_err(|err| {
                     connection.on_error(generation, &err);
                     self.failed(what, err)
@@ -149,8 +149,15 @@ impl RedisStore {
     fn failed(&self, what: &'static str, err: redis::RedisError) -> Error {
         let kind = if err.is_timeout() {
             ErrorKind::Timeout
-        } else {
+        } else if err.is_io_error()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || err.is_unrecoverable_error()
+        {
             ErrorKind::Store
+        } else {
+            // Redis answered: WRONGTYPE, OOM, NOPERM, an out-of-range value…
+            ErrorKind::Rejected
         };
         Error::new(kind, format!("{what} on {} failed", self.url)).with_source(err)
     }
@@ -350,17 +357,28 @@ impl Store for RedisStore {
         async move {
             // Made on the I/O runtime, so the subscription outlives the
             // caller's runtime like every other connection.
+            let deadline = self.connect_timeout;
             let connected = runtime::io()
                 .spawn(async move {
-                    let mut pubsub = client.get_async_pubsub().await?;
-                    pubsub.subscribe(&name).await?;
-                    Ok::<_, redis::RedisError>(pubsub)
+                    tokio::time::timeout(deadline, async {
+                        let mut pubsub = client.get_async_pubsub().await?;
+                        pubsub.subscribe(&name).await?;
+                        Ok::<_, redis::RedisError>(pubsub)
+                    })
+                    .await
                 })
                 .await
                 .map_err(|e| {
                     Error::new(ErrorKind::Store, "the SUBSCRIBE task failed").with_source(e)
                 })?;
-            let pubsub = connected.map_err(|err| self.failed("SUBSCRIBE", err))?;
+            let pubsub = connected
+                .map_err(|_| {
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!("SUBSCRIBE on {} exceeded the connect timeout", self.url),
+                    )
+                })?
+                .map_err(|err| self.failed("SUBSCRIBE", err))?;
             let messages = pubsub
                 .into_on_message()
                 .map(|msg| Bytes::copy_from_slice(msg.get_payload_bytes()));

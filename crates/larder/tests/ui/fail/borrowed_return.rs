@@ -1,0 +1,6 @@
+#[larder::cached(namespace = "name")]
+fn name(id: &str) -> &str {
+    id
+}
+
+fn main() {}

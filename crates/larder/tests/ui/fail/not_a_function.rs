@@ -1,0 +1,4 @@
+#[larder::cached(namespace = "user")]
+struct User;
+
+fn main() {}

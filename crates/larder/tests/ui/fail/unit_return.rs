@@ -1,0 +1,6 @@
+#[larder::cached(namespace = "notify")]
+async fn notify(user_id: u64) {
+    let _ = user_id;
+}
+
+fn main() {}
