@@ -29,13 +29,9 @@ async fn load_user_from_database(user_id: u64) -> UserData {
 }
 
 /// The seed's `@cache_function(namespace='user_data', ttl=3600)`.
-async fn get_user_data(user_id: u64) -> larder::Result<UserData> {
-    larder::get_or_compute(
-        &format!("user_data:{user_id}"),
-        Duration::from_secs(3600),
-        || load_user_from_database(user_id),
-    )
-    .await
+#[larder::cached(namespace = "user_data", ttl = 3600)]
+async fn get_user_data(user_id: u64) -> UserData {
+    load_user_from_database(user_id).await
 }
 
 #[tokio::main]
@@ -50,7 +46,7 @@ async fn main() -> larder::Result<()> {
 
     for round in 1..=2 {
         let started = Instant::now();
-        let user = get_user_data(42).await?;
+        let user = get_user_data(42).await;
         println!(
             "round {round}: {} <{}> in {:?}",
             user.name,
@@ -75,6 +71,6 @@ async fn main() -> larder::Result<()> {
         "invalidate_cache_pattern(\"user:123:*\") -> {} removed",
         larder::invalidate_cache_pattern("user:123:*").await?
     );
-    larder::delete_cached_data("user_data:42").await?;
+    get_user_data_invalidate(42).await?;
     Ok(())
 }
