@@ -51,13 +51,22 @@ pub trait KeyArg {
     ///
     /// # Errors
     /// When serialization fails.
-    fn digest_into(&self, digest: ArgsDigest) -> Result<ArgsDigest>;
+    fn digest_into(&self, digest: &mut ArgsDigest) -> Result<()>;
 }
 
 impl<T: Serialize + ?Sized> KeyArg for T {
-    fn digest_into(&self, digest: ArgsDigest) -> Result<ArgsDigest> {
-        digest.arg(self)
+    fn digest_into(&self, digest: &mut ArgsDigest) -> Result<()> {
+        digest.arg(self).map(drop)
     }
+}
+
+/// `{namespace}:{digest}` in one allocation.
+pub fn digest_key(namespace: &str, digest: &ArgsDigest) -> String {
+    let mut key = String::with_capacity(namespace.len() + 33);
+    key.push_str(namespace);
+    key.push(':');
+    digest.finish_into(&mut key);
+    key
 }
 
 /// The types a `ttl` parameter may have.

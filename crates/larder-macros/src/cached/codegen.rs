@@ -84,13 +84,13 @@ impl Plan<'_> {
                 let args = self.params.with_role(Role::Key).map(|param| {
                     let ident = &param.ident;
                     quote_spanned! {param.ty.span()=>
-                        let __larder_digest = #larder::__private::KeyArg::digest_into(&#ident, __larder_digest)?;
+                        #larder::__private::KeyArg::digest_into(&#ident, &mut __larder_digest)?;
                     }
                 });
                 quote! {
-                    let __larder_digest = #larder::__private::ArgsDigest::new();
+                    let mut __larder_digest = #larder::__private::ArgsDigest::new();
                     #(#args)*
-                    ::core::result::Result::Ok(::std::format!("{}:{}", #namespace, __larder_digest.finish()))
+                    ::core::result::Result::Ok(#larder::__private::digest_key(#namespace, &__larder_digest))
                 }
             }
         };

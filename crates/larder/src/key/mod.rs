@@ -13,6 +13,8 @@
 //!
 //! let a = ArgsDigest::new().arg(&"a:b")?.arg(&"c")?.finish();
 //! let b = ArgsDigest::new().arg(&"a")?.arg(&"b:c")?.finish();
+//! // The length follows each argument: ("ab") and ("a", "b") differ too.
+//! assert_ne!(ArgsDigest::new().arg(&"ab")?.finish(), ArgsDigest::new().arg(&"a")?.arg(&"b")?.finish());
 //! assert_ne!(a, b);
 //! assert_eq!(a.len(), 32);
 //! # Ok::<(), larder::Error>(())
