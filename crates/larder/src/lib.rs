@@ -42,6 +42,11 @@
 //! | `larder_decode_failures_total` | counter | stored values that could not be decoded (removed) |
 //! | `larder_oversize_total` | counter | values over `max_value_bytes`, not cached |
 //! | `larder_coalesced_total` | counter | misses that waited for another caller's computation |
+//! | `larder_lease_wins_total` | counter | leases taken (this caller computes) |
+//! | `larder_lease_losses_total` | counter | misses that found another process's lease and waited |
+//! | `larder_early_refreshes_total` | counter | XFetch refreshes before expiry |
+//! | `larder_stale_serves_total` | counter | values served in their grace period (refreshing, or origin failing) |
+//! | `larder_fills_rejected_total` | counter | fills refused because an invalidation voided the lease |
 //! | `larder_compute_seconds` | histogram | time spent in the origin on a miss |
 //! | `larder_fill_seconds` | histogram | time to store a computed value |
 //!

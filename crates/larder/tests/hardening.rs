@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::FutureExt;
-use larder::store::{MemoryStore, Store, StoreEntry, StoreFuture, Subscription};
+use larder::store::{
+    Lease, LeaseKeys, LeaseRead, MemoryStore, Store, StoreEntry, StoreFuture, Subscription,
+};
 use larder::{Cache, Config, Error, ErrorKind};
 use larder_test_support::RedisServer;
 
@@ -58,6 +60,46 @@ impl Store for Flaky {
         async { Ok(0) }.boxed()
     }
     fn publish<'a>(&'a self, _: &'a str, _: Bytes) -> StoreFuture<'a, ()> {
+        async { Ok(()) }.boxed()
+    }
+    fn get_or_lease<'a>(
+        &'a self,
+        _: LeaseKeys<'a>,
+        token: u64,
+        _: Duration,
+    ) -> StoreFuture<'a, LeaseRead> {
+        async move {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+            match self.mode.load(Ordering::SeqCst) {
+                0 => Ok(LeaseRead::Granted(Lease { token, epoch: 0 })),
+                1 => Err(Error::new(ErrorKind::Store, "down")),
+                _ => futures::future::pending().await,
+            }
+        }
+        .boxed()
+    }
+    fn take_lease<'a>(
+        &'a self,
+        _: LeaseKeys<'a>,
+        _: u64,
+        _: Duration,
+        _: bool,
+    ) -> StoreFuture<'a, Option<Lease>> {
+        async { Ok(None) }.boxed()
+    }
+    fn fill_leased<'a>(
+        &'a self,
+        _: LeaseKeys<'a>,
+        _: Lease,
+        _: Bytes,
+        _: Duration,
+    ) -> StoreFuture<'a, bool> {
+        async { Ok(true) }.boxed()
+    }
+    fn release_lease<'a>(&'a self, _: LeaseKeys<'a>, _: Lease) -> StoreFuture<'a, ()> {
+        async { Ok(()) }.boxed()
+    }
+    fn bump_epoch<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
         async { Ok(()) }.boxed()
     }
     fn subscribe<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Subscription> {
@@ -316,6 +358,38 @@ impl Store for OddStore {
         async { Ok(0) }.boxed()
     }
     fn publish<'a>(&'a self, _: &'a str, _: Bytes) -> StoreFuture<'a, ()> {
+        async { Ok(()) }.boxed()
+    }
+    fn get_or_lease<'a>(
+        &'a self,
+        _: LeaseKeys<'a>,
+        _: u64,
+        _: Duration,
+    ) -> StoreFuture<'a, LeaseRead> {
+        async { Err(Error::new(ErrorKind::Decode, "proxy returned garbage")) }.boxed()
+    }
+    fn take_lease<'a>(
+        &'a self,
+        _: LeaseKeys<'a>,
+        _: u64,
+        _: Duration,
+        _: bool,
+    ) -> StoreFuture<'a, Option<Lease>> {
+        async { Err(Error::new(ErrorKind::Decode, "proxy returned garbage")) }.boxed()
+    }
+    fn fill_leased<'a>(
+        &'a self,
+        _: LeaseKeys<'a>,
+        _: Lease,
+        _: Bytes,
+        _: Duration,
+    ) -> StoreFuture<'a, bool> {
+        async { Err(Error::new(ErrorKind::Decode, "proxy returned garbage")) }.boxed()
+    }
+    fn release_lease<'a>(&'a self, _: LeaseKeys<'a>, _: Lease) -> StoreFuture<'a, ()> {
+        async { Ok(()) }.boxed()
+    }
+    fn bump_epoch<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
         async { Ok(()) }.boxed()
     }
     fn subscribe<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Subscription> {

@@ -2,13 +2,18 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::Cache;
+use super::read::Entry;
 use super::single_flight::{self, FlightState, Role};
-use crate::envelope::{self, EnvelopeSettings};
+use super::xfetch;
+use crate::envelope::{self, EnvelopeSettings, now_ms};
+use crate::store::{Lease, LeaseKeys, LeaseRead};
 use crate::{Error, Expiring, Result};
 
 /// A computed value and, if it chose one, its own TTL.
@@ -160,8 +165,21 @@ impl Cache {
         }
     }
 
-    /// The read path every read-through caller shares: read, join the key's
-    /// flight, compute once, fill, hand the value to the waiters.
+    /// The read path every read-through caller shares.
+    ///
+    /// 1. Read. A fresh value is returned — unless XFetch picks this reader
+    ///    to refresh it early, in which case it takes the lease (if free),
+    ///    recomputes and fills. A value in its stale grace period is returned
+    ///    at once to everyone but the one caller that takes the lease and
+    ///    refreshes it.
+    /// 2. On a miss, join this process's flight for the key: one caller
+    ///    leads, the rest wait for its result.
+    /// 3. The leader takes the key's lease (atomically with a second read);
+    ///    if another process holds it, the leader waits — with backoff, at
+    ///    most the lease TTL — for that process's fill, and computes itself
+    ///    only as a last resort (then without filling).
+    /// 4. Compute, fill if the lease is still ours (an invalidation voids
+    ///    it), hand the value to the flight's waiters.
     pub(crate) async fn read_through<T, E, F, Fut>(
         &self,
         key: &str,
@@ -174,27 +192,114 @@ impl Cache {
         Fut: Future<Output = Result<Computed<T>, E>>,
     {
         let physical = self.inner.keys.physical(key);
-        if !options.refresh {
-            let cached = self
-                .fetch(key, &physical, options.fail_open)
-                .await
-                .map_err(ComputeError::Cache)?;
-            self.count_read(key, cached.is_some());
-            if let Some(value) = cached {
-                return Ok(value);
-            }
-        }
-        let metrics = &self.inner.metrics;
-        // A refresh must recompute, not take the value of a read that began
-        // earlier: refreshes share flights only with each other.
-        let flight_key = if options.refresh {
-            format!("{physical}\0refresh")
-        } else {
-            physical.clone()
+        let lease_key = self.inner.keys.lease(key);
+        let keys = LeaseKeys {
+            value: &physical,
+            lease: &lease_key,
+            epoch: self.inner.keys.epoch(),
         };
+        let leases = self.inner.config.leases;
+        if options.refresh {
+            let lease = if leases {
+                self.take_lease(key, keys, true, options.fail_open)
+                    .await
+                    .map_err(ComputeError::Cache)?
+            } else {
+                None
+            };
+            let flight_key = format!("{physical}\0refresh");
+            return self
+                .compute_in_flight(key, keys, &flight_key, options, lease, compute)
+                .await;
+        }
+        let now = now_ms();
+        let entry: Option<Entry<T>> = self
+            .fetch_entry(key, &physical, options.fail_open)
+            .await
+            .map_err(ComputeError::Cache)?;
+        let mut stale = None;
+        match entry {
+            Some(entry) if entry.is_fresh(now) => {
+                let beta = self
+                    .inner
+                    .config
+                    .xfetch_beta(super::metrics::namespace_of(key));
+                if leases
+                    && xfetch::should_refresh(
+                        now,
+                        entry.expires_at_ms,
+                        entry.compute_ms,
+                        beta,
+                        xfetch::sample(),
+                    )
+                    && let Ok(Some(lease)) = self.take_lease(key, keys, false, true).await
+                {
+                    self.inner
+                        .metrics
+                        .with(key, |m| m.early_refreshes.increment(1));
+                    return self
+                        .compute_and_fill(key, keys, options, Some(lease), compute)
+                        .await
+                        .map(|(value, _)| value);
+                }
+                self.count_read(key, true);
+                return Ok(entry.value);
+            }
+            Some(entry) if now < entry.expires_at_ms.saturating_add(self.grace_ms()) => {
+                // Stale-while-revalidate: one caller refreshes, the others
+                // get the old value at once.
+                let refresher =
+                    leases && matches!(self.take_lease(key, keys, false, true).await, Ok(Some(_)));
+                if !refresher && leases {
+                    self.inner
+                        .metrics
+                        .with(key, |m| m.stale_serves.increment(1));
+                    self.count_read(key, true);
+                    return Ok(entry.value);
+                }
+                stale = Some(entry.value);
+            }
+            _ => {}
+        }
+        self.count_read(key, false);
+        match self
+            .compute_in_flight(key, keys, &physical, options, None, compute)
+            .await
+        {
+            Err(ComputeError::Origin(err)) => match stale {
+                Some(value) if self.inner.config.stale_if_error => {
+                    self.inner
+                        .metrics
+                        .with(key, |m| m.stale_serves.increment(1));
+                    tracing::debug!(key, "larder: origin failed; serving the stale value");
+                    Ok(value)
+                }
+                _ => Err(ComputeError::Origin(err)),
+            },
+            other => other,
+        }
+    }
+
+    /// Steps 2–4 of [`Cache::read_through`]: the flight, the lease, the
+    /// computation. `lease` is one the caller already holds (refresh).
+    async fn compute_in_flight<T, E, F, Fut>(
+        &self,
+        key: &str,
+        keys: LeaseKeys<'_>,
+        flight_key: &str,
+        options: ReadThrough,
+        lease: Option<Lease>,
+        compute: F,
+    ) -> Result<T, ComputeError<E>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Computed<T>, E>>,
+    {
+        let metrics = &self.inner.metrics;
         let mut counted = false;
         loop {
-            match self.inner.flights.join(&flight_key) {
+            match self.inner.flights.join(flight_key) {
                 Role::Waiter(flight) => {
                     if !std::mem::replace(&mut counted, true) {
                         metrics.with(key, |m| m.coalesced.increment(1));
@@ -207,82 +312,255 @@ impl Cache {
                     // Abandoned (or unreadable): try again; one caller leads.
                 }
                 Role::Leader(flight) => {
-                    // A flight that ended between our read and our join may
-                    // have filled the key: look once more before computing.
-                    if !options.refresh
-                        && let Some(value) = self
-                            .fetch(key, &physical, options.fail_open)
-                            .await
-                            .map_err(ComputeError::Cache)?
-                    {
-                        return Ok(value);
+                    let lease = match lease {
+                        Some(lease) => Some(lease),
+                        None if options.refresh => None,
+                        None => match self.lease_or_value(key, keys, options).await? {
+                            Acquired::Value(value, bytes) => {
+                                flight.complete(bytes);
+                                return Ok(value);
+                            }
+                            Acquired::Lease(lease) => lease,
+                        },
+                    };
+                    let (value, bytes) = self
+                        .compute_and_fill(key, keys, options, lease, compute)
+                        .await?;
+                    match bytes {
+                        Some(bytes) => flight.complete(bytes),
+                        None => drop(flight),
                     }
-                    let started = Instant::now();
-                    // On `Err` (or a panic, or cancellation) the guard drops
-                    // and releases the waiters.
-                    let computed = compute()
-                        .instrument(tracing::debug_span!("larder.compute", key))
-                        .await
-                        .map_err(ComputeError::Origin)?;
-                    let elapsed = started.elapsed();
-                    metrics.with(key, |m| m.compute.record(elapsed.as_secs_f64()));
-                    let ttl = computed.ttl.unwrap_or(options.ttl);
-                    self.fill(
-                        key,
-                        &physical,
-                        &computed.value,
-                        ttl,
-                        elapsed,
-                        flight,
-                        options,
-                    )
-                    .await
-                    .map_err(ComputeError::Cache)?;
-                    return Ok(computed.value);
+                    return Ok(value);
                 }
             }
         }
     }
 
-    /// Stores a freshly computed value and hands it to the flight's waiters.
-    /// Store failures are absorbed unless a refresh runs fail-closed.
-    #[allow(clippy::too_many_arguments)]
-    async fn fill<T: Serialize>(
+    /// The flight leader's step 3: a value that appeared meanwhile, or the
+    /// lease (`None`: compute without one — leases off, the store failing,
+    /// or another process's lease outlasting the wait).
+    async fn lease_or_value<T, E>(
         &self,
         key: &str,
-        physical: &str,
-        value: &T,
-        ttl: Duration,
-        elapsed: Duration,
-        flight: single_flight::LeaderGuard,
+        keys: LeaseKeys<'_>,
         options: ReadThrough,
-    ) -> Result<()> {
+    ) -> Result<Acquired<T>, ComputeError<E>>
+    where
+        T: DeserializeOwned,
+    {
+        let metrics = &self.inner.metrics;
+        if !self.inner.config.leases {
+            // A flight that ended between our read and our join may have
+            // filled the key: look once more before computing.
+            let fetched = self.fetch_bytes(keys.value, options.fail_open).await?;
+            if let Some(bytes) = fetched
+                && let Some(value) = self.fresh(key, keys.value, &bytes).await
+            {
+                return Ok(Acquired::Value(value, bytes));
+            }
+            return Ok(Acquired::Lease(None));
+        }
+        let lease_ttl = self.inner.config.lease_ttl;
+        let give_up = Instant::now() + lease_ttl + lease_ttl / 4;
+        let mut backoff = Duration::from_millis(5);
+        let mut waited = false;
+        let token = rand::random::<u64>();
+        loop {
+            let read = self
+                .call(
+                    "get_or_lease",
+                    self.inner.store.get_or_lease(keys, token, lease_ttl),
+                )
+                .await;
+            match read {
+                Ok(LeaseRead::Granted(lease)) => {
+                    metrics.with(key, |m| m.lease_wins.increment(1));
+                    return Ok(Acquired::Lease(Some(lease)));
+                }
+                Ok(LeaseRead::Hit(bytes)) => {
+                    if let Some(value) = self.fresh(key, keys.value, &bytes).await {
+                        return Ok(Acquired::Value(value, bytes));
+                    }
+                    // Present but not fresh (in its grace period, or just
+                    // removed as undecodable): take the lease if it is free.
+                    if let Ok(Some(lease)) = self.take_lease(key, keys, false, true).await {
+                        return Ok(Acquired::Lease(Some(lease)));
+                    }
+                }
+                Ok(LeaseRead::Held) => {}
+                Err(err) if options.fail_open => {
+                    tracing::debug!(key, error = %err, "larder: no lease (store failing); computing without a fill");
+                    return Ok(Acquired::Lease(None));
+                }
+                Err(err) => return Err(ComputeError::Cache(err)),
+            }
+            if !std::mem::replace(&mut waited, true) {
+                metrics.with(key, |m| m.lease_losses.increment(1));
+            }
+            if Instant::now() >= give_up {
+                tracing::warn!(
+                    key,
+                    "larder: another process's lease outlasted the wait; computing without a fill"
+                );
+                return Ok(Acquired::Lease(None));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs the origin and stores the result — with the lease if there is
+    /// one (a voided lease rejects the fill), plainly if leases are off, not
+    /// at all if leases are on but this caller has none. Returns the value
+    /// and its envelope for in-process waiters.
+    async fn compute_and_fill<T, E, F, Fut>(
+        &self,
+        key: &str,
+        keys: LeaseKeys<'_>,
+        options: ReadThrough,
+        lease: Option<Lease>,
+        compute: F,
+    ) -> Result<(T, Option<Bytes>), ComputeError<E>>
+    where
+        T: Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Computed<T>, E>>,
+    {
+        let metrics = &self.inner.metrics;
+        let started = Instant::now();
+        let computed = match compute()
+            .instrument(tracing::debug_span!("larder.compute", key))
+            .await
+        {
+            Ok(computed) => computed,
+            Err(err) => {
+                if let Some(lease) = lease {
+                    // Best effort; otherwise it expires after the lease TTL.
+                    let _ = self
+                        .call("release_lease", self.inner.store.release_lease(keys, lease))
+                        .await;
+                }
+                return Err(ComputeError::Origin(err));
+            }
+        };
+        let elapsed = started.elapsed();
+        metrics.with(key, |m| m.compute.record(elapsed.as_secs_f64()));
+        let ttl = computed.ttl.unwrap_or(options.ttl);
         let compute_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);
-        let (bytes, ttl) = match self.envelope_for(value, ttl, compute_ms) {
+        let (bytes, ttl) = match self.envelope_for(&computed.value, ttl, compute_ms) {
             Ok(encoded) => encoded,
             Err(err) => {
                 tracing::warn!(key, error = %err, "larder: computed value not cached");
-                return Ok(());
+                return Ok((computed.value, None));
             }
         };
-        let mut outcome = Ok(());
         if self.check_size(key, &bytes).is_ok() {
             let filled = Instant::now();
-            let stored = self
-                .call("SET", self.inner.store.set(physical, bytes.clone(), ttl))
-                .await;
-            match stored {
-                Ok(()) => {
-                    let filled = filled.elapsed().as_secs_f64();
-                    self.inner.metrics.with(key, |m| m.fill.record(filled));
+            let stored = match lease {
+                Some(lease) => {
+                    self.call(
+                        "fill_leased",
+                        self.inner
+                            .store
+                            .fill_leased(keys, lease, bytes.clone(), ttl),
+                    )
+                    .await
                 }
-                Err(err) if options.refresh && !options.fail_open => outcome = Err(err),
+                None if !self.inner.config.leases => self
+                    .call("SET", self.inner.store.set(keys.value, bytes.clone(), ttl))
+                    .await
+                    .map(|()| true),
+                None => Ok(false),
+            };
+            match stored {
+                Ok(true) => {
+                    let filled = filled.elapsed().as_secs_f64();
+                    metrics.with(key, |m| m.fill.record(filled));
+                }
+                Ok(false) if lease.is_some() => {
+                    metrics.with(key, |m| m.fills_rejected.increment(1));
+                    tracing::debug!(
+                        key,
+                        "larder: fill rejected: the lease was voided by an invalidation"
+                    );
+                }
+                Ok(false) => {}
+                Err(err) if options.refresh && !options.fail_open => {
+                    return Err(ComputeError::Cache(err));
+                }
                 Err(_) => {}
             }
         }
-        flight.complete(bytes);
-        outcome
+        Ok((computed.value, Some(bytes)))
     }
+
+    /// Takes the lease on `keys` (see [`Store::take_lease`]); store failures
+    /// are `Ok(None)` when failing open.
+    async fn take_lease(
+        &self,
+        key: &str,
+        keys: LeaseKeys<'_>,
+        force: bool,
+        fail_open: bool,
+    ) -> Result<Option<Lease>> {
+        let taken = self
+            .call(
+                "take_lease",
+                self.inner.store.take_lease(
+                    keys,
+                    rand::random::<u64>(),
+                    self.inner.config.lease_ttl,
+                    force,
+                ),
+            )
+            .await;
+        match taken {
+            Ok(Some(lease)) => {
+                self.inner.metrics.with(key, |m| m.lease_wins.increment(1));
+                Ok(Some(lease))
+            }
+            Ok(None) => Ok(None),
+            Err(_) if fail_open => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn fetch_bytes<E>(
+        &self,
+        physical: &str,
+        fail_open: bool,
+    ) -> Result<Option<Bytes>, ComputeError<E>> {
+        let fetched = self.call("GET", self.inner.store.get(physical)).await;
+        match fetched {
+            Ok(bytes) => Ok(bytes),
+            Err(_) if fail_open => Ok(None),
+            Err(err) => Err(ComputeError::Cache(err)),
+        }
+    }
+
+    /// The value in `bytes` if it decodes and is fresh; undecodable bytes
+    /// are removed.
+    async fn fresh<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        physical: &str,
+        bytes: &Bytes,
+    ) -> Option<T> {
+        let entry = self.decode_or_discard::<T>(key, physical, bytes).await?;
+        entry.is_fresh(now_ms()).then_some(entry.value)
+    }
+
+    fn grace_ms(&self) -> u64 {
+        u64::try_from(self.inner.config.stale_grace.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// What the flight leader found before computing.
+enum Acquired<T> {
+    /// A fresh value (another process filled it) and its envelope.
+    Value(T, Bytes),
+    /// Compute, with this lease if any.
+    Lease(Option<Lease>),
 }
 
 fn never_origin(err: ComputeError<Infallible>) -> Error {
@@ -303,6 +581,7 @@ fn decode_shared<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     };
     envelope::decode_payload(&header, payload, &settings).ok()
 }
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

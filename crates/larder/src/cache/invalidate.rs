@@ -2,6 +2,12 @@ use tracing::Instrument;
 
 use super::Cache;
 use crate::Result;
+use crate::key::glob_match;
+
+/// The physical key a flight is for (refresh flights carry a suffix).
+fn flight_of(flight: &str) -> &str {
+    flight.split('\0').next().unwrap_or(flight)
+}
 
 impl Cache {
     /// Removes the entry under the logical `key` (the seed's
@@ -24,11 +30,14 @@ impl Cache {
     /// # Errors
     /// The store failure.
     pub async fn delete_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<u64> {
-        let keys: Vec<String> = keys
+        let physical: Vec<String> = keys
             .iter()
             .map(|k| self.inner.keys.physical(k.as_ref()))
             .collect();
-        self.call("UNLINK", self.inner.store.unlink(&keys)).await
+        self.detach_flights(|flight| physical.iter().any(|p| p == flight_of(flight)));
+        let leases = keys.iter().map(|k| self.inner.keys.lease(k.as_ref()));
+        let all: Vec<String> = physical.iter().cloned().chain(leases).collect();
+        self.call("UNLINK", self.inner.store.unlink(&all)).await
     }
 
     /// Removes every entry whose logical key matches the glob `pattern` (the
@@ -46,6 +55,12 @@ impl Cache {
     pub async fn invalidate_cache_pattern(&self, pattern: &str) -> Result<u64> {
         let physical = self.inner.keys.pattern(pattern);
         let config = &self.inner.config;
+        // Leases of keys that have no value yet cannot be found by a scan:
+        // bumping the epoch voids them all, first, so that no computation
+        // that began before this call can fill once it returns.
+        self.call("INCR", self.inner.store.bump_epoch(self.inner.keys.epoch()))
+            .await?;
+        self.detach_flights(|flight| glob_match(physical.as_bytes(), flight_of(flight).as_bytes()));
         let span = tracing::debug_span!(
             "larder.invalidate_pattern",
             pattern,
@@ -63,5 +78,9 @@ impl Cache {
             .await?;
         span.record("removed", removed);
         Ok(removed)
+    }
+
+    fn detach_flights(&self, matches: impl Fn(&str) -> bool) {
+        self.inner.flights.detach(matches);
     }
 }

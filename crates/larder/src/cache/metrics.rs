@@ -10,6 +10,11 @@
 //! | `larder_decode_failures_total` | counter | stored values that could not be decoded (removed) |
 //! | `larder_oversize_total` | counter | values over `max_value_bytes`, not cached |
 //! | `larder_coalesced_total` | counter | misses that waited for another caller's computation |
+//! | `larder_lease_wins_total` | counter | leases taken (this caller computes) |
+//! | `larder_lease_losses_total` | counter | misses that found another process's lease and waited |
+//! | `larder_early_refreshes_total` | counter | XFetch refreshes before expiry |
+//! | `larder_stale_serves_total` | counter | values served in their grace period (refreshing, or origin failing) |
+//! | `larder_fills_rejected_total` | counter | fills refused because an invalidation voided the lease |
 //! | `larder_compute_seconds` | histogram | time spent in the origin on a miss |
 //! | `larder_fill_seconds` | histogram | time to store a computed value |
 //!
@@ -39,6 +44,11 @@ pub(crate) struct NamespaceMetrics {
     pub(crate) decode_failures: Counter,
     pub(crate) oversize: Counter,
     pub(crate) coalesced: Counter,
+    pub(crate) lease_wins: Counter,
+    pub(crate) lease_losses: Counter,
+    pub(crate) early_refreshes: Counter,
+    pub(crate) stale_serves: Counter,
+    pub(crate) fills_rejected: Counter,
     pub(crate) compute: Histogram,
     pub(crate) fill: Histogram,
 }
@@ -52,6 +62,11 @@ impl NamespaceMetrics {
             decode_failures: counter!("larder_decode_failures_total", "namespace" => ns.clone()),
             oversize: counter!("larder_oversize_total", "namespace" => ns.clone()),
             coalesced: counter!("larder_coalesced_total", "namespace" => ns.clone()),
+            lease_wins: counter!("larder_lease_wins_total", "namespace" => ns.clone()),
+            lease_losses: counter!("larder_lease_losses_total", "namespace" => ns.clone()),
+            early_refreshes: counter!("larder_early_refreshes_total", "namespace" => ns.clone()),
+            stale_serves: counter!("larder_stale_serves_total", "namespace" => ns.clone()),
+            fills_rejected: counter!("larder_fills_rejected_total", "namespace" => ns.clone()),
             compute: histogram!("larder_compute_seconds", "namespace" => ns.clone()),
             fill: histogram!("larder_fill_seconds", "namespace" => ns),
         }

@@ -36,6 +36,7 @@ mod metrics;
 mod read;
 mod single_flight;
 mod write;
+mod xfetch;
 
 use std::fmt;
 use std::future::Future;

@@ -29,6 +29,22 @@ impl Cache {
         physical: &str,
         fail_open: bool,
     ) -> Result<Option<T>> {
+        let now = now_ms();
+        Ok(self
+            .fetch_entry(key, physical, fail_open)
+            .await?
+            .filter(|entry| entry.is_fresh(now))
+            .map(|entry| entry.value))
+    }
+
+    /// The decoded entry under `physical`, fresh or not; undecodable and
+    /// wrong-type entries are removed and are `None`.
+    pub(super) async fn fetch_entry<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        physical: &str,
+        fail_open: bool,
+    ) -> Result<Option<Entry<T>>> {
         let fetched = self.call("GET", self.inner.store.get(physical)).await;
         if let Err(err) = &fetched
             && err.kind() == crate::ErrorKind::Rejected
@@ -100,14 +116,14 @@ impl Cache {
     }
 
     /// Decodes a fetched envelope; on failure removes the key.
-    async fn decode_or_discard<T: DeserializeOwned>(
+    pub(super) async fn decode_or_discard<T: DeserializeOwned>(
         &self,
         key: &str,
         physical: &str,
         bytes: &Bytes,
-    ) -> Option<T> {
-        match self.decode(bytes) {
-            Ok(value) => value,
+    ) -> Option<Entry<T>> {
+        match self.decode_entry(bytes) {
+            Ok(entry) => Some(entry),
             Err(err) => {
                 self.note_corrupt(key, physical, &err);
                 let keys = [physical.to_owned()];
@@ -128,6 +144,12 @@ impl Cache {
     /// `Ok(None)` for a logically expired entry; `Err` for bytes that are not
     /// a valid envelope of `T`.
     pub(super) fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<Option<T>> {
+        let entry = self.decode_entry(bytes)?;
+        Ok(entry.is_fresh(now_ms()).then_some(entry.value))
+    }
+
+    /// The entry in `bytes`, fresh or not.
+    pub(super) fn decode_entry<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<Entry<T>> {
         if bytes.len() > self.inner.envelope.max_value_bytes {
             return Err(Error::decode(format!(
                 "stored value is {} bytes, over max_value_bytes = {}",
@@ -136,9 +158,27 @@ impl Cache {
             )));
         }
         let (header, payload) = envelope::parse(bytes)?;
-        if header.expires_at_ms <= now_ms() {
-            return Ok(None);
-        }
-        envelope::decode_payload(&header, payload, &self.inner.envelope).map(Some)
+        let value = envelope::decode_payload(&header, payload, &self.inner.envelope)?;
+        Ok(Entry {
+            value,
+            expires_at_ms: header.expires_at_ms,
+            compute_ms: header.compute_ms,
+        })
+    }
+}
+
+/// A decoded value with what the read path needs from its envelope.
+#[derive(Debug)]
+pub(super) struct Entry<T> {
+    pub(super) value: T,
+    /// Logical expiry (the physical TTL may add a stale grace period).
+    pub(super) expires_at_ms: u64,
+    /// How long the value took to compute: XFetch's δ.
+    pub(super) compute_ms: u32,
+}
+
+impl<T> Entry<T> {
+    pub(super) fn is_fresh(&self, now_ms: u64) -> bool {
+        now_ms < self.expires_at_ms
     }
 }

@@ -48,6 +48,16 @@ impl SingleFlight {
         })
     }
 
+    /// Detaches the flights whose key satisfies `matches`: callers arriving
+    /// after an invalidation must not join a computation that began before
+    /// it. The detached flights run on for the callers already waiting.
+    pub(crate) fn detach(&self, matches: impl Fn(&str) -> bool) {
+        self.flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| !matches(key));
+    }
+
     #[cfg(test)]
     pub(crate) fn in_flight(&self) -> usize {
         self.flights.lock().unwrap().len()
@@ -79,10 +89,16 @@ impl LeaderGuard {
 
     fn finish(&self, state: FlightState) {
         // Remove first: a caller arriving after this point starts afresh.
-        self.flights
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.key);
+        // Only this flight: an invalidation may have detached it, and a newer
+        // flight for the key may be running.
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if flights
+            .get(&self.key)
+            .is_some_and(|current| Arc::ptr_eq(current, &self.sender))
+        {
+            flights.remove(&self.key);
+        }
+        drop(flights);
         self.sender.send_replace(state);
     }
 }

@@ -59,7 +59,8 @@ impl Cache {
     }
 
     /// Encodes `value` into an envelope that expires after the jittered
-    /// `ttl`; returns the bytes and that TTL.
+    /// `ttl`; returns the bytes and the TTL to store them for (the jittered
+    /// TTL plus the stale grace period).
     pub(super) fn envelope_for<T: Serialize + ?Sized>(
         &self,
         value: &T,
@@ -76,7 +77,9 @@ impl Cache {
             ..Header::default()
         };
         let bytes = envelope::encode(value, header, &self.inner.envelope)?;
-        Ok((Bytes::from(bytes), ttl))
+        // The store keeps the value through its stale grace period; the
+        // envelope's logical expiry says when it stops being fresh.
+        Ok((Bytes::from(bytes), ttl + self.inner.config.stale_grace))
     }
 
     pub(super) fn check_size(&self, key: &str, bytes: &[u8]) -> Result<()> {

@@ -138,6 +138,52 @@ impl ConfigBuilder {
         self
     }
 
+    /// Cross-process leases on misses (default on): one caller per key across
+    /// all processes computes; the others wait for its fill (up to the lease
+    /// TTL), and an invalidation voids the lease so a computation that began
+    /// before a write never stores its stale result.
+    pub fn leases(mut self, on: bool) -> Self {
+        self.config.leases = on;
+        self
+    }
+
+    /// How long a lease lasts (default 3 s): the longest that other callers
+    /// wait for a holder that died, and a bound on how long a computation may
+    /// take and still fill.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.config.lease_ttl = ttl;
+        self
+    }
+
+    /// XFetch's β (default 1.0): larger refreshes expensive values earlier
+    /// before they expire; 0 turns early refresh off.
+    pub fn xfetch_beta(mut self, beta: f64) -> Self {
+        self.config.xfetch_beta = beta;
+        self
+    }
+
+    /// XFetch's β for keys of one namespace (`"expensive_report"`).
+    pub fn xfetch_beta_for(mut self, namespace: impl Into<String>, beta: f64) -> Self {
+        self.config
+            .xfetch_beta_by_namespace
+            .insert(namespace.into(), beta);
+        self
+    }
+
+    /// Stale-while-revalidate (default 0 = off): for this long after expiry
+    /// a value is still served at once while one caller refreshes it.
+    pub fn stale_grace(mut self, grace: Duration) -> Self {
+        self.config.stale_grace = grace;
+        self
+    }
+
+    /// Stale-on-error (default off): when the origin fails, a value still in
+    /// its grace period answers instead of the error.
+    pub fn stale_if_error(mut self, on: bool) -> Self {
+        self.config.stale_if_error = on;
+        self
+    }
+
     /// Checks every setting and returns the [`Config`].
     ///
     /// # Errors
@@ -184,6 +230,23 @@ impl ConfigBuilder {
             config.scan_batch > 0,
             "scan_batch must be at least 1".into(),
         )?;
+        check(
+            !config.lease_ttl.is_zero(),
+            "lease_ttl must be longer than zero".into(),
+        )?;
+        for (namespace, beta) in std::iter::once(("(default)", &config.xfetch_beta)).chain(
+            config
+                .xfetch_beta_by_namespace
+                .iter()
+                .map(|(n, b)| (n.as_str(), b)),
+        ) {
+            check(
+                beta.is_finite() && *beta >= 0.0,
+                format!(
+                    "xfetch_beta {beta} for {namespace} must be a finite number >= 0 (1.0 is the usual choice)"
+                ),
+            )?;
+        }
         check(
             config.compression != Compression::Lz4 || cfg!(feature = "lz4"),
             "lz4 compression needs larder's `lz4` feature".into(),

@@ -70,6 +70,21 @@ pub(super) fn builder_from(lookup: impl Fn(&str) -> Option<String>) -> Result<Co
     if let Some(v) = number::<u64>(&lookup, "LARDER_MEMORY_CAPACITY_BYTES", "bytes")? {
         b = b.memory_capacity_bytes(v);
     }
+    if let Some(v) = switch(&lookup, "LARDER_LEASES")? {
+        b = b.leases(v);
+    }
+    if let Some(v) = number::<u64>(&lookup, "LARDER_LEASE_TTL_MS", "milliseconds")? {
+        b = b.lease_ttl(Duration::from_millis(v));
+    }
+    if let Some(v) = number::<f64>(&lookup, "LARDER_XFETCH_BETA", "a number like 1.0")? {
+        b = b.xfetch_beta(v);
+    }
+    if let Some(v) = number::<u64>(&lookup, "LARDER_STALE_GRACE_MS", "milliseconds")? {
+        b = b.stale_grace(Duration::from_millis(v));
+    }
+    if let Some(v) = switch(&lookup, "LARDER_STALE_IF_ERROR")? {
+        b = b.stale_if_error(v);
+    }
     Ok(b)
 }
 
@@ -85,6 +100,17 @@ fn number<T: FromStr>(
             .parse()
             .map(Some)
             .map_err(|_| invalid(name, &raw, unit)),
+    }
+}
+
+fn switch(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<bool>> {
+    match lookup(name) {
+        None => Ok(None),
+        Some(raw) => match raw.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" | "yes" => Ok(Some(true)),
+            "off" | "false" | "0" | "no" => Ok(Some(false)),
+            _ => Err(invalid(name, &raw, "`on` or `off`")),
+        },
     }
 }
 

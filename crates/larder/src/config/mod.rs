@@ -20,6 +20,11 @@
 //! | `LARDER_BREAKER_FAILURES` | consecutive store failures that open the circuit breaker | `5` |
 //! | `LARDER_BREAKER_OPEN_MS` | how long the breaker stays open before one probe | `2000` |
 //! | `LARDER_MEMORY_CAPACITY_BYTES` | bound of the in-process store | `67108864` |
+//! | `LARDER_LEASES` | `on`/`off`: cross-process leases on misses | `on` |
+//! | `LARDER_LEASE_TTL_MS` | how long a lease lasts; also how long others wait for its fill | `3000` |
+//! | `LARDER_XFETCH_BETA` | XFetch early-refresh factor (0 = off) | `1.0` |
+//! | `LARDER_STALE_GRACE_MS` | serve an expired value this long while one caller refreshes it | `0` |
+//! | `LARDER_STALE_IF_ERROR` | `on`/`off`: serve a value in its grace period when the origin fails | `off` |
 //!
 //! ```
 //! use std::time::Duration;
@@ -109,6 +114,12 @@ pub struct Config {
     pub(crate) breaker_open_for: Duration,
     pub(crate) memory_capacity_bytes: u64,
     pub(crate) scan_batch: usize,
+    pub(crate) leases: bool,
+    pub(crate) lease_ttl: Duration,
+    pub(crate) xfetch_beta: f64,
+    pub(crate) xfetch_beta_by_namespace: std::collections::BTreeMap<String, f64>,
+    pub(crate) stale_grace: Duration,
+    pub(crate) stale_if_error: bool,
 }
 
 impl Default for Config {
@@ -130,6 +141,12 @@ impl Default for Config {
             breaker_open_for: Duration::from_millis(2000),
             memory_capacity_bytes: 64 * 1024 * 1024,
             scan_batch: 1000,
+            leases: true,
+            lease_ttl: Duration::from_secs(3),
+            xfetch_beta: 1.0,
+            xfetch_beta_by_namespace: std::collections::BTreeMap::new(),
+            stale_grace: Duration::ZERO,
+            stale_if_error: false,
         }
     }
 }
@@ -189,5 +206,28 @@ impl Config {
     /// What store failures mean to callers.
     pub fn fail_mode(&self) -> FailMode {
         self.fail_mode
+    }
+    /// Whether misses take cross-process leases.
+    pub fn leases(&self) -> bool {
+        self.leases
+    }
+    /// How long a lease lasts.
+    pub fn lease_ttl(&self) -> Duration {
+        self.lease_ttl
+    }
+    /// The XFetch factor for keys of `namespace`.
+    pub fn xfetch_beta(&self, namespace: &str) -> f64 {
+        self.xfetch_beta_by_namespace
+            .get(namespace)
+            .copied()
+            .unwrap_or(self.xfetch_beta)
+    }
+    /// How long an expired value may still be served while it is refreshed.
+    pub fn stale_grace(&self) -> Duration {
+        self.stale_grace
+    }
+    /// Whether a value in its grace period answers when the origin fails.
+    pub fn stale_if_error(&self) -> bool {
+        self.stale_if_error
     }
 }

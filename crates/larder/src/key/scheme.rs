@@ -6,6 +6,10 @@ use super::escape_glob;
 pub(crate) struct KeyScheme {
     /// `{prefix}:{version}:`
     base: String,
+    /// `{prefix}:{version}~lease:` — outside every pattern of `base`.
+    lease_base: String,
+    /// `{prefix}:{version}~epoch`
+    epoch: String,
     /// The base with glob metacharacters escaped, for patterns.
     base_pattern: String,
 }
@@ -14,7 +18,26 @@ impl KeyScheme {
     pub(crate) fn new(prefix: &str, version: &str) -> Self {
         let base = format!("{prefix}:{version}:");
         let base_pattern = escape_glob(&base);
-        Self { base, base_pattern }
+        Self {
+            lease_base: format!("{prefix}:{version}~lease:"),
+            epoch: format!("{prefix}:{version}~epoch"),
+            base,
+            base_pattern,
+        }
+    }
+
+    /// The lease key of `logical`. Leases live beside the values, not under
+    /// them, so `SCAN MATCH` of a value pattern never counts them.
+    pub(crate) fn lease(&self, logical: &str) -> String {
+        let mut key = String::with_capacity(self.lease_base.len() + logical.len());
+        key.push_str(&self.lease_base);
+        key.push_str(logical);
+        key
+    }
+
+    /// The cache's lease-epoch key.
+    pub(crate) fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     /// The physical key of `logical`.

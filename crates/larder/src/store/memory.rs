@@ -7,7 +7,7 @@ use futures::FutureExt;
 use moka::Expiry;
 use tokio::sync::broadcast;
 
-use super::{Store, StoreEntry, StoreFuture, Subscription};
+use super::{Lease, LeaseKeys, LeaseRead, Store, StoreEntry, StoreFuture, Subscription};
 use crate::key::glob_match;
 
 /// The in-process store: a bounded moka cache with per-entry TTLs.
@@ -18,6 +18,37 @@ use crate::key::glob_match;
 pub struct MemoryStore {
     entries: moka::sync::Cache<String, MemoryEntry>,
     channels: Arc<Mutex<HashMap<String, broadcast::Sender<Bytes>>>>,
+    /// Leases and epochs. Lease operations and removals take this lock, so
+    /// each is atomic with respect to the others, as a Lua script is on Redis.
+    leases: Arc<Mutex<Leases>>,
+}
+
+#[derive(Default)]
+struct Leases {
+    /// Lease key → (`token:epoch`, expiry).
+    held: HashMap<String, (String, Instant)>,
+    epochs: HashMap<String, u64>,
+}
+
+impl Leases {
+    fn epoch(&self, key: &str) -> u64 {
+        self.epochs.get(key).copied().unwrap_or(0)
+    }
+
+    fn is_held(&self, key: &str) -> bool {
+        self.held
+            .get(key)
+            .is_some_and(|(_, expires)| *expires > Instant::now())
+    }
+
+    fn grant(&mut self, keys: LeaseKeys<'_>, token: u64, ttl: Duration) -> Lease {
+        let epoch = self.epoch(keys.epoch);
+        self.held.insert(
+            keys.lease.to_owned(),
+            (Lease::encoded(token, epoch), Instant::now() + ttl),
+        );
+        Lease { token, epoch }
+    }
 }
 
 #[derive(Clone)]
@@ -58,6 +89,7 @@ impl MemoryStore {
         Self {
             entries,
             channels: Arc::default(),
+            leases: Arc::default(),
         }
     }
 
@@ -66,12 +98,21 @@ impl MemoryStore {
             .insert(key.to_owned(), MemoryEntry { value, ttl });
     }
 
-    /// Removes `key`; whether it held a live entry (an expired one that
-    /// moka has not evicted yet does not count, as in Redis).
+    /// Removes `key` — a value or a lease; whether it held a live one (an
+    /// expired entry that moka has not evicted yet does not count, as in
+    /// Redis).
     fn remove(&self, key: &str) -> bool {
+        let mut leases = self.lock_leases();
+        let lease = leases.held.remove(key).is_some();
         let live = self.entries.contains_key(key);
         self.entries.invalidate(key);
-        live
+        live || lease
+    }
+
+    fn lock_leases(&self) -> std::sync::MutexGuard<'_, Leases> {
+        self.leases
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -137,6 +178,82 @@ impl Store for MemoryStore {
             .collect();
         let removed = matching.iter().filter(|k| self.remove(k)).count() as u64;
         async move { Ok(removed) }.boxed()
+    }
+
+    fn get_or_lease<'a>(
+        &'a self,
+        keys: LeaseKeys<'a>,
+        token: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, LeaseRead> {
+        let mut leases = self.lock_leases();
+        let read = if let Some(entry) = self.entries.get(keys.value) {
+            LeaseRead::Hit(entry.value)
+        } else if leases.is_held(keys.lease) {
+            LeaseRead::Held
+        } else {
+            LeaseRead::Granted(leases.grant(keys, token, ttl))
+        };
+        drop(leases);
+        async move { Ok(read) }.boxed()
+    }
+
+    fn take_lease<'a>(
+        &'a self,
+        keys: LeaseKeys<'a>,
+        token: u64,
+        ttl: Duration,
+        force: bool,
+    ) -> StoreFuture<'a, Option<Lease>> {
+        let mut leases = self.lock_leases();
+        let taken = (force || !leases.is_held(keys.lease)).then(|| leases.grant(keys, token, ttl));
+        drop(leases);
+        async move { Ok(taken) }.boxed()
+    }
+
+    fn fill_leased<'a>(
+        &'a self,
+        keys: LeaseKeys<'a>,
+        lease: Lease,
+        value: Bytes,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        let mut leases = self.lock_leases();
+        let expected = Lease::encoded(lease.token, lease.epoch);
+        let valid = leases
+            .held
+            .get(keys.lease)
+            .is_some_and(|(held, expires)| *held == expected && *expires > Instant::now())
+            && leases.epoch(keys.epoch) == lease.epoch;
+        if valid {
+            leases.held.remove(keys.lease);
+            self.insert(keys.value, value, ttl);
+        }
+        drop(leases);
+        async move { Ok(valid) }.boxed()
+    }
+
+    fn release_lease<'a>(&'a self, keys: LeaseKeys<'a>, lease: Lease) -> StoreFuture<'a, ()> {
+        let mut leases = self.lock_leases();
+        let expected = Lease::encoded(lease.token, lease.epoch);
+        if leases
+            .held
+            .get(keys.lease)
+            .is_some_and(|(held, _)| *held == expected)
+        {
+            leases.held.remove(keys.lease);
+        }
+        drop(leases);
+        async { Ok(()) }.boxed()
+    }
+
+    fn bump_epoch<'a>(&'a self, epoch_key: &'a str) -> StoreFuture<'a, ()> {
+        *self
+            .lock_leases()
+            .epochs
+            .entry(epoch_key.to_owned())
+            .or_insert(0) += 1;
+        async { Ok(()) }.boxed()
     }
 
     fn publish<'a>(&'a self, channel: &'a str, message: Bytes) -> StoreFuture<'a, ()> {

@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod lease;
 mod memory;
 mod redis;
 mod subscription;
@@ -34,6 +35,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
+pub use self::lease::{Lease, LeaseKeys, LeaseRead};
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 pub use self::subscription::Subscription;
@@ -109,6 +111,45 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         batch: usize,
         deadline: Duration,
     ) -> StoreFuture<'a, u64>;
+
+    /// Reads `keys.value`; if it is absent, grants the lease on it to
+    /// `token` for `ttl` unless another caller holds it — atomically.
+    fn get_or_lease<'a>(
+        &'a self,
+        keys: LeaseKeys<'a>,
+        token: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, LeaseRead>;
+
+    /// Takes the lease on `keys.value` for `token` whether or not the value
+    /// exists: only if nobody holds it, or — `force` — voiding the holder's
+    /// token. `None` when held and not forced.
+    fn take_lease<'a>(
+        &'a self,
+        keys: LeaseKeys<'a>,
+        token: u64,
+        ttl: Duration,
+        force: bool,
+    ) -> StoreFuture<'a, Option<Lease>>;
+
+    /// Stores `value` for `ttl` if `lease` is still the key's lease and the
+    /// epoch has not moved, and releases the lease; returns whether it stored.
+    fn fill_leased<'a>(
+        &'a self,
+        keys: LeaseKeys<'a>,
+        lease: Lease,
+        value: Bytes,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Gives `lease` back if it is still the key's lease (its computation
+    /// failed), so that the next caller need not wait for it to expire.
+    fn release_lease<'a>(&'a self, keys: LeaseKeys<'a>, lease: Lease) -> StoreFuture<'a, ()>;
+
+    /// Voids every outstanding lease under `epoch_key` (pattern
+    /// invalidation: it cannot enumerate the leases of keys that have no
+    /// value yet).
+    fn bump_epoch<'a>(&'a self, epoch_key: &'a str) -> StoreFuture<'a, ()>;
 
     /// Publishes `message` on `channel`.
     fn publish<'a>(&'a self, channel: &'a str, message: Bytes) -> StoreFuture<'a, ()>;

@@ -9,7 +9,7 @@ use futures::{FutureExt, StreamExt};
 use redis::aio::MultiplexedConnection;
 
 use self::connection::{Connection, Home};
-use super::{Store, StoreEntry, StoreFuture, Subscription};
+use super::{Lease, LeaseKeys, LeaseRead, Store, StoreEntry, StoreFuture, Subscription};
 use crate::config::RedisUrl;
 use crate::runtime;
 use crate::{Error, ErrorKind, Result};
@@ -22,6 +22,58 @@ for i, key in ipairs(KEYS) do
 end
 return #KEYS
 ";
+
+/// `KEYS`: value, lease, epoch. `ARGV`: token, lease ms. Returns
+/// `{1, value}`, `{2, epoch}` (granted) or `{3}` (held).
+const GET_OR_LEASE: &str = r"
+local value = redis.call('GET', KEYS[1])
+if value then return {1, value} end
+local epoch = redis.call('GET', KEYS[3]) or '0'
+if redis.call('SET', KEYS[2], ARGV[1] .. ':' .. epoch, 'NX', 'PX', ARGV[2]) then
+  return {2, epoch}
+end
+return {3}
+";
+
+/// `KEYS`: lease, epoch. `ARGV`: token, lease ms, force (`1`/`0`). Returns
+/// the epoch, or nil if held and not forced.
+const TAKE_LEASE: &str = r"
+local epoch = redis.call('GET', KEYS[2]) or '0'
+local taken
+if ARGV[3] == '1' then
+  taken = redis.call('SET', KEYS[1], ARGV[1] .. ':' .. epoch, 'PX', ARGV[2])
+else
+  taken = redis.call('SET', KEYS[1], ARGV[1] .. ':' .. epoch, 'NX', 'PX', ARGV[2])
+end
+if taken then return epoch end
+return false
+";
+
+/// `KEYS`: value, lease, epoch. `ARGV`: token, epoch, value, ttl ms. Stores
+/// only for the lease holder of a current epoch; returns 1 if it stored.
+const FILL_LEASED: &str = r"
+if redis.call('GET', KEYS[2]) ~= ARGV[1] .. ':' .. ARGV[2] then return 0 end
+if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+redis.call('DEL', KEYS[2])
+return 1
+";
+
+/// `KEYS`: lease. `ARGV`: `token:epoch`. Deletes the lease if it is still
+/// that one.
+const RELEASE_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+";
+
+/// The scripts, loaded once per store.
+struct Scripts {
+    release_lease: redis::Script,
+    set_many: redis::Script,
+    get_or_lease: redis::Script,
+    take_lease: redis::Script,
+    fill_leased: redis::Script,
+}
 
 /// Redis (standalone) through one reconnecting, multiplexed connection.
 ///
@@ -42,7 +94,7 @@ pub struct RedisStore {
     /// For blocking callers: driven on Larder's I/O thread; made on first
     /// use.
     blocking: Arc<OnceLock<Connection>>,
-    set_many: Arc<redis::Script>,
+    scripts: Arc<Scripts>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -84,7 +136,13 @@ impl RedisStore {
             response_timeout,
             connection: Arc::new(connection),
             blocking: Arc::default(),
-            set_many: Arc::new(redis::Script::new(SET_MANY)),
+            scripts: Arc::new(Scripts {
+                set_many: redis::Script::new(SET_MANY),
+                get_or_lease: redis::Script::new(GET_OR_LEASE),
+                take_lease: redis::Script::new(TAKE_LEASE),
+                fill_leased: redis::Script::new(FILL_LEASED),
+                release_lease: redis::Script::new(RELEASE_LEASE),
+            }),
         })
     }
 
@@ -179,6 +237,13 @@ async fn bounded<T>(
         })
 }
 
+/// One element of a script's reply.
+fn parse<T: redis::FromRedisValue>(value: Option<redis::Value>, what: &str) -> Result<T> {
+    let value =
+        value.ok_or_else(|| Error::new(ErrorKind::Store, format!("the {what} reply is short")))?;
+    redis::from_redis_value(value).map_err(|e| malformed(what, e))
+}
+
 fn malformed(what: &str, err: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::new(ErrorKind::Store, format!("unexpected {what} reply")).with_source(err)
 }
@@ -234,7 +299,7 @@ impl Store for RedisStore {
             if entries.is_empty() {
                 return Ok(());
             }
-            let mut invocation = self.set_many.prepare_invoke();
+            let mut invocation = self.scripts.set_many.prepare_invoke();
             for entry in entries {
                 invocation
                     .key(&entry.key)
@@ -333,6 +398,119 @@ impl Store for RedisStore {
             }
             Ok(removed)
         }
+        .boxed()
+    }
+
+    fn get_or_lease<'a>(
+        &'a self,
+        keys: LeaseKeys<'a>,
+        token: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, LeaseRead> {
+        async move {
+            let mut invocation = self.scripts.get_or_lease.prepare_invoke();
+            invocation
+                .key(keys.value)
+                .key(keys.lease)
+                .key(keys.epoch)
+                .arg(token)
+                .arg(millis(ttl));
+            let invocation = &invocation;
+            let reply: Vec<redis::Value> = self
+                .run("get_or_lease script", |mut conn| async move {
+                    invocation.invoke_async(&mut conn).await
+                })
+                .await?;
+            let mut reply = reply.into_iter();
+            let tag: u8 = parse(reply.next(), "get_or_lease")?;
+            match tag {
+                1 => Ok(LeaseRead::Hit(parse(reply.next(), "get_or_lease")?)),
+                2 => {
+                    let epoch: u64 = parse(reply.next(), "get_or_lease")?;
+                    Ok(LeaseRead::Granted(Lease { token, epoch }))
+                }
+                _ => Ok(LeaseRead::Held),
+            }
+        }
+        .boxed()
+    }
+
+    fn take_lease<'a>(
+        &'a self,
+        keys: LeaseKeys<'a>,
+        token: u64,
+        ttl: Duration,
+        force: bool,
+    ) -> StoreFuture<'a, Option<Lease>> {
+        async move {
+            let mut invocation = self.scripts.take_lease.prepare_invoke();
+            invocation
+                .key(keys.lease)
+                .key(keys.epoch)
+                .arg(token)
+                .arg(millis(ttl))
+                .arg(u8::from(force));
+            let invocation = &invocation;
+            let epoch: Option<u64> = self
+                .run("take_lease script", |mut conn| async move {
+                    invocation.invoke_async(&mut conn).await
+                })
+                .await?;
+            Ok(epoch.map(|epoch| Lease { token, epoch }))
+        }
+        .boxed()
+    }
+
+    fn fill_leased<'a>(
+        &'a self,
+        keys: LeaseKeys<'a>,
+        lease: Lease,
+        value: Bytes,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        async move {
+            let mut invocation = self.scripts.fill_leased.prepare_invoke();
+            invocation
+                .key(keys.value)
+                .key(keys.lease)
+                .key(keys.epoch)
+                .arg(lease.token)
+                .arg(lease.epoch)
+                .arg(value.as_ref())
+                .arg(millis(ttl));
+            let invocation = &invocation;
+            let stored: u8 = self
+                .run("fill_leased script", |mut conn| async move {
+                    invocation.invoke_async(&mut conn).await
+                })
+                .await?;
+            Ok(stored == 1)
+        }
+        .boxed()
+    }
+
+    fn release_lease<'a>(&'a self, keys: LeaseKeys<'a>, lease: Lease) -> StoreFuture<'a, ()> {
+        async move {
+            let mut invocation = self.scripts.release_lease.prepare_invoke();
+            invocation
+                .key(keys.lease)
+                .arg(Lease::encoded(lease.token, lease.epoch));
+            let invocation = &invocation;
+            self.run("release_lease script", |mut conn| async move {
+                invocation.invoke_async::<u8>(&mut conn).await.map(drop)
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn bump_epoch<'a>(&'a self, epoch_key: &'a str) -> StoreFuture<'a, ()> {
+        self.run("INCR", move |mut conn| async move {
+            redis::cmd("INCR")
+                .arg(epoch_key)
+                .exec_async(&mut conn)
+                .await
+        })
         .boxed()
     }
 
