@@ -19,7 +19,11 @@ impl Cache {
     /// # Errors
     /// The store failure.
     pub async fn delete_cached_data(&self, key: &str) -> Result<bool> {
-        let keys = [self.inner.keys.physical(key)];
+        let physical = self.inner.keys.physical(key);
+        self.detach_flights(|flight| flight_of(flight) == physical);
+        // The lease goes with the value: a computation that began before this
+        // call can no longer fill.
+        let keys = [physical, self.inner.keys.lease(key)];
         let removed = self.call("UNLINK", self.inner.store.unlink(&keys)).await?;
         Ok(removed > 0)
     }
