@@ -136,6 +136,69 @@ impl Cache {
             })
     }
 
+    /// [`Cache::get_or_compute`] with stale-while-revalidate for every
+    /// caller: inside the stale grace period
+    /// ([`ConfigBuilder::stale_grace`](crate::config::ConfigBuilder::stale_grace))
+    /// every caller gets the old value at once, and exactly one — across
+    /// processes, by lease — starts a refresh in the background. The
+    /// computation must therefore be `Send + 'static`.
+    ///
+    /// # Errors
+    /// Only in fail-closed mode: the store failure.
+    pub async fn get_or_revalidate<T, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Duration,
+        compute: F,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let physical = self.inner.keys.physical(key);
+        let now = now_ms();
+        let entry: Option<Entry<T>> = self.fetch_entry(key, &physical, self.fail_open()).await?;
+        if let Some(entry) = entry
+            && now < entry.expires_at_ms.saturating_add(self.grace_ms())
+        {
+            self.count_read(key, true);
+            if entry.is_fresh(now) || !self.inner.config.leases {
+                return Ok(entry.value);
+            }
+            self.inner
+                .metrics
+                .with(key, |m| m.stale_serves.increment(1));
+            let lease_key = self.inner.keys.lease(key);
+            let keys = LeaseKeys {
+                value: &physical,
+                lease: &lease_key,
+                epoch: self.inner.keys.epoch(),
+            };
+            if let Ok(Some(lease)) = self.take_lease(key, keys, false, true).await {
+                let (cache, key) = (self.clone(), key.to_owned());
+                let options = self.options(ttl);
+                tokio::spawn(async move {
+                    let physical = cache.inner.keys.physical(&key);
+                    let lease_key = cache.inner.keys.lease(&key);
+                    let keys = LeaseKeys {
+                        value: &physical,
+                        lease: &lease_key,
+                        epoch: cache.inner.keys.epoch(),
+                    };
+                    let compute =
+                        || async { Ok::<_, Infallible>(Computed::plain(compute().await)) };
+                    let _ = cache
+                        .compute_and_fill(&key, keys, options, Some(lease), compute)
+                        .instrument(tracing::debug_span!("larder.revalidate"))
+                        .await;
+                });
+            }
+            return Ok(entry.value);
+        }
+        self.get_or_compute(key, ttl, compute).await
+    }
+
     /// Recomputes the value under `key` and stores it for `ttl`, whatever is
     /// cached now; returns it. Warming uses this.
     ///

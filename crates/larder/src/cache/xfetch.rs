@@ -67,4 +67,68 @@ mod tests {
             }
         }
     }
+
+    /// Steady load on one key, on a simulated clock: one reader per ms for
+    /// 200 TTL windows. With XFetch the key is recomputed about once per
+    /// window, early, and no reader ever misses; without it, every expiry
+    /// is a burst of misses while the value is recomputed.
+    #[test]
+    fn steady_load_recomputes_once_per_window_without_a_miss_burst() {
+        let (ttl, delta, windows) = (10_000_u64, 200_u64, 200_u64);
+        let simulate = |beta: f64| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+            let mut expires_at = ttl;
+            let mut refreshing_until: Option<u64> = None;
+            let (mut recomputes, mut misses, mut early) = (0_u64, 0_u64, 0_u64);
+            for now in 0..ttl * windows {
+                if let Some(done) = refreshing_until
+                    && now >= done
+                {
+                    expires_at = done + ttl;
+                    refreshing_until = None;
+                }
+                if now >= expires_at {
+                    misses += 1; // no value to serve
+                    if refreshing_until.is_none() {
+                        recomputes += 1;
+                        refreshing_until = Some(now + delta);
+                    }
+                    continue;
+                }
+                if refreshing_until.is_none()
+                    && should_refresh(
+                        now,
+                        expires_at,
+                        delta as u32,
+                        beta,
+                        1.0 - rng.random::<f64>(),
+                    )
+                {
+                    recomputes += 1;
+                    early += 1;
+                    refreshing_until = Some(now + delta);
+                }
+            }
+            (recomputes, early, misses)
+        };
+        let (recomputes, early, misses) = simulate(1.0);
+        let (plain_recomputes, _, plain_misses) = simulate(0.0);
+        println!(
+            "XFetch (beta 1, delta {delta} ms, TTL {ttl} ms, 1 reader/ms, {windows} windows): \
+             {recomputes} recomputes ({:.3} per window, {early} early), {misses} misses; \
+             without XFetch: {plain_recomputes} recomputes, {plain_misses} misses",
+            recomputes as f64 / windows as f64
+        );
+        assert_eq!(misses, 0, "no burst of misses at expiry");
+        assert_eq!(early, recomputes, "every recompute was an early refresh");
+        let per_window = recomputes as f64 / windows as f64;
+        assert!(
+            (0.95..=1.1).contains(&per_window),
+            "{per_window} recomputes per window"
+        );
+        assert!(
+            plain_misses >= windows * delta,
+            "without XFetch each expiry costs delta ms of misses"
+        );
+    }
 }
