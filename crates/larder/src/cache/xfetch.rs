@@ -126,9 +126,10 @@ mod tests {
             (0.95..=1.1).contains(&per_window),
             "{per_window} recomputes per window"
         );
-        assert!(
-            plain_misses >= windows * delta,
-            "without XFetch each expiry costs delta ms of misses"
+        assert_eq!(
+            plain_misses,
+            plain_recomputes * delta,
+            "without XFetch every expiry is delta ms of misses"
         );
     }
 }
