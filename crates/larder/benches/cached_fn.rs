@@ -23,7 +23,8 @@
 //! Redis is a private `redis-server` spawned by `larder-test-support` (never
 //! the shared one on port 6379); it is killed when the benchmark ends.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 use cached::macros::concurrent_cached;
 use criterion::{Criterion, Throughput};
 use larder_test_support::RedisServer;
-use serde::{Deserialize, Serialize};
+use support::{Product, Recorder, interleaved, print_interleaved, product, quick_run, runtime};
 use tokio::runtime::Runtime;
 
 /// Concurrent tasks in the throughput variants.
@@ -46,29 +47,6 @@ const THROUGHPUT: &str = "cached_fn_64task_throughput";
 const MACRO: &str = "larder_macro_hit";
 const DIRECT: &str = "larder_direct_get";
 const CACHED_CRATE: &str = "cached_crate_hit";
-
-/// The cached value: ~100 bytes of named MessagePack.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Product {
-    id: u64,
-    name: String,
-    price_cents: u64,
-    tags: Vec<String>,
-}
-
-fn product(id: u64) -> Product {
-    Product {
-        id,
-        name: "Cast-iron teapot, 1.2 litre, matte black".into(),
-        price_cents: 4_999,
-        tags: vec![
-            "kitchen".into(),
-            "tea".into(),
-            "cast-iron".into(),
-            "gift".into(),
-        ],
-    }
-}
 
 /// Body runs of each cached function: after the first (filling) call, every
 /// call must be a hit.
@@ -180,36 +158,8 @@ fn run(rt: &Runtime, target: &Target, variant: Variant, tasks: u64, per_task: u6
     })
 }
 
-/// Every timed call of every variant: `(operations, elapsed)`, keyed by
-/// `group/variant`.
-static CALLS: Mutex<BTreeMap<String, Vec<(u64, Duration)>>> = Mutex::new(BTreeMap::new());
-
-fn record(group: &str, variant: &str, ops: u64, elapsed: Duration) {
-    CALLS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(format!("{group}/{variant}"))
-        .or_default()
-        .push((ops, elapsed));
-}
-
-/// Mean nanoseconds per operation over the last `SAMPLE_SIZE` calls.
-fn mean_ns(group: &str, variant: &str) -> Option<f64> {
-    let calls = CALLS.lock().unwrap_or_else(|p| p.into_inner());
-    let calls = calls.get(&format!("{group}/{variant}"))?;
-    let measured = &calls[calls.len().saturating_sub(SAMPLE_SIZE)..];
-    let ops: u64 = measured.iter().map(|(ops, _)| ops).sum();
-    let time: Duration = measured.iter().map(|(_, elapsed)| *elapsed).sum();
-    (ops > 0).then(|| time.as_nanos() as f64 / ops as f64)
-}
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
+/// Every timed call of every variant.
+static CALLS: Recorder = Recorder::new(SAMPLE_SIZE);
 
 fn criterion() -> Criterion {
     Criterion::default()
@@ -293,7 +243,7 @@ fn benches(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let elapsed = run(&rt, &target, variant, 1, iters);
-                record(LATENCY, name, iters, elapsed);
+                CALLS.record(LATENCY, name, iters, elapsed);
                 elapsed
             });
         });
@@ -308,7 +258,7 @@ fn benches(c: &mut Criterion) {
                 let per_task = iters.div_ceil(TASKS).max(1);
                 let ops = per_task * TASKS;
                 let elapsed = run(&rt, &target, variant, TASKS, per_task);
-                record(THROUGHPUT, name, ops, elapsed);
+                CALLS.record(THROUGHPUT, name, ops, elapsed);
                 elapsed.mul_f64(iters as f64 / ops as f64)
             });
         });
@@ -374,88 +324,29 @@ fn benches(c: &mut Criterion) {
     drop(server);
 }
 
-/// Rounds of the interleaved comparison.
-const ROUNDS: usize = 15;
-
-static INTERLEAVED: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
 /// Other measurements, printed with the ratios.
 static INFO: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// Times `num` and `den` alternately (`ROUNDS` times each, flipping which
-/// goes first) and records the median of the per-round ratios `num / den`.
-fn interleaved(
-    label: &str,
-    explain: &str,
-    mut num: impl FnMut() -> Duration,
-    mut den: impl FnMut() -> Duration,
-) {
-    let mut ratios: Vec<f64> = (0..ROUNDS)
-        .map(|round| {
-            let (n, d) = if round % 2 == 0 {
-                let n = num();
-                (n, den())
-            } else {
-                let d = den();
-                (num(), d)
-            };
-            n.as_secs_f64() / d.as_secs_f64()
-        })
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    INTERLEAVED.lock().unwrap_or_else(|p| p.into_inner()).push(format!(
-        "ratio {label} = {:.3} median of {ROUNDS} interleaved rounds (range {:.3}..{:.3}; {explain})",
-        ratios[ROUNDS / 2],
-        ratios[0],
-        ratios[ROUNDS - 1],
-    ));
-}
-
-/// `--test` (`cargo test --benches`) and `--list` time one call each.
-fn quick_run() -> bool {
-    std::env::args().any(|a| a == "--test" || a == "--list")
-}
-
-/// Prints one ratio line of criterion means, or says which side was not
-/// measured.
-fn print_ratio(label: &str, group: &str, num: &str, den: &str, explain: &str) {
-    match (mean_ns(group, num), mean_ns(group, den)) {
-        (Some(n), Some(d)) => println!("ratio {label} = {:.3}   ({explain})", n / d),
-        _ => println!("ratio {label} = n/a   (not measured in this run)"),
-    }
-}
-
 fn print_ratios() {
-    println!();
-    println!("mean time per operation over the measured samples:");
-    let names: Vec<String> = CALLS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .keys()
-        .cloned()
-        .collect();
-    for name in names {
-        let (group, variant) = name.split_once('/').unwrap_or((&name, ""));
-        if let Some(ns) = mean_ns(group, variant) {
-            println!("  {name:<46} {ns:>10.1} ns/op  {:>12.0} ops/s", 1e9 / ns);
-        }
-    }
+    CALLS.print_means();
     println!();
     println!("criterion means (sequential, subject to drift):");
     for group in [LATENCY, THROUGHPUT] {
-        print_ratio(
+        CALLS.print_ratio(
             &format!("{group} macro/direct"),
             group,
             MACRO,
             DIRECT,
             "time per call; >1 means the macro is slower",
+            3,
         );
-        print_ratio(
+        CALLS.print_ratio(
             &format!("{group} larder_macro/cached_crate"),
             group,
             MACRO,
             CACHED_CRATE,
             "time per call; >1 means larder is slower",
+            3,
         );
     }
     println!();
@@ -463,10 +354,7 @@ fn print_ratios() {
         println!("{line}");
     }
     println!();
-    println!("interleaved (same-run, drift-cancelling) ratios:");
-    for line in INTERLEAVED.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        println!("{line}");
-    }
+    print_interleaved();
 }
 
 fn main() {

@@ -18,17 +18,16 @@
 //! Redis is a private `redis-server` spawned by `larder-test-support` (never
 //! the shared one on port 6379); it is killed when the benchmark ends.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::hint::black_box;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use larder_test_support::RedisServer;
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
-use tokio::runtime::Runtime;
+use support::{Product, Recorder, interleaved, print_interleaved, product, quick_run, runtime};
 
 /// The logical key every variant reads.
 const KEY: &str = "product:1";
@@ -48,59 +47,8 @@ const RAW_REDIS: &str = "raw_redis_get";
 const MOKA_TYPED: &str = "moka_typed_get_clone";
 const MOKA_BYTES: &str = "moka_bytes_get_decode";
 
-/// The cached value: ~100 bytes of named MessagePack.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Product {
-    id: u64,
-    name: String,
-    price_cents: u64,
-    tags: Vec<String>,
-}
-
-fn product() -> Product {
-    Product {
-        id: 1,
-        name: "Cast-iron teapot, 1.2 litre, matte black".into(),
-        price_cents: 4_999,
-        tags: vec![
-            "kitchen".into(),
-            "tea".into(),
-            "cast-iron".into(),
-            "gift".into(),
-        ],
-    }
-}
-
-/// Every timed call of every variant: `(operations, elapsed)`, keyed by
-/// `group/variant`.
-static CALLS: Mutex<BTreeMap<String, Vec<(u64, Duration)>>> = Mutex::new(BTreeMap::new());
-
-fn record(group: &str, variant: &str, ops: u64, elapsed: Duration) {
-    CALLS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(format!("{group}/{variant}"))
-        .or_default()
-        .push((ops, elapsed));
-}
-
-/// Mean nanoseconds per operation over the last `SAMPLE_SIZE` calls.
-fn mean_ns(group: &str, variant: &str) -> Option<f64> {
-    let calls = CALLS.lock().unwrap_or_else(|p| p.into_inner());
-    let calls = calls.get(&format!("{group}/{variant}"))?;
-    let measured = &calls[calls.len().saturating_sub(SAMPLE_SIZE)..];
-    let ops: u64 = measured.iter().map(|(ops, _)| ops).sum();
-    let time: Duration = measured.iter().map(|(_, elapsed)| *elapsed).sum();
-    (ops > 0).then(|| time.as_nanos() as f64 / ops as f64)
-}
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
+/// Every timed call of every variant.
+static CALLS: Recorder = Recorder::new(SAMPLE_SIZE);
 
 fn criterion() -> Criterion {
     Criterion::default()
@@ -113,7 +61,7 @@ fn criterion() -> Criterion {
 fn redis_benches(c: &mut Criterion) {
     let server = RedisServer::spawn();
     let rt = runtime();
-    let value = product();
+    let value = product(1);
     let (cache, conn, physical) = rt.block_on(async {
         let config = larder::Config::builder()
             .redis_url(server.url())
@@ -158,7 +106,7 @@ fn redis_benches(c: &mut Criterion) {
                     black_box(hit.expect("hit"));
                 }
                 let elapsed = start.elapsed();
-                record(REDIS_LATENCY, LARDER, iters, elapsed);
+                CALLS.record(REDIS_LATENCY, LARDER, iters, elapsed);
                 elapsed
             }
         });
@@ -178,7 +126,7 @@ fn redis_benches(c: &mut Criterion) {
                     black_box(bytes.expect("hit"));
                 }
                 let elapsed = start.elapsed();
-                record(REDIS_LATENCY, RAW_REDIS, iters, elapsed);
+                CALLS.record(REDIS_LATENCY, RAW_REDIS, iters, elapsed);
                 elapsed
             }
         });
@@ -357,7 +305,7 @@ fn redis_benches(c: &mut Criterion) {
 /// Records `ops` operations in `elapsed` and returns the time criterion
 /// should see for the `iters` it asked for.
 fn scaled(group: &str, variant: &str, iters: u64, ops: u64, elapsed: Duration) -> Duration {
-    record(group, variant, ops, elapsed);
+    CALLS.record(group, variant, ops, elapsed);
     elapsed.mul_f64(iters as f64 / ops as f64)
 }
 
@@ -367,7 +315,7 @@ fn memory_benches(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let value = product();
+    let value = product(1);
     let cache = larder::Cache::in_memory();
     rt.block_on(cache.set(KEY, &value, TTL)).expect("set");
     let physical = cache.physical_key(KEY);
@@ -396,7 +344,7 @@ fn memory_benches(c: &mut Criterion) {
                     black_box(hit.expect("hit"));
                 }
                 let elapsed = start.elapsed();
-                record(MEMORY_LATENCY, LARDER, iters, elapsed);
+                CALLS.record(MEMORY_LATENCY, LARDER, iters, elapsed);
                 elapsed
             }
         });
@@ -408,7 +356,7 @@ fn memory_benches(c: &mut Criterion) {
                 black_box(typed.get(black_box(physical.as_str())).expect("hit"));
             }
             let elapsed = start.elapsed();
-            record(MEMORY_LATENCY, MOKA_TYPED, iters, elapsed);
+            CALLS.record(MEMORY_LATENCY, MOKA_TYPED, iters, elapsed);
             elapsed
         });
     });
@@ -421,110 +369,51 @@ fn memory_benches(c: &mut Criterion) {
                 black_box(value);
             }
             let elapsed = start.elapsed();
-            record(MEMORY_LATENCY, MOKA_BYTES, iters, elapsed);
+            CALLS.record(MEMORY_LATENCY, MOKA_BYTES, iters, elapsed);
             elapsed
         });
     });
     group.finish();
 }
 
-/// Rounds of the interleaved comparison.
-const ROUNDS: usize = 15;
-
-static INTERLEAVED: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-/// Times `num` and `den` alternately (`ROUNDS` times each, flipping which
-/// goes first) and records the median of the per-round ratios `num / den`.
-fn interleaved(
-    label: &str,
-    explain: &str,
-    mut num: impl FnMut() -> Duration,
-    mut den: impl FnMut() -> Duration,
-) {
-    let mut ratios: Vec<f64> = (0..ROUNDS)
-        .map(|round| {
-            let (n, d) = if round % 2 == 0 {
-                let n = num();
-                (n, den())
-            } else {
-                let d = den();
-                (num(), d)
-            };
-            n.as_secs_f64() / d.as_secs_f64()
-        })
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    INTERLEAVED.lock().unwrap_or_else(|p| p.into_inner()).push(format!(
-        "ratio {label} = {:.3} median of {ROUNDS} interleaved rounds (range {:.3}..{:.3}; {explain})",
-        ratios[ROUNDS / 2],
-        ratios[0],
-        ratios[ROUNDS - 1],
-    ));
-}
-
-/// `--test` (`cargo test --benches`) and `--list` time one call each.
-fn quick_run() -> bool {
-    std::env::args().any(|a| a == "--test" || a == "--list")
-}
-
-/// Prints one ratio line, or says which side was not measured.
-fn print_ratio(label: &str, group: &str, num: &str, den: &str, explain: &str) {
-    match (mean_ns(group, num), mean_ns(group, den)) {
-        (Some(n), Some(d)) => println!("ratio {label} = {:.2}   ({explain})", n / d),
-        _ => println!("ratio {label} = n/a   (not measured in this run)"),
-    }
-}
-
 fn print_ratios() {
+    CALLS.print_means();
     println!();
-    println!("mean time per operation over the measured samples:");
-    let names: Vec<String> = CALLS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .keys()
-        .cloned()
-        .collect();
-    for name in names {
-        let (group, variant) = name.split_once('/').unwrap_or((&name, ""));
-        if let Some(ns) = mean_ns(group, variant) {
-            println!("  {name:<46} {ns:>10.1} ns/op  {:>12.0} ops/s", 1e9 / ns);
-        }
-    }
-    println!();
-    print_ratio(
+    CALLS.print_ratio(
         "redis_1task_latency larder/raw",
         REDIS_LATENCY,
         LARDER,
         RAW_REDIS,
         "time per get, larder / raw GET; >1 means larder is slower",
+        2,
     );
     // Throughput ratio = larder ops/s / raw ops/s = raw time / larder time.
-    print_ratio(
+    CALLS.print_ratio(
         "redis_64task_throughput larder/raw",
         REDIS_THROUGHPUT,
         RAW_REDIS,
         LARDER,
         "ops/s, larder / raw GET = raw time / larder time; <1 means larder has less throughput",
+        2,
     );
     println!();
-    println!("interleaved (same-run, drift-cancelling) ratios:");
-    for line in INTERLEAVED.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        println!("{line}");
-    }
+    print_interleaved();
     println!();
-    print_ratio(
+    CALLS.print_ratio(
         "memory_hit_latency larder/moka_typed",
         MEMORY_LATENCY,
         LARDER,
         MOKA_TYPED,
         "time per get, larder / typed moka get + clone; >1 means larder is slower",
+        2,
     );
-    print_ratio(
+    CALLS.print_ratio(
         "memory_hit_latency larder/moka_bytes_decode",
         MEMORY_LATENCY,
         LARDER,
         MOKA_BYTES,
         "time per get, larder / bytes moka get + rmp_serde decode; >1 means larder is slower",
+        2,
     );
 }
 
