@@ -1,0 +1,356 @@
+//! What a shared cache may store (RFC 9111 §3, §5.2), and for how long.
+//!
+//! Requests: only `GET` (and `HEAD`, answered from a stored `GET`); never a
+//! request carrying `Authorization` or a cookie unless the route varies on
+//! the authenticated identity. Responses: only the configured statuses (200
+//! by default; never 1xx, 206, 304 or 5xx); never with `Set-Cookie`; never
+//! with `Cache-Control: no-store`, `private` or `no-cache` (in any casing,
+//! qualified forms too); never `Vary: *` nor a `Vary` naming a header the
+//! route does not declare; never `max-age=0`. The TTL is the configured one,
+//! shortened by `s-maxage` (or else `max-age`).
+
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName};
+use http::{Method, StatusCode, request, response};
+
+/// Why a request or response is not cached. Shown in logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Skip {
+    /// Not `GET` or `HEAD`.
+    Method,
+    /// `Authorization` on a route that does not vary on identity.
+    Authorization,
+    /// A cookie on a route that does not vary on identity.
+    Cookie,
+    /// The request asked for a fresh response (`Cache-Control: no-cache`)
+    /// and the layer honours that.
+    RequestNoCache,
+    /// A status that is not cached.
+    Status(StatusCode),
+    /// The response sets a cookie.
+    SetCookie,
+    /// `Cache-Control: no-store`.
+    NoStore,
+    /// `Cache-Control: private`.
+    Private,
+    /// `Cache-Control: no-cache`.
+    NoCache,
+    /// `max-age=0` / `s-maxage=0`.
+    MaxAgeZero,
+    /// `Vary: *`.
+    VaryStar,
+    /// `Vary` names a header the route does not key on.
+    UndeclaredVary(String),
+}
+
+/// The request side of the policy.
+///
+/// # Errors
+/// The reason the request bypasses the cache.
+pub fn check_request(
+    request: &request::Parts,
+    varies_on_identity: bool,
+    honour_no_cache: bool,
+) -> Result<(), Skip> {
+    if request.method != Method::GET && request.method != Method::HEAD {
+        return Err(Skip::Method);
+    }
+    if !varies_on_identity {
+        if request.headers.contains_key(header::AUTHORIZATION) {
+            return Err(Skip::Authorization);
+        }
+        if request.headers.contains_key(header::COOKIE) {
+            return Err(Skip::Cookie);
+        }
+    }
+    if honour_no_cache {
+        let directives = CacheControl::parse(&request.headers);
+        if directives.no_cache || directives.no_store {
+            return Err(Skip::RequestNoCache);
+        }
+    }
+    Ok(())
+}
+
+/// The response side of the policy: `Ok(ttl)` to store for `ttl`.
+///
+/// # Errors
+/// The reason the response is not stored.
+pub fn check_response(
+    response: &response::Parts,
+    statuses: &[StatusCode],
+    declared_vary: &[HeaderName],
+    ttl: Duration,
+) -> Result<Duration, Skip> {
+    let status = response.status;
+    let never = status.is_informational()
+        || status.is_server_error()
+        || status == StatusCode::PARTIAL_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    if never || !statuses.contains(&status) {
+        return Err(Skip::Status(status));
+    }
+    if response.headers.contains_key(header::SET_COOKIE) {
+        return Err(Skip::SetCookie);
+    }
+    let directives = CacheControl::parse(&response.headers);
+    if directives.no_store {
+        return Err(Skip::NoStore);
+    }
+    if directives.private {
+        return Err(Skip::Private);
+    }
+    if directives.no_cache {
+        return Err(Skip::NoCache);
+    }
+    for value in response.headers.get_all(header::VARY) {
+        let Ok(value) = value.to_str() else {
+            return Err(Skip::UndeclaredVary("<non-ASCII>".into()));
+        };
+        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if name == "*" {
+                return Err(Skip::VaryStar);
+            }
+            if !declared_vary
+                .iter()
+                .any(|d| d.as_str().eq_ignore_ascii_case(name))
+            {
+                return Err(Skip::UndeclaredVary(name.to_ascii_lowercase()));
+            }
+        }
+    }
+    let limit = directives.s_maxage.or(directives.max_age);
+    match limit {
+        Some(0) => Err(Skip::MaxAgeZero),
+        Some(secs) => Ok(ttl.min(Duration::from_secs(secs))),
+        None => Ok(ttl),
+    }
+}
+
+/// The directives of every `Cache-Control` header, as far as a shared cache
+/// cares. Directive names are case-insensitive; `private="x"` and
+/// `no-cache="x"` (qualified forms) count as `private` and `no-cache`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CacheControl {
+    /// `no-store`
+    pub no_store: bool,
+    /// `private`
+    pub private: bool,
+    /// `no-cache`
+    pub no_cache: bool,
+    /// `max-age`
+    pub max_age: Option<u64>,
+    /// `s-maxage`
+    pub s_maxage: Option<u64>,
+}
+
+impl CacheControl {
+    /// Reads every `Cache-Control` header in `headers`.
+    pub fn parse(headers: &HeaderMap) -> Self {
+        let mut parsed = Self::default();
+        for value in headers.get_all(header::CACHE_CONTROL) {
+            // Unreadable bytes: be safe, store nothing.
+            let Ok(value) = value.to_str() else {
+                parsed.no_store = true;
+                continue;
+            };
+            for directive in split_directives(value) {
+                let (name, argument) = match directive.split_once('=') {
+                    Some((name, argument)) => {
+                        (name.trim(), Some(argument.trim().trim_matches('"')))
+                    }
+                    None => (directive.trim(), None),
+                };
+                match name.to_ascii_lowercase().as_str() {
+                    "no-store" => parsed.no_store = true,
+                    "private" => parsed.private = true,
+                    "no-cache" => parsed.no_cache = true,
+                    // A malformed age is treated as 0: do not store.
+                    "max-age" => {
+                        parsed.max_age = Some(argument.and_then(|a| a.parse().ok()).unwrap_or(0))
+                    }
+                    "s-maxage" => {
+                        parsed.s_maxage = Some(argument.and_then(|a| a.parse().ok()).unwrap_or(0))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        parsed
+    }
+}
+
+/// Splits a header value on commas outside quoted strings
+/// (`no-cache="set-cookie, x-private", max-age=60`).
+fn split_directives(value: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&value[start..]);
+    parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderValue, Request, Response};
+
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn response(status: u16, headers: &[(&str, &str)]) -> response::Parts {
+        let mut builder = Response::builder().status(status);
+        for (name, value) in headers {
+            builder = builder.header(*name, HeaderValue::from_str(value).unwrap());
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    fn stored(status: u16, headers: &[(&str, &str)]) -> Result<Duration, Skip> {
+        check_response(
+            &response(status, headers),
+            &[StatusCode::OK, StatusCode::NOT_FOUND],
+            &[HeaderName::from_static("accept-language")],
+            HOUR,
+        )
+    }
+
+    #[test]
+    fn cache_control_variants_in_odd_casing_are_refused() {
+        for (value, skip) in [
+            ("no-store", Skip::NoStore),
+            ("No-Store", Skip::NoStore),
+            ("max-age=60, NO-STORE", Skip::NoStore),
+            ("PRIVATE", Skip::Private),
+            ("private=\"x-user\"", Skip::Private),
+            ("public, Private", Skip::Private),
+            ("no-cache", Skip::NoCache),
+            ("No-Cache=\"Set-Cookie, X-Foo\"", Skip::NoCache),
+            ("max-age=0", Skip::MaxAgeZero),
+            ("s-maxage=0, max-age=60", Skip::MaxAgeZero),
+            ("max-age=soon", Skip::MaxAgeZero),
+        ] {
+            assert_eq!(
+                stored(200, &[("cache-control", value)]),
+                Err(skip),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn ttl_is_the_shorter_of_configured_and_s_maxage_or_max_age() {
+        assert_eq!(
+            stored(200, &[("cache-control", "max-age=60")]),
+            Ok(Duration::from_secs(60))
+        );
+        assert_eq!(
+            stored(200, &[("cache-control", "max-age=60, s-maxage=30")]),
+            Ok(Duration::from_secs(30))
+        );
+        assert_eq!(
+            stored(200, &[("cache-control", "public, max-age=86400")]),
+            Ok(HOUR)
+        );
+        assert_eq!(stored(200, &[]), Ok(HOUR));
+    }
+
+    #[test]
+    fn only_configured_statuses_and_never_the_unstorable_ones() {
+        assert!(stored(200, &[]).is_ok());
+        assert!(stored(404, &[]).is_ok(), "configured");
+        for status in [100, 201, 206, 304, 500, 503] {
+            assert_eq!(
+                stored(status, &[]),
+                Err(Skip::Status(StatusCode::from_u16(status).unwrap()))
+            );
+        }
+        let statuses = [
+            StatusCode::PARTIAL_CONTENT,
+            StatusCode::NOT_MODIFIED,
+            StatusCode::BAD_GATEWAY,
+        ];
+        for status in statuses {
+            let refused = check_response(&response(status.as_u16(), &[]), &statuses, &[], HOUR);
+            assert_eq!(
+                refused,
+                Err(Skip::Status(status)),
+                "never, even if configured"
+            );
+        }
+    }
+
+    #[test]
+    fn set_cookie_and_vary_rules() {
+        assert_eq!(
+            stored(200, &[("set-cookie", "session=1")]),
+            Err(Skip::SetCookie)
+        );
+        assert_eq!(stored(200, &[("vary", "*")]), Err(Skip::VaryStar));
+        assert_eq!(
+            stored(200, &[("vary", "Accept-Language, *")]),
+            Err(Skip::VaryStar)
+        );
+        assert_eq!(
+            stored(200, &[("vary", "Accept-Language, X-Forwarded-Host")]),
+            Err(Skip::UndeclaredVary("x-forwarded-host".into()))
+        );
+        assert!(
+            stored(200, &[("vary", "accept-language")]).is_ok(),
+            "declared, any casing"
+        );
+    }
+
+    fn request(method: &str, headers: &[(&str, &str)]) -> request::Parts {
+        let mut builder = Request::builder().method(method).uri("/products");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn requests_with_credentials_bypass_unless_keyed_on_identity() {
+        assert_eq!(check_request(&request("GET", &[]), false, false), Ok(()));
+        assert_eq!(check_request(&request("HEAD", &[]), false, false), Ok(()));
+        for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            assert_eq!(
+                check_request(&request(method, &[]), false, false),
+                Err(Skip::Method)
+            );
+        }
+        let auth = request("GET", &[("authorization", "Bearer t")]);
+        assert_eq!(check_request(&auth, false, false), Err(Skip::Authorization));
+        assert_eq!(check_request(&auth, true, false), Ok(()));
+        let cookie = request("GET", &[("cookie", "session=1")]);
+        assert_eq!(check_request(&cookie, false, false), Err(Skip::Cookie));
+        assert_eq!(check_request(&cookie, true, false), Ok(()));
+        let no_cache = request("GET", &[("cache-control", "No-Cache")]);
+        assert_eq!(
+            check_request(&no_cache, false, false),
+            Ok(()),
+            "ignored by default"
+        );
+        assert_eq!(
+            check_request(&no_cache, false, true),
+            Err(Skip::RequestNoCache)
+        );
+    }
+}
