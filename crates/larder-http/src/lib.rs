@@ -3,7 +3,8 @@
 //! rule serves one user's data to another — so every storability rule here
 //! follows RFC 9111 for a shared cache and is tested.
 //!
-//! Work in progress: the storability policy and the cache key are here; the
-//! `ResponseCacheLayer` itself lands next.
+//! See [`response_cache`] and [`ResponseCacheLayer`].
 
 pub mod response_cache;
+
+pub use response_cache::{ResponseCache, ResponseCacheLayer};

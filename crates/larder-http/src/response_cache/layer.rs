@@ -1,0 +1,181 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::header::HeaderName;
+use http::{StatusCode, request};
+use larder::Cache;
+use tower_layer::Layer;
+
+use super::service::ResponseCache;
+
+/// Extracts the authenticated identity a route keys on.
+pub type IdentityFn = dyn Fn(&request::Parts) -> Option<String> + Send + Sync;
+
+/// Caches the responses of the wrapped service. Configure with by-value
+/// setters; see the [module docs](super) for the rules.
+#[derive(Clone)]
+#[must_use]
+pub struct ResponseCacheLayer {
+    pub(crate) settings: Settings,
+}
+
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) cache: Cache,
+    pub(crate) namespace: String,
+    pub(crate) ttl: Duration,
+    pub(crate) query: Vec<String>,
+    pub(crate) strip_unlisted_query: bool,
+    pub(crate) vary: Vec<HeaderName>,
+    pub(crate) identity: Option<Arc<IdentityFn>>,
+    pub(crate) max_body_bytes: u64,
+    pub(crate) statuses: Vec<StatusCode>,
+    pub(crate) honour_request_no_cache: bool,
+    pub(crate) invalidate_on_write: bool,
+    pub(crate) clock: fn() -> u64,
+}
+
+fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl fmt::Debug for ResponseCacheLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
+        f.debug_struct("ResponseCacheLayer")
+            .field("namespace", &s.namespace)
+            .field("ttl", &s.ttl)
+            .field("query", &s.query)
+            .field("vary", &s.vary)
+            .field("varies_on_identity", &s.identity.is_some())
+            .field("max_body_bytes", &s.max_body_bytes)
+            .field("statuses", &s.statuses)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResponseCacheLayer {
+    /// A layer storing in `cache`: 60 s TTL, namespace `http`, no query
+    /// parameters keyed (any query bypasses), 1 MiB bodies, status 200.
+    pub fn new(cache: Cache) -> Self {
+        Self {
+            settings: Settings {
+                cache,
+                namespace: "http".to_owned(),
+                ttl: Duration::from_secs(60),
+                query: Vec::new(),
+                strip_unlisted_query: false,
+                vary: Vec::new(),
+                identity: None,
+                max_body_bytes: 1024 * 1024,
+                statuses: vec![StatusCode::OK],
+                honour_request_no_cache: false,
+                invalidate_on_write: false,
+                clock: wall_clock_ms,
+            },
+        }
+    }
+
+    /// How long responses are stored (shortened by the response's own
+    /// `s-maxage`/`max-age`). The seed's `timeout=900` is `ttl(15 min)`.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.settings.ttl = ttl;
+        self
+    }
+
+    /// The key namespace of this route (for invalidation).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.settings.namespace = namespace.into();
+        self
+    }
+
+    /// The query parameters that select a variant (the seed's
+    /// `vary_on_query_params`). A request with any other parameter bypasses
+    /// the cache unless [`strip_unlisted_query`](Self::strip_unlisted_query).
+    pub fn vary_on_query<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: Into<String>,
+    {
+        self.settings.query = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Drop unlisted query parameters from the key instead of bypassing —
+    /// only for handlers that ignore them.
+    pub fn strip_unlisted_query(mut self, strip: bool) -> Self {
+        self.settings.strip_unlisted_query = strip;
+        self
+    }
+
+    /// Request headers that select a variant (e.g. `accept-language`). A
+    /// response whose `Vary` names any other header is not stored.
+    pub fn vary_on_headers<I>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = HeaderName>,
+    {
+        self.settings.vary = names.into_iter().collect();
+        self
+    }
+
+    /// Key on the authenticated identity that `identity` reads from the
+    /// request (e.g. an extension set by the auth middleware) — never on a
+    /// caller-supplied id, and never on the raw token. Requests carrying
+    /// `Authorization` or a cookie are cached only on such routes, and only
+    /// when `identity` returns one.
+    pub fn vary_on<F>(mut self, identity: F) -> Self
+    where
+        F: Fn(&request::Parts) -> Option<String> + Send + Sync + 'static,
+    {
+        self.settings.identity = Some(Arc::new(identity));
+        self
+    }
+
+    /// Largest body stored (default 1 MiB); larger or streaming (no known
+    /// length) bodies pass through uncached.
+    pub fn max_body_bytes(mut self, bytes: u64) -> Self {
+        self.settings.max_body_bytes = bytes;
+        self
+    }
+
+    /// Statuses that may be stored (default 200). 1xx, 206, 304 and 5xx are
+    /// never stored.
+    pub fn cache_statuses<I>(mut self, statuses: I) -> Self
+    where
+        I: IntoIterator<Item = StatusCode>,
+    {
+        self.settings.statuses = statuses.into_iter().collect();
+        self
+    }
+
+    /// Let `Cache-Control: no-cache` on a request bypass the cache (default
+    /// off: clients must not be able to force origin load).
+    pub fn honour_request_no_cache(mut self, honour: bool) -> Self {
+        self.settings.honour_request_no_cache = honour;
+        self
+    }
+
+    /// After a 2xx/3xx answer to POST/PUT/PATCH/DELETE on a path, drop the
+    /// stored variants of that path.
+    pub fn invalidate_on_write(mut self, invalidate: bool) -> Self {
+        self.settings.invalidate_on_write = invalidate;
+        self
+    }
+
+    /// The clock (ms since the Unix epoch) for `Age`; for tests.
+    pub fn clock(mut self, now_ms: fn() -> u64) -> Self {
+        self.settings.clock = now_ms;
+        self
+    }
+}
+
+impl<S> Layer<S> for ResponseCacheLayer {
+    type Service = ResponseCache<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ResponseCache::new(inner, Arc::new(self.settings.clone()))
+    }
+}

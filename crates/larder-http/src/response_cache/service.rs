@@ -1,0 +1,287 @@
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::BodyExt;
+use larder::__private::{self as support, Computed, Mode, Ttls};
+use tower_service::Service;
+
+use super::body::ResponseBody;
+use super::key::{self, Query, Variant};
+use super::layer::Settings;
+use super::policy;
+use super::stored::StoredResponse;
+
+/// The service [`ResponseCacheLayer`](super::ResponseCacheLayer) wraps
+/// around an inner service. Keeps the inner service's error type: a cache
+/// failure falls through to the inner service.
+#[derive(Clone)]
+pub struct ResponseCache<S> {
+    inner: S,
+    settings: Arc<Settings>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for ResponseCache<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseCache")
+            .field("inner", &self.inner)
+            .field("namespace", &self.settings.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> ResponseCache<S> {
+    pub(crate) fn new(inner: S, settings: Arc<Settings>) -> Self {
+        Self { inner, settings }
+    }
+}
+
+/// Why a computed response was not stored: it is passed on as it is.
+enum Pass<B, E> {
+    Response(Response<ResponseBody<B>>),
+    Error(E),
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ResponseCache<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: fmt::Display + Send,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // The ready service goes into the future; a clone stays for the next call.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let settings = Arc::clone(&self.settings);
+        Box::pin(handle(settings, inner, request))
+    }
+}
+
+fn x_cache<B>(mut response: Response<B>, value: &'static str) -> Response<B> {
+    response.headers_mut().insert(
+        header::HeaderName::from_static("x-cache"),
+        HeaderValue::from_static(value),
+    );
+    response
+}
+
+async fn pass<S, ReqBody, ResBody>(
+    mut inner: S,
+    request: Request<ReqBody>,
+    label: &'static str,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    let response = inner.call(request).await?;
+    Ok(x_cache(response.map(ResponseBody::inner), label))
+}
+
+fn is_write(method: &Method) -> bool {
+    [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(method)
+}
+
+async fn handle<S, ReqBody, ResBody>(
+    settings: Arc<Settings>,
+    mut inner: S,
+    request: Request<ReqBody>,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send,
+    ReqBody: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: fmt::Display + Send,
+{
+    let (parts, body) = request.into_parts();
+    if is_write(&parts.method) {
+        let path = parts.uri.path().to_owned();
+        let response = inner.call(Request::from_parts(parts, body)).await?;
+        let status = response.status();
+        if settings.invalidate_on_write && (status.is_success() || status.is_redirection()) {
+            invalidate_path(&settings, &path).await;
+        }
+        return Ok(response.map(ResponseBody::inner));
+    }
+    if let Err(skip) = policy::check_request(
+        &parts,
+        settings.identity.is_some(),
+        settings.honour_request_no_cache,
+    ) {
+        tracing::trace!(?skip, "larder-http: request bypasses the cache");
+        return pass(inner, Request::from_parts(parts, body), "BYPASS").await;
+    }
+    let query = match key::query(
+        parts.uri.query(),
+        &settings.query,
+        settings.strip_unlisted_query,
+    ) {
+        Query::Keyed(pairs) => pairs,
+        Query::Unlisted(name) => {
+            tracing::trace!(%name, "larder-http: unlisted query parameter; bypassing");
+            return pass(inner, Request::from_parts(parts, body), "BYPASS").await;
+        }
+    };
+    let identity = match &settings.identity {
+        Some(identify) => match identify(&parts) {
+            Some(identity) => Some(identity),
+            // Credentials but no identity: never share what they unlock.
+            None if parts.headers.contains_key(header::AUTHORIZATION)
+                || parts.headers.contains_key(header::COOKIE) =>
+            {
+                return pass(inner, Request::from_parts(parts, body), "BYPASS").await;
+            }
+            None => None,
+        },
+        None => None,
+    };
+    let key = key::key(
+        &settings.namespace,
+        &parts,
+        &Variant {
+            query: &query,
+            vary: &settings.vary,
+            identity: identity.as_deref(),
+        },
+    );
+    let now = settings.clock;
+    let conditional = parts.headers.clone();
+    if parts.method == Method::HEAD {
+        // Answered from a stored GET; never written into it.
+        return match settings.cache.get::<StoredResponse>(&key).await {
+            Ok(Some(stored)) => Ok(respond(&stored, now(), "HIT", &conditional, false)),
+            _ => pass(inner, Request::from_parts(parts, body), "MISS").await,
+        };
+    }
+    let computed_here = AtomicBool::new(false);
+    let compute = || async {
+        computed_here.store(true, Ordering::Relaxed);
+        let response = inner
+            .call(Request::from_parts(parts, body))
+            .await
+            .map_err(Pass::Error)?;
+        store_or_pass(&settings, response, now()).await
+    };
+    let result = support::cached::<StoredResponse, Pass<ResBody, S::Error>, _, _>(
+        Some(&settings.cache),
+        Ok(key),
+        Ttls {
+            argument: None,
+            attribute: Some(settings.ttl),
+        },
+        Mode::Read,
+        compute,
+    )
+    .await;
+    match result {
+        Ok(stored) => {
+            let label = if computed_here.load(Ordering::Relaxed) {
+                "MISS"
+            } else {
+                "HIT"
+            };
+            Ok(respond(&stored, now(), label, &conditional, true))
+        }
+        Err(Pass::Response(response)) => Ok(x_cache(response, "MISS")),
+        Err(Pass::Error(err)) => Err(err),
+    }
+}
+
+/// Builds the response for a stored entry; `If-None-Match` → 304.
+fn respond<B>(
+    stored: &StoredResponse,
+    now_ms: u64,
+    label: &'static str,
+    request_headers: &http::HeaderMap,
+    with_body: bool,
+) -> Response<ResponseBody<B>> {
+    let not_modified = stored.matches(request_headers);
+    let response = stored.to_response(now_ms, label, not_modified);
+    response.map(|body| match body {
+        Some(body) if with_body => ResponseBody::cached(body),
+        _ => ResponseBody::empty(),
+    })
+}
+
+/// Decides on a computed response: stored (buffered) or passed through.
+async fn store_or_pass<B, E>(
+    settings: &Settings,
+    response: Response<B>,
+    now_ms: u64,
+) -> Result<Computed<StoredResponse>, Pass<B, E>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: fmt::Display,
+{
+    let (parts, body) = response.into_parts();
+    let ttl = match policy::check_response(&parts, &settings.statuses, &settings.vary, settings.ttl)
+    {
+        Ok(ttl) => ttl,
+        Err(skip) => {
+            tracing::trace!(?skip, "larder-http: response not stored");
+            return Err(Pass::Response(Response::from_parts(
+                parts,
+                ResponseBody::inner(body),
+            )));
+        }
+    };
+    // Size first, from the declared length: streaming bodies (no known
+    // length) and large ones are never buffered.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or(body.size_hint().exact());
+    if declared.is_none_or(|len| len > settings.max_body_bytes) {
+        return Err(Pass::Response(Response::from_parts(
+            parts,
+            ResponseBody::inner(body),
+        )));
+    }
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => {
+            tracing::warn!(error = %err, "larder-http: response body failed while buffering");
+            let mut failed = Response::new(ResponseBody::empty());
+            *failed.status_mut() = StatusCode::BAD_GATEWAY;
+            return Err(Pass::Response(failed));
+        }
+    };
+    if bytes.len() as u64 > settings.max_body_bytes {
+        return Err(Pass::Response(Response::from_parts(
+            parts,
+            ResponseBody::cached(bytes),
+        )));
+    }
+    Ok(Computed {
+        value: StoredResponse::new(&parts, bytes, now_ms),
+        ttl: Some(ttl),
+    })
+}
+
+/// Drops every stored variant of `path` in this layer's namespace.
+pub(crate) async fn invalidate_path(settings: &Settings, path: &str) {
+    let prefix = key::path_prefix(&settings.namespace, path);
+    let pattern = format!("{}:*", larder::key::escape_glob(&prefix));
+    if let Err(err) = settings.cache.invalidate_cache_pattern(&pattern).await {
+        tracing::warn!(path, error = %err, "larder-http: invalidation after a write failed");
+    }
+}

@@ -1,0 +1,137 @@
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, StatusCode, response};
+use serde::{Deserialize, Serialize};
+
+/// A response as stored: status, end-to-end headers, body, when it was
+/// stored and its strong validator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredResponse {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, Bytes)>,
+    pub(crate) body: Bytes,
+    pub(crate) stored_at_ms: u64,
+    pub(crate) etag: String,
+}
+
+/// Hop-by-hop and proxy headers, and the ones this layer sets itself: never
+/// stored.
+const NOT_STORED: [HeaderName; 11] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::AGE,
+    HeaderName::from_static("x-cache"),
+    header::CONTENT_LENGTH,
+];
+
+impl StoredResponse {
+    pub(crate) fn new(parts: &response::Parts, body: Bytes, stored_at_ms: u64) -> Self {
+        // Headers the Connection header lists are hop-by-hop too.
+        let listed: Vec<String> = parts
+            .headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|n| n.trim().to_ascii_lowercase())
+            .collect();
+        let headers = parts
+            .headers
+            .iter()
+            .filter(|(name, _)| {
+                !NOT_STORED.contains(name) && !listed.iter().any(|l| l == name.as_str())
+            })
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    Bytes::copy_from_slice(value.as_bytes()),
+                )
+            })
+            .collect();
+        let etag = match parts
+            .headers
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(etag) => etag.to_owned(),
+            None => {
+                let hash = blake3::hash(&body);
+                format!("\"{}\"", &hash.to_hex()[..32])
+            }
+        };
+        Self {
+            status: parts.status.as_u16(),
+            headers,
+            body,
+            stored_at_ms,
+            etag,
+        }
+    }
+
+    /// The response to send: `Age` from `now_ms`, `X-Cache`, the `ETag`;
+    /// `with_body: false` for HEAD and 304.
+    pub(crate) fn to_response(
+        &self,
+        now_ms: u64,
+        x_cache: &'static str,
+        not_modified: bool,
+    ) -> Response<Option<Bytes>> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::from_bytes(value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        if let Ok(etag) = HeaderValue::from_str(&self.etag) {
+            headers.insert(header::ETAG, etag);
+        }
+        let age = now_ms.saturating_sub(self.stored_at_ms) / 1000;
+        headers.insert(header::AGE, HeaderValue::from(age));
+        headers.insert(
+            HeaderName::from_static("x-cache"),
+            HeaderValue::from_static(x_cache),
+        );
+        let (status, body) = if not_modified {
+            for name in [
+                header::CONTENT_TYPE,
+                header::CONTENT_ENCODING,
+                header::CONTENT_LANGUAGE,
+            ] {
+                headers.remove(name);
+            }
+            (StatusCode::NOT_MODIFIED, None)
+        } else {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(self.body.len()));
+            (
+                StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK),
+                Some(self.body.clone()),
+            )
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        response
+    }
+
+    /// Whether `If-None-Match` matches this response's strong validator.
+    pub(crate) fn matches(&self, if_none_match: &HeaderMap) -> bool {
+        if_none_match
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .any(|tag| {
+                tag == "*" || tag == self.etag || tag.strip_prefix("W/") == Some(self.etag.as_str())
+            })
+    }
+}

@@ -1,0 +1,367 @@
+//! The response cache's rules, each run through `oneshot` and again over a
+//! real socket with a real HTTP client, counting handler calls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http_body_util::BodyExt;
+use larder::Cache;
+use larder_http::ResponseCacheLayer;
+use tower::ServiceExt;
+
+/// Counts handler calls.
+#[derive(Clone, Default)]
+struct Calls(Arc<AtomicUsize>);
+
+impl Calls {
+    fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Filters {
+    category: Option<String>,
+    sort: Option<String>,
+}
+
+async fn products(State(calls): State<Calls>, Query(filters): Query<Filters>) -> String {
+    let n = calls.0.fetch_add(1, Ordering::SeqCst) + 1;
+    format!(
+        "products category={:?} sort={:?} call={n}",
+        filters.category, filters.sort
+    )
+}
+
+/// A handler whose response headers the test chooses via `?h=name:value`.
+async fn with_headers(State(calls): State<Calls>, headers: HeaderMap) -> Response {
+    calls.0.fetch_add(1, Ordering::SeqCst);
+    let mut response = "body".into_response();
+    if let Some(value) = headers.get("x-test-response-header") {
+        let (name, value) = value.to_str().unwrap().split_once(':').unwrap();
+        response.headers_mut().append(
+            HeaderName::try_from(name).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    response
+}
+
+static CLOCK: AtomicU64 = AtomicU64::new(1_000_000);
+
+fn clock() -> u64 {
+    CLOCK.load(Ordering::SeqCst)
+}
+
+fn app(calls: &Calls, layer: ResponseCacheLayer) -> Router {
+    Router::new()
+        .route("/api/products", get(products))
+        .route("/echo", get(with_headers).post(with_headers))
+        .layer(layer)
+        .with_state(calls.clone())
+}
+
+fn layer() -> ResponseCacheLayer {
+    ResponseCacheLayer::new(Cache::in_memory())
+        .ttl(Duration::from_secs(900))
+        .vary_on_query(["category", "sort"])
+        .vary_on_headers([HeaderName::from_static("accept-language")])
+        .max_body_bytes(64)
+        .clock(clock)
+}
+
+/// How a request reaches the app.
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    Oneshot,
+    Socket,
+}
+
+struct Reply {
+    status: StatusCode,
+    x_cache: String,
+    headers: HeaderMap,
+    body: String,
+}
+
+struct Client {
+    app: Router,
+    transport: Transport,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    async fn new(app: Router, transport: Transport) -> Client {
+        let base = match transport {
+            Transport::Oneshot => String::new(),
+            Transport::Socket => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let served = app.clone();
+                tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
+                format!("http://{addr}")
+            }
+        };
+        Client {
+            app,
+            transport,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(&self, method: &str, uri: &str, headers: &[(&str, &str)]) -> Reply {
+        match self.transport {
+            Transport::Oneshot => {
+                let mut request = Request::builder().method(method).uri(uri);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                let response = self
+                    .app
+                    .clone()
+                    .oneshot(request.body(axum::body::Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                let (parts, body) = response.into_parts();
+                let body = body.collect().await.unwrap().to_bytes();
+                reply(
+                    parts.status,
+                    parts.headers,
+                    String::from_utf8_lossy(&body).into_owned(),
+                )
+            }
+            Transport::Socket => {
+                let mut request = self
+                    .http
+                    .request(method.parse().unwrap(), format!("{}{uri}", self.base));
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                let response = request.send().await.unwrap();
+                let (status, headers) = (response.status(), response.headers().clone());
+                let body = response.text().await.unwrap();
+                reply(status, headers, body)
+            }
+        }
+    }
+
+    async fn get(&self, uri: &str) -> Reply {
+        self.send("GET", uri, &[]).await
+    }
+}
+
+fn reply(status: StatusCode, headers: HeaderMap, body: String) -> Reply {
+    let x_cache = headers
+        .get("x-cache")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    Reply {
+        status,
+        x_cache,
+        headers,
+        body,
+    }
+}
+
+macro_rules! both_transports {
+    ($($name:ident),* $(,)?) => {
+        mod oneshot {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::Transport::Oneshot).await; } )*
+        }
+        mod socket {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::Transport::Socket).await; } )*
+        }
+    };
+}
+
+both_transports!(
+    gets_are_cached_and_writes_are_not,
+    listed_params_select_variants_and_unlisted_ones_bypass,
+    response_rules_refuse_what_must_not_be_shared,
+    credentials_bypass_a_route_without_identity,
+    head_is_answered_from_get_but_never_stored,
+    etag_and_304,
+    age_follows_the_clock,
+    oversized_bodies_are_not_stored,
+    undeclared_request_headers_do_not_change_what_others_get,
+);
+
+async fn gets_are_cached_and_writes_are_not(transport: Transport) {
+    let calls = Calls::default();
+    let client = Client::new(app(&calls, layer()), transport).await;
+    let first = client.get("/api/products").await;
+    let second = client.get("/api/products").await;
+    assert_eq!(
+        (first.x_cache.as_str(), second.x_cache.as_str()),
+        ("MISS", "HIT")
+    );
+    assert_eq!(first.body, second.body);
+    assert_eq!(calls.get(), 1);
+    client.send("POST", "/echo", &[]).await;
+    client.send("POST", "/echo", &[]).await;
+    assert_eq!(calls.get(), 3, "POST is never cached");
+}
+
+async fn listed_params_select_variants_and_unlisted_ones_bypass(transport: Transport) {
+    let calls = Calls::default();
+    let client = Client::new(app(&calls, layer()), transport).await;
+    let tools = client.get("/api/products?category=tools&sort=price").await;
+    let reordered = client.get("/api/products?sort=price&category=tools").await;
+    assert_eq!(reordered.x_cache, "HIT");
+    assert_eq!(tools.body, reordered.body);
+    let garden = client.get("/api/products?category=garden&sort=price").await;
+    assert_eq!(garden.x_cache, "MISS");
+    assert_ne!(garden.body, tools.body);
+    let sneaky = client
+        .get("/api/products?category=tools&sort=price&debug=1")
+        .await;
+    assert_eq!(
+        sneaky.x_cache, "BYPASS",
+        "an unlisted param never reaches a cached body"
+    );
+    // Repeated params are keyed in order: two variants (axum's extractor
+    // rejects them with 400 before the handler, which is not stored).
+    let repeated_a = client.get("/api/products?category=a&category=b").await;
+    let repeated_b = client.get("/api/products?category=b&category=a").await;
+    assert_eq!(
+        (repeated_a.x_cache.as_str(), repeated_b.x_cache.as_str()),
+        ("MISS", "MISS")
+    );
+    assert_eq!(repeated_a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(calls.get(), 3);
+}
+
+async fn response_rules_refuse_what_must_not_be_shared(transport: Transport) {
+    for header in [
+        "set-cookie:session=abc",
+        "cache-control:PRIVATE",
+        "cache-control:No-Store",
+        "cache-control:no-cache=\"set-cookie\"",
+        "cache-control:max-age=0",
+        "vary:*",
+        "vary:X-Forwarded-Host",
+    ] {
+        let calls = Calls::default();
+        let client = Client::new(app(&calls, layer()), transport).await;
+        let headers = [("x-test-response-header", header)];
+        for _ in 0..2 {
+            let reply = client.send("GET", "/echo", &headers).await;
+            assert_eq!(reply.x_cache, "MISS", "{header}");
+        }
+        assert_eq!(calls.get(), 2, "{header} must not be stored");
+    }
+}
+
+async fn credentials_bypass_a_route_without_identity(transport: Transport) {
+    let calls = Calls::default();
+    let client = Client::new(app(&calls, layer()), transport).await;
+    for header in [("authorization", "Bearer secret"), ("cookie", "session=1")] {
+        for _ in 0..2 {
+            let reply = client.send("GET", "/api/products", &[header]).await;
+            assert_eq!(reply.x_cache, "BYPASS");
+        }
+    }
+    assert_eq!(calls.get(), 4);
+}
+
+async fn head_is_answered_from_get_but_never_stored(transport: Transport) {
+    let calls = Calls::default();
+    let client = Client::new(app(&calls, layer()), transport).await;
+    let head = client.send("HEAD", "/api/products", &[]).await;
+    assert_eq!(head.x_cache, "MISS");
+    let get = client.get("/api/products").await;
+    assert_eq!(get.x_cache, "MISS", "HEAD did not store anything");
+    let head = client.send("HEAD", "/api/products", &[]).await;
+    assert_eq!(head.x_cache, "HIT");
+    assert!(head.body.is_empty());
+    assert_eq!(calls.get(), 2);
+}
+
+async fn etag_and_304(transport: Transport) {
+    let calls = Calls::default();
+    let client = Client::new(app(&calls, layer()), transport).await;
+    let first = client.get("/api/products").await;
+    let etag = first
+        .headers
+        .get("etag")
+        .expect("a strong ETag")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(etag.starts_with('"'), "{etag}");
+    let revalidated = client
+        .send("GET", "/api/products", &[("if-none-match", &etag)])
+        .await;
+    assert_eq!(revalidated.status, StatusCode::NOT_MODIFIED);
+    assert!(revalidated.body.is_empty());
+    assert_eq!(revalidated.headers.get("etag").unwrap(), etag.as_str());
+    let other = client
+        .send("GET", "/api/products", &[("if-none-match", "\"other\"")])
+        .await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert_eq!(calls.get(), 1);
+}
+
+async fn age_follows_the_clock(transport: Transport) {
+    let calls = Calls::default();
+    let client = Client::new(app(&calls, layer()), transport).await;
+    let path = format!("/api/products?category=age-{transport:?}");
+    client.get(&path).await;
+    let fresh = client.get(&path).await;
+    let before: u64 = fresh.headers["age"].to_str().unwrap().parse().unwrap();
+    CLOCK.fetch_add(42_000, Ordering::SeqCst);
+    let later = client.get(&path).await;
+    let after: u64 = later.headers["age"].to_str().unwrap().parse().unwrap();
+    assert!(after >= before + 42, "Age {before} -> {after}");
+}
+
+async fn oversized_bodies_are_not_stored(transport: Transport) {
+    async fn big(State(calls): State<Calls>) -> String {
+        calls.0.fetch_add(1, Ordering::SeqCst);
+        "x".repeat(1000)
+    }
+    let calls = Calls::default();
+    let app = Router::new()
+        .route("/big", get(big))
+        .layer(layer())
+        .with_state(calls.clone());
+    let client = Client::new(app, transport).await;
+    for _ in 0..2 {
+        let reply = client.get("/big").await;
+        assert_eq!(reply.body.len(), 1000, "the body still arrives whole");
+        assert_eq!(reply.x_cache, "MISS");
+    }
+    assert_eq!(calls.get(), 2);
+}
+
+async fn undeclared_request_headers_do_not_change_what_others_get(transport: Transport) {
+    let calls = Calls::default();
+    let client = Client::new(app(&calls, layer()), transport).await;
+    let poisoned = client
+        .send(
+            "GET",
+            "/api/products",
+            &[("x-forwarded-host", "evil.example")],
+        )
+        .await;
+    let clean = client.get("/api/products").await;
+    assert_eq!(clean.x_cache, "HIT");
+    assert_eq!(clean.body, poisoned.body);
+    let german = client
+        .send("GET", "/api/products", &[("accept-language", "de")])
+        .await;
+    assert_eq!(
+        german.x_cache, "MISS",
+        "a declared header selects its own variant"
+    );
+}
