@@ -1,5 +1,6 @@
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -152,7 +153,7 @@ impl Cache {
         compute: F,
     ) -> Result<T>
     where
-        T: Serialize + DeserializeOwned + Send + 'static,
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = T> + Send + 'static,
     {
@@ -163,12 +164,25 @@ impl Cache {
             && now < entry.expires_at_ms.saturating_add(self.grace_ms())
         {
             self.count_read(key, true);
-            if entry.is_fresh(now) || !self.inner.config.leases {
+            if entry.is_fresh(now) {
                 return Ok(entry.value);
             }
             self.inner
                 .metrics
                 .with(key, |m| m.stale_serves.increment(1));
+            if !self.inner.config.leases {
+                // No leases: one background refresh per process.
+                let flight_key = format!("{physical}\0revalidate");
+                if let Role::Leader(flight) = self.inner.flights.join(&flight_key) {
+                    let (cache, key) = (self.clone(), key.to_owned());
+                    tokio::spawn(async move {
+                        let value = compute().await;
+                        let _ = cache.set(&key, &value, ttl).await;
+                        drop(flight);
+                    });
+                }
+                return Ok(entry.value);
+            }
             let lease_key = self.inner.keys.lease(key);
             let keys = LeaseKeys {
                 value: &physical,
@@ -263,16 +277,14 @@ impl Cache {
         };
         let leases = self.inner.config.leases;
         if options.refresh {
-            let lease = if leases {
-                self.take_lease(key, keys, true, options.fail_open)
-                    .await
-                    .map_err(ComputeError::Cache)?
+            let plan = if leases {
+                LeasePlan::Force
             } else {
-                None
+                LeasePlan::Without
             };
             let flight_key = format!("{physical}\0refresh");
             return self
-                .compute_in_flight(key, keys, &flight_key, options, lease, compute)
+                .compute_in_flight(key, keys, &flight_key, options, plan, compute)
                 .await;
         }
         let now = now_ms();
@@ -281,6 +293,7 @@ impl Cache {
             .await
             .map_err(ComputeError::Cache)?;
         let mut stale = None;
+        let mut plan = LeasePlan::Acquire;
         match entry {
             Some(entry) if entry.is_fresh(now) => {
                 let beta = self
@@ -295,13 +308,13 @@ impl Cache {
                         beta,
                         xfetch::sample(),
                     )
-                    && let Ok(Some(lease)) = self.take_lease(key, keys, false, true).await
+                    && let Ok(Some(held)) = self.take_lease(key, keys, false, true).await
                 {
                     self.inner
                         .metrics
                         .with(key, |m| m.early_refreshes.increment(1));
                     return self
-                        .compute_and_fill(key, keys, options, Some(lease), compute)
+                        .compute_and_fill(key, keys, options, Some(held), compute)
                         .await
                         .map(|(value, _)| value);
                 }
@@ -309,16 +322,19 @@ impl Cache {
                 return Ok(entry.value);
             }
             Some(entry) if now < entry.expires_at_ms.saturating_add(self.grace_ms()) => {
-                // Stale-while-revalidate: one caller refreshes, the others
-                // get the old value at once.
-                let refresher =
-                    leases && matches!(self.take_lease(key, keys, false, true).await, Ok(Some(_)));
-                if !refresher && leases {
-                    self.inner
-                        .metrics
-                        .with(key, |m| m.stale_serves.increment(1));
-                    self.count_read(key, true);
-                    return Ok(entry.value);
+                // Stale-while-revalidate: one caller refreshes (with the
+                // lease it just took), the others get the old value at once.
+                if leases {
+                    match self.take_lease(key, keys, false, true).await {
+                        Ok(Some(held)) => plan = LeasePlan::Held(held),
+                        _ => {
+                            self.inner
+                                .metrics
+                                .with(key, |m| m.stale_serves.increment(1));
+                            self.count_read(key, true);
+                            return Ok(entry.value);
+                        }
+                    }
                 }
                 stale = Some(entry.value);
             }
@@ -326,7 +342,7 @@ impl Cache {
         }
         self.count_read(key, false);
         match self
-            .compute_in_flight(key, keys, &physical, options, None, compute)
+            .compute_in_flight(key, keys, &physical, options, plan, compute)
             .await
         {
             Err(ComputeError::Origin(err)) => match stale {
@@ -344,14 +360,14 @@ impl Cache {
     }
 
     /// Steps 2–4 of [`Cache::read_through`]: the flight, the lease, the
-    /// computation. `lease` is one the caller already holds (refresh).
+    /// computation; `plan` says how the flight leader gets its lease.
     async fn compute_in_flight<T, E, F, Fut>(
         &self,
         key: &str,
         keys: LeaseKeys<'_>,
         flight_key: &str,
         options: ReadThrough,
-        lease: Option<Lease>,
+        mut plan: LeasePlan,
         compute: F,
     ) -> Result<T, ComputeError<E>>
     where
@@ -367,6 +383,11 @@ impl Cache {
                     if !std::mem::replace(&mut counted, true) {
                         metrics.with(key, |m| m.coalesced.increment(1));
                     }
+                    if let LeasePlan::Held(_) = plan {
+                        // Another caller here computes: give the lease back
+                        // (dropping it releases it).
+                        plan = LeasePlan::Acquire;
+                    }
                     if let FlightState::Done(bytes) = single_flight::wait(flight).await
                         && let Some(value) = decode_shared(&bytes)
                     {
@@ -375,20 +396,29 @@ impl Cache {
                     // Abandoned (or unreadable): try again; one caller leads.
                 }
                 Role::Leader(flight) => {
-                    let lease = match lease {
-                        Some(lease) => Some(lease),
-                        None if options.refresh => None,
-                        None => match self.lease_or_value(key, keys, options).await? {
-                            Acquired::Value(value, bytes) => {
-                                flight.complete(bytes);
-                                return Ok(value);
+                    let lease = match plan {
+                        LeasePlan::Held(held) => Some(held),
+                        LeasePlan::Without => None,
+                        LeasePlan::Force => self
+                            .take_lease(key, keys, true, options.fail_open)
+                            .await
+                            .map_err(ComputeError::Cache)?,
+                        LeasePlan::Acquire => {
+                            match self.lease_or_value(key, keys, options).await? {
+                                Acquired::Value(value, bytes) => {
+                                    flight.complete(bytes);
+                                    return Ok(value);
+                                }
+                                Acquired::Lease(lease) => lease,
                             }
-                            Acquired::Lease(lease) => lease,
-                        },
+                        }
                     };
                     let (value, bytes) = self
                         .compute_and_fill(key, keys, options, lease, compute)
                         .await?;
+                    // A fill that an invalidation rejected must not reach
+                    // callers who joined after that invalidation: they read
+                    // again instead.
                     match bytes {
                         Some(bytes) => flight.complete(bytes),
                         None => drop(flight),
@@ -438,7 +468,7 @@ impl Cache {
             match read {
                 Ok(LeaseRead::Granted(lease)) => {
                     metrics.with(key, |m| m.lease_wins.increment(1));
-                    return Ok(Acquired::Lease(Some(lease)));
+                    return Ok(Acquired::Lease(Some(self.held(keys, lease))));
                 }
                 Ok(LeaseRead::Hit(bytes)) => {
                     if let Some(value) = self.fresh(key, keys.value, &bytes).await {
@@ -446,8 +476,8 @@ impl Cache {
                     }
                     // Present but not fresh (in its grace period, or just
                     // removed as undecodable): take the lease if it is free.
-                    if let Ok(Some(lease)) = self.take_lease(key, keys, false, true).await {
-                        return Ok(Acquired::Lease(Some(lease)));
+                    if let Ok(Some(held)) = self.take_lease(key, keys, false, true).await {
+                        return Ok(Acquired::Lease(Some(held)));
                     }
                 }
                 Ok(LeaseRead::Held) => {}
@@ -481,7 +511,7 @@ impl Cache {
         key: &str,
         keys: LeaseKeys<'_>,
         options: ReadThrough,
-        lease: Option<Lease>,
+        mut lease: Option<HeldLease>,
         compute: F,
     ) -> Result<(T, Option<Bytes>), ComputeError<E>>
     where
@@ -496,15 +526,8 @@ impl Cache {
             .await
         {
             Ok(computed) => computed,
-            Err(err) => {
-                if let Some(lease) = lease {
-                    // Best effort; otherwise it expires after the lease TTL.
-                    let _ = self
-                        .call("release_lease", self.inner.store.release_lease(keys, lease))
-                        .await;
-                }
-                return Err(ComputeError::Origin(err));
-            }
+            // Dropping `lease` gives it back.
+            Err(err) => return Err(ComputeError::Origin(err)),
         };
         let elapsed = started.elapsed();
         metrics.with(key, |m| m.compute.record(elapsed.as_secs_f64()));
@@ -519,15 +542,20 @@ impl Cache {
         };
         if self.check_size(key, &bytes).is_ok() {
             let filled = Instant::now();
-            let stored = match lease {
-                Some(lease) => {
-                    self.call(
-                        "fill_leased",
-                        self.inner
-                            .store
-                            .fill_leased(keys, lease, bytes.clone(), ttl),
-                    )
-                    .await
+            let stored = match lease.as_mut() {
+                Some(held) => {
+                    let filled = self
+                        .call(
+                            "fill_leased",
+                            self.inner
+                                .store
+                                .fill_leased(keys, held.lease, bytes.clone(), ttl),
+                        )
+                        .await;
+                    if filled.is_ok() {
+                        held.spent = true; // filled, or voided: nothing to give back
+                    }
+                    filled
                 }
                 None if !self.inner.config.leases => self
                     .call("SET", self.inner.store.set(keys.value, bytes.clone(), ttl))
@@ -546,6 +574,7 @@ impl Cache {
                         key,
                         "larder: fill rejected: the lease was voided by an invalidation"
                     );
+                    return Ok((computed.value, None));
                 }
                 Ok(false) => {}
                 Err(err) if options.refresh && !options.fail_open => {
@@ -565,7 +594,7 @@ impl Cache {
         keys: LeaseKeys<'_>,
         force: bool,
         fail_open: bool,
-    ) -> Result<Option<Lease>> {
+    ) -> Result<Option<HeldLease>> {
         let taken = self
             .call(
                 "take_lease",
@@ -580,7 +609,7 @@ impl Cache {
         match taken {
             Ok(Some(lease)) => {
                 self.inner.metrics.with(key, |m| m.lease_wins.increment(1));
-                Ok(Some(lease))
+                Ok(Some(self.held(keys, lease)))
             }
             Ok(None) => Ok(None),
             Err(_) if fail_open => Ok(None),
@@ -613,6 +642,17 @@ impl Cache {
         entry.is_fresh(now_ms()).then_some(entry.value)
     }
 
+    fn held(&self, keys: LeaseKeys<'_>, lease: Lease) -> HeldLease {
+        HeldLease {
+            store: Arc::clone(&self.inner.store),
+            lease_key: keys.lease.to_owned(),
+            value_key: keys.value.to_owned(),
+            epoch_key: keys.epoch.to_owned(),
+            lease,
+            spent: false,
+        }
+    }
+
     fn grace_ms(&self) -> u64 {
         u64::try_from(self.inner.config.stale_grace.as_millis()).unwrap_or(u64::MAX)
     }
@@ -623,7 +663,55 @@ enum Acquired<T> {
     /// A fresh value (another process filled it) and its envelope.
     Value(T, Bytes),
     /// Compute, with this lease if any.
-    Lease(Option<Lease>),
+    Lease(Option<HeldLease>),
+}
+
+/// How a flight leader gets its lease.
+enum LeasePlan {
+    /// Read once more, taking the lease atomically if there is no value.
+    Acquire,
+    /// Take it even if held (refresh: voids older computations' fills).
+    Force,
+    /// The caller holds it already (stale-while-revalidate).
+    Held(HeldLease),
+    /// Compute without one (leases off).
+    Without,
+}
+
+/// A lease this caller holds. Given back when dropped — however the
+/// computation ended: error, panic, cancellation, a value too large to
+/// store — unless the fill used it.
+pub(super) struct HeldLease {
+    store: Arc<dyn crate::store::Store>,
+    lease_key: String,
+    value_key: String,
+    epoch_key: String,
+    lease: Lease,
+    spent: bool,
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        if self.spent {
+            return;
+        }
+        let (store, lease) = (Arc::clone(&self.store), self.lease);
+        let (lease_key, value_key, epoch_key) = (
+            std::mem::take(&mut self.lease_key),
+            std::mem::take(&mut self.value_key),
+            std::mem::take(&mut self.epoch_key),
+        );
+        // Drop cannot wait: the I/O runtime gives it back (best effort; the
+        // lease TTL bounds a failure).
+        crate::runtime::io().spawn(async move {
+            let keys = LeaseKeys {
+                value: &value_key,
+                lease: &lease_key,
+                epoch: &epoch_key,
+            };
+            let _ = store.release_lease(keys, lease).await;
+        });
+    }
 }
 
 fn never_origin(err: ComputeError<Infallible>) -> Error {

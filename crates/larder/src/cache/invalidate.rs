@@ -21,15 +21,22 @@ impl Cache {
     pub async fn delete_cached_data(&self, key: &str) -> Result<bool> {
         let physical = self.inner.keys.physical(key);
         self.detach_flights(|flight| flight_of(flight) == physical);
-        // The lease goes with the value: a computation that began before this
-        // call can no longer fill.
-        let keys = [physical, self.inner.keys.lease(key)];
+        // The lease goes first: a computation that began before this call
+        // can no longer fill, not even between the two removals.
+        self.call(
+            "UNLINK",
+            self.inner.store.unlink(&[self.inner.keys.lease(key)]),
+        )
+        .await?;
+        let keys = [physical];
         let removed = self.call("UNLINK", self.inner.store.unlink(&keys)).await?;
+        // Flights that began while the removals ran are older than the write.
+        self.detach_flights(|flight| flight_of(flight) == keys[0]);
         Ok(removed > 0)
     }
 
-    /// Removes the entries under every logical key in `keys`, in one round
-    /// trip; returns how many existed.
+    /// Removes the entries under every logical key in `keys` (and their
+    /// leases); returns how many existed.
     ///
     /// # Errors
     /// The store failure.
@@ -39,9 +46,17 @@ impl Cache {
             .map(|k| self.inner.keys.physical(k.as_ref()))
             .collect();
         self.detach_flights(|flight| physical.iter().any(|p| p == flight_of(flight)));
-        let leases = keys.iter().map(|k| self.inner.keys.lease(k.as_ref()));
-        let all: Vec<String> = physical.iter().cloned().chain(leases).collect();
-        self.call("UNLINK", self.inner.store.unlink(&all)).await
+        let leases: Vec<String> = keys
+            .iter()
+            .map(|k| self.inner.keys.lease(k.as_ref()))
+            .collect();
+        self.call("UNLINK", self.inner.store.unlink(&leases))
+            .await?;
+        let removed = self
+            .call("UNLINK", self.inner.store.unlink(&physical))
+            .await?;
+        self.detach_flights(|flight| physical.iter().any(|p| p == flight_of(flight)));
+        Ok(removed)
     }
 
     /// Removes every entry whose logical key matches the glob `pattern` (the
@@ -80,6 +95,7 @@ impl Cache {
             )
             .instrument(span.clone())
             .await?;
+        self.detach_flights(|flight| glob_match(physical.as_bytes(), flight_of(flight).as_bytes()));
         span.record("removed", removed);
         Ok(removed)
     }

@@ -25,10 +25,9 @@ impl Cache {
     ) -> Result<()> {
         let (bytes, ttl) = self.envelope_for(value, ttl, 0)?;
         self.check_size(key, &bytes)?;
-        let physical = self.inner.keys.physical(key);
-        let stored = self
-            .call("SET", self.inner.store.set(&physical, bytes, ttl))
-            .await;
+        let entry = [self.entry(key, bytes, ttl)];
+        let stored = self.call("SET", self.inner.store.mset(&entry)).await;
+        self.detach_write(&entry);
         self.absorb(stored).map(drop)
     }
 
@@ -48,14 +47,33 @@ impl Cache {
             let key = key.as_ref();
             let (bytes, ttl) = self.envelope_for(value, ttl, 0)?;
             self.check_size(key, &bytes)?;
-            batch.push(StoreEntry {
-                key: self.inner.keys.physical(key),
-                value: bytes,
-                ttl,
-            });
+            batch.push(self.entry(key, bytes, ttl));
         }
         let stored = self.call("SET_MANY", self.inner.store.mset(&batch)).await;
+        self.detach_write(&batch);
         self.absorb(stored).map(drop)
+    }
+
+    /// A write of `key`: it voids the key's lease (with leases on), so a
+    /// computation that began before the write cannot fill over it.
+    fn entry(&self, key: &str, value: Bytes, ttl: Duration) -> StoreEntry {
+        let keys = &self.inner.keys;
+        StoreEntry {
+            key: keys.physical(key),
+            value,
+            ttl,
+            void_lease: self.inner.config.leases.then(|| keys.lease(key)),
+        }
+    }
+
+    /// Callers arriving after a write start afresh rather than join a
+    /// computation that began before it.
+    fn detach_write(&self, entries: &[StoreEntry]) {
+        self.inner.flights.detach(|flight| {
+            entries
+                .iter()
+                .any(|e| flight.split('\0').next() == Some(e.key.as_str()))
+        });
     }
 
     /// Encodes `value` into an envelope that expires after the jittered

@@ -35,14 +35,21 @@ impl Leases {
         self.epochs.get(key).copied().unwrap_or(0)
     }
 
-    fn is_held(&self, key: &str) -> bool {
-        self.held
-            .get(key)
-            .is_some_and(|(_, expires)| *expires > Instant::now())
+    /// Held: granted, not expired, and not voided by a newer epoch.
+    fn is_held(&self, keys: LeaseKeys<'_>) -> bool {
+        let epoch = self.epoch(keys.epoch);
+        self.held.get(keys.lease).is_some_and(|(held, expires)| {
+            *expires > Instant::now()
+                && held.rsplit_once(':').and_then(|(_, e)| e.parse().ok()) == Some(epoch)
+        })
     }
 
     fn grant(&mut self, keys: LeaseKeys<'_>, token: u64, ttl: Duration) -> Lease {
         let epoch = self.epoch(keys.epoch);
+        if self.held.len() > 1024 {
+            let now = Instant::now();
+            self.held.retain(|_, (_, expires)| *expires > now);
+        }
         self.held.insert(
             keys.lease.to_owned(),
             (Lease::encoded(token, epoch), Instant::now() + ttl),
@@ -153,9 +160,14 @@ impl Store for MemoryStore {
     }
 
     fn mset<'a>(&'a self, entries: &'a [StoreEntry]) -> StoreFuture<'a, ()> {
+        let mut leases = self.lock_leases();
         for entry in entries {
+            if let Some(lease) = &entry.void_lease {
+                leases.held.remove(lease);
+            }
             self.insert(&entry.key, entry.value.clone(), entry.ttl);
         }
+        drop(leases);
         async { Ok(()) }.boxed()
     }
 
@@ -189,7 +201,7 @@ impl Store for MemoryStore {
         let mut leases = self.lock_leases();
         let read = if let Some(entry) = self.entries.get(keys.value) {
             LeaseRead::Hit(entry.value)
-        } else if leases.is_held(keys.lease) {
+        } else if leases.is_held(keys) {
             LeaseRead::Held
         } else {
             LeaseRead::Granted(leases.grant(keys, token, ttl))
@@ -206,7 +218,7 @@ impl Store for MemoryStore {
         force: bool,
     ) -> StoreFuture<'a, Option<Lease>> {
         let mut leases = self.lock_leases();
-        let taken = (force || !leases.is_held(keys.lease)).then(|| leases.grant(keys, token, ttl));
+        let taken = (force || !leases.is_held(keys)).then(|| leases.grant(keys, token, ttl));
         drop(leases);
         async move { Ok(taken) }.boxed()
     }

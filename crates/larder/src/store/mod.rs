@@ -52,6 +52,9 @@ pub struct StoreEntry {
     pub value: Bytes,
     /// Time to live (already jittered).
     pub ttl: Duration,
+    /// A lease to void in the same atomic step (a write must not be
+    /// overwritten by a computation that began before it).
+    pub void_lease: Option<String>,
 }
 
 impl fmt::Debug for StoreEntry {
@@ -95,7 +98,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Stores `value` under `key` for `ttl`.
     fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Duration) -> StoreFuture<'a, ()>;
 
-    /// Stores every entry, each with its own TTL, in one round trip.
+    /// Stores every entry, each with its own TTL, and voids the entries'
+    /// `void_lease`s, atomically, in one round trip.
     fn mset<'a>(&'a self, entries: &'a [StoreEntry]) -> StoreFuture<'a, ()>;
 
     /// Removes `keys`; returns how many existed.

@@ -16,37 +16,44 @@ use crate::{Error, ErrorKind, Result};
 
 /// Sets every key with its own TTL in one command (`KEYS` = keys, `ARGV` =
 /// value, ttl-ms pairs).
+/// `KEYS`: the values' keys, then leases to void; `ARGV`: value, ttl-ms
+/// pairs. The leases go in the same step as the writes, so no computation
+/// that began before this write can fill over it.
 const SET_MANY: &str = r"
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[2 * i - 1], 'PX', ARGV[2 * i])
+local n = #ARGV / 2
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PX', ARGV[2 * i])
 end
-return #KEYS
+for i = n + 1, #KEYS do
+  redis.call('DEL', KEYS[i])
+end
+return n
 ";
 
 /// `KEYS`: value, lease, epoch. `ARGV`: token, lease ms. Returns
 /// `{1, value}`, `{2, epoch}` (granted) or `{3}` (held).
+/// A lease from an older epoch (voided by a pattern invalidation) counts as
+/// free.
 const GET_OR_LEASE: &str = r"
 local value = redis.call('GET', KEYS[1])
 if value then return {1, value} end
 local epoch = redis.call('GET', KEYS[3]) or '0'
-if redis.call('SET', KEYS[2], ARGV[1] .. ':' .. epoch, 'NX', 'PX', ARGV[2]) then
-  return {2, epoch}
-end
-return {3}
+local held = redis.call('GET', KEYS[2])
+if held and string.match(held, ':(%d+)$') == epoch then return {3} end
+redis.call('SET', KEYS[2], ARGV[1] .. ':' .. epoch, 'PX', ARGV[2])
+return {2, epoch}
 ";
 
 /// `KEYS`: lease, epoch. `ARGV`: token, lease ms, force (`1`/`0`). Returns
 /// the epoch, or nil if held and not forced.
 const TAKE_LEASE: &str = r"
 local epoch = redis.call('GET', KEYS[2]) or '0'
-local taken
-if ARGV[3] == '1' then
-  taken = redis.call('SET', KEYS[1], ARGV[1] .. ':' .. epoch, 'PX', ARGV[2])
-else
-  taken = redis.call('SET', KEYS[1], ARGV[1] .. ':' .. epoch, 'NX', 'PX', ARGV[2])
+if ARGV[3] ~= '1' then
+  local held = redis.call('GET', KEYS[1])
+  if held and string.match(held, ':(%d+)$') == epoch then return false end
 end
-if taken then return epoch end
-return false
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. epoch, 'PX', ARGV[2])
+return epoch
 ";
 
 /// `KEYS`: value, lease, epoch. `ARGV`: token, epoch, value, ttl ms. Stores
@@ -305,6 +312,9 @@ impl Store for RedisStore {
                     .key(&entry.key)
                     .arg(entry.value.as_ref())
                     .arg(millis(entry.ttl));
+            }
+            for lease in entries.iter().filter_map(|e| e.void_lease.as_ref()) {
+                invocation.key(lease);
             }
             let invocation = &invocation;
             self.run("set_many script", |mut conn| async move {
