@@ -69,6 +69,13 @@ impl Cache {
     /// with `UNLINK` in pipelined batches of `scan_batch` keys, each round
     /// trip bounded by the deadline; `KEYS` is never used.
     ///
+    /// Before scanning it moves the cache's lease epoch, which voids every
+    /// lease outstanding at that moment — also those of keys the pattern does
+    /// not match (their computations return their values but do not store
+    /// them; the next read computes again). Leases of keys without a value
+    /// cannot be found by a scan, so this is the price of never letting a
+    /// computation that began before the invalidation fill after it.
+    ///
     /// # Errors
     /// The store failure; keys removed before it stay removed.
     pub async fn invalidate_cache_pattern(&self, pattern: &str) -> Result<u64> {

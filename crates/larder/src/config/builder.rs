@@ -149,7 +149,8 @@ impl ConfigBuilder {
 
     /// How long a lease lasts (default 3 s): the longest that other callers
     /// wait for a holder that died, and a bound on how long a computation may
-    /// take and still fill.
+    /// take and still fill — a computation that outlasts its lease returns its
+    /// value but does not store it, so set this above your slowest origin.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.config.lease_ttl = ttl;
         self
