@@ -299,3 +299,64 @@ async fn with_redis_killed_the_handler_answers_and_caching_resumes() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidation_by_request_path_route_and_on_write() {
+    async fn write(State(calls): State<Calls>) -> StatusCode {
+        calls.bump();
+        StatusCode::NO_CONTENT
+    }
+    let server = RedisServer::spawn();
+    let cache = redis_cache(&server).await;
+    let calls = Calls::default();
+    let layer = ResponseCacheLayer::new(cache)
+        .namespace("filtered_products")
+        .vary_on_query(["category", "sort"])
+        .invalidate_on_write(true);
+    let app = Router::new()
+        .route(
+            "/api/products/filtered",
+            get(get_filtered_products_api)
+                .post(write)
+                .layer(layer.clone()),
+        )
+        .with_state(calls.clone());
+    let base = serve(app).await;
+    let http = reqwest::Client::new();
+    let url = |q: &str| format!("{base}/api/products/filtered?{q}");
+    let x_cache = |q: &'static str| {
+        let (http, url) = (http.clone(), url(q));
+        async move { fetch(&http, url, None).await.0 }
+    };
+    x_cache("category=kitchen").await;
+    x_cache("category=garden").await;
+    assert_eq!(x_cache("category=kitchen").await, "HIT");
+
+    // Route and params: exactly that variant.
+    let request = axum::http::Request::get("/api/products/filtered?category=kitchen")
+        .body(())
+        .unwrap();
+    assert!(layer.invalidate_request(&request).await.unwrap());
+    assert_eq!(x_cache("category=kitchen").await, "MISS");
+    assert_eq!(x_cache("category=garden").await, "HIT");
+
+    // The path: every variant.
+    assert_eq!(
+        layer
+            .invalidate_path("/api/products/filtered")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(x_cache("category=kitchen").await, "MISS");
+    assert_eq!(x_cache("category=garden").await, "MISS");
+
+    // A successful write to the path drops its variants.
+    let response = http.post(url("")).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(x_cache("category=kitchen").await, "MISS");
+
+    // The route (namespace).
+    assert!(layer.invalidate_route().await.unwrap() >= 1);
+    assert_eq!(x_cache("category=kitchen").await, "MISS");
+}

@@ -172,6 +172,60 @@ impl ResponseCacheLayer {
     }
 }
 
+/// Invalidation, from anywhere that holds the layer (e.g. a write handler).
+impl ResponseCacheLayer {
+    /// Drops every stored response of this layer's namespace (the route);
+    /// returns how many went.
+    ///
+    /// # Errors
+    /// The store failure.
+    pub async fn invalidate_route(&self) -> larder::Result<u64> {
+        let namespace = larder::key::escape_glob(&self.settings.namespace);
+        self.settings
+            .cache
+            .invalidate_cache_pattern(&format!("{namespace}:*"))
+            .await
+    }
+
+    /// Drops every stored variant of `path` (all params, headers,
+    /// identities); returns how many went.
+    ///
+    /// # Errors
+    /// The store failure.
+    pub async fn invalidate_path(&self, path: &str) -> larder::Result<u64> {
+        let prefix = super::key::path_prefix(&self.settings.namespace, path);
+        let pattern = format!("{}:*", larder::key::escape_glob(&prefix));
+        self.settings.cache.invalidate_cache_pattern(&pattern).await
+    }
+
+    /// Drops the one stored response that `request` would be answered with
+    /// (route, allow-listed params, declared headers, identity); returns
+    /// whether there was one.
+    ///
+    /// # Errors
+    /// The store failure.
+    pub async fn invalidate_request<B>(&self, request: &http::Request<B>) -> larder::Result<bool> {
+        let (parts, ()) = http::Request::builder()
+            .method(request.method())
+            .uri(request.uri())
+            .body(())
+            .map_err(|e| {
+                larder::Error::new(
+                    larder::ErrorKind::Config,
+                    format!("cannot read the request: {e}"),
+                )
+            })?
+            .into_parts();
+        let mut parts = parts;
+        parts.headers = request.headers().clone();
+        parts.extensions = request.extensions().clone();
+        match super::service::request_key(&self.settings, &parts) {
+            Some(key) => self.settings.cache.delete_cached_data(&key).await,
+            None => Ok(false),
+        }
+    }
+}
+
 impl<S> Layer<S> for ResponseCacheLayer {
     type Service = ResponseCache<S>;
 

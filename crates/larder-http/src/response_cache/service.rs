@@ -128,39 +128,9 @@ where
         tracing::trace!(?skip, "larder-http: request bypasses the cache");
         return pass(inner, Request::from_parts(parts, body), "BYPASS").await;
     }
-    let query = match key::query(
-        parts.uri.query(),
-        &settings.query,
-        settings.strip_unlisted_query,
-    ) {
-        Query::Keyed(pairs) => pairs,
-        Query::Unlisted(name) => {
-            tracing::trace!(%name, "larder-http: unlisted query parameter; bypassing");
-            return pass(inner, Request::from_parts(parts, body), "BYPASS").await;
-        }
+    let Some(key) = request_key(&settings, &parts) else {
+        return pass(inner, Request::from_parts(parts, body), "BYPASS").await;
     };
-    let identity = match &settings.identity {
-        Some(identify) => match identify(&parts) {
-            Some(identity) => Some(identity),
-            // Credentials but no identity: never share what they unlock.
-            None if parts.headers.contains_key(header::AUTHORIZATION)
-                || parts.headers.contains_key(header::COOKIE) =>
-            {
-                return pass(inner, Request::from_parts(parts, body), "BYPASS").await;
-            }
-            None => None,
-        },
-        None => None,
-    };
-    let key = key::key(
-        &settings.namespace,
-        &parts,
-        &Variant {
-            query: &query,
-            vary: &settings.vary,
-            identity: identity.as_deref(),
-        },
-    );
     let now = settings.clock;
     let conditional = parts.headers.clone();
     if parts.method == Method::HEAD {
@@ -202,6 +172,45 @@ where
         Err(Pass::Response(response)) => Ok(x_cache(response, "MISS")),
         Err(Pass::Error(err)) => Err(err),
     }
+}
+
+/// The key a request is stored under, or `None` when it must bypass the
+/// cache: a query parameter outside the allow-list, or credentials on an
+/// identity route without an identity.
+pub(crate) fn request_key(settings: &Settings, parts: &http::request::Parts) -> Option<String> {
+    let query = match key::query(
+        parts.uri.query(),
+        &settings.query,
+        settings.strip_unlisted_query,
+    ) {
+        Query::Keyed(pairs) => pairs,
+        Query::Unlisted(name) => {
+            tracing::trace!(%name, "larder-http: unlisted query parameter; bypassing");
+            return None;
+        }
+    };
+    let identity = match &settings.identity {
+        Some(identify) => match identify(parts) {
+            Some(identity) => Some(identity),
+            // Credentials but no identity: never share what they unlock.
+            None if parts.headers.contains_key(header::AUTHORIZATION)
+                || parts.headers.contains_key(header::COOKIE) =>
+            {
+                return None;
+            }
+            None => None,
+        },
+        None => None,
+    };
+    Some(key::key(
+        &settings.namespace,
+        parts,
+        &Variant {
+            query: &query,
+            vary: &settings.vary,
+            identity: identity.as_deref(),
+        },
+    ))
 }
 
 /// Builds the response for a stored entry; `If-None-Match` → 304.
