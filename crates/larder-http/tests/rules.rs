@@ -194,6 +194,8 @@ both_transports!(
     age_follows_the_clock,
     oversized_bodies_are_not_stored,
     undeclared_request_headers_do_not_change_what_others_get,
+    streaming_bodies_are_not_stored,
+    only_configured_statuses_are_stored,
 );
 
 async fn gets_are_cached_and_writes_are_not(transport: Transport) {
@@ -364,4 +366,72 @@ async fn undeclared_request_headers_do_not_change_what_others_get(transport: Tra
         german.x_cache, "MISS",
         "a declared header selects its own variant"
     );
+}
+
+async fn streaming_bodies_are_not_stored(transport: Transport) {
+    async fn stream(State(calls): State<Calls>) -> axum::body::Body {
+        calls.0.fetch_add(1, Ordering::SeqCst);
+        let chunks = futures::stream::iter(["a", "b", "c"].map(|c| Ok::<_, std::io::Error>(c)));
+        axum::body::Body::from_stream(chunks)
+    }
+    let calls = Calls::default();
+    let app = Router::new()
+        .route("/stream", get(stream))
+        .layer(layer())
+        .with_state(calls.clone());
+    let client = Client::new(app, transport).await;
+    for _ in 0..2 {
+        let reply = client.get("/stream").await;
+        assert_eq!(reply.body, "abc", "streamed through whole");
+        assert_eq!(reply.x_cache, "MISS");
+    }
+    assert_eq!(calls.get(), 2);
+}
+
+async fn only_configured_statuses_are_stored(transport: Transport) {
+    async fn status(
+        State(calls): State<Calls>,
+        Query(q): Query<std::collections::HashMap<String, String>>,
+    ) -> Response {
+        calls.0.fetch_add(1, Ordering::SeqCst);
+        let code: u16 = q["code"].parse().unwrap();
+        (StatusCode::from_u16(code).unwrap(), "body").into_response()
+    }
+    for (code, layer, stored) in [
+        (404, layer().vary_on_query(["code"]), false),
+        (
+            404,
+            layer()
+                .vary_on_query(["code"])
+                .cache_statuses([StatusCode::OK, StatusCode::NOT_FOUND]),
+            true,
+        ),
+        (
+            500,
+            layer()
+                .vary_on_query(["code"])
+                .cache_statuses([StatusCode::INTERNAL_SERVER_ERROR]),
+            false,
+        ),
+        (
+            206,
+            layer()
+                .vary_on_query(["code"])
+                .cache_statuses([StatusCode::PARTIAL_CONTENT]),
+            false,
+        ),
+        (201, layer().vary_on_query(["code"]), false),
+    ] {
+        let calls = Calls::default();
+        let app = Router::new()
+            .route("/status", get(status))
+            .layer(layer)
+            .with_state(calls.clone());
+        let client = Client::new(app, transport).await;
+        client.get(&format!("/status?code={code}")).await;
+        let second = client.get(&format!("/status?code={code}")).await;
+        assert_eq!(second.status.as_u16(), code);
+        assert_eq!(second.x_cache == "HIT", stored, "{code}");
+        assert_eq!(calls.get(), if stored { 1 } else { 2 }, "{code}");
+    }
 }
