@@ -371,7 +371,7 @@ async fn undeclared_request_headers_do_not_change_what_others_get(transport: Tra
 async fn streaming_bodies_are_not_stored(transport: Transport) {
     async fn stream(State(calls): State<Calls>) -> axum::body::Body {
         calls.0.fetch_add(1, Ordering::SeqCst);
-        let chunks = futures::stream::iter(["a", "b", "c"].map(|c| Ok::<_, std::io::Error>(c)));
+        let chunks = futures::stream::iter(["a", "b", "c"].map(Ok::<_, std::io::Error>));
         axum::body::Body::from_stream(chunks)
     }
     let calls = Calls::default();
