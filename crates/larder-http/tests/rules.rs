@@ -196,6 +196,7 @@ both_transports!(
     undeclared_request_headers_do_not_change_what_others_get,
     streaming_bodies_are_not_stored,
     only_configured_statuses_are_stored,
+    authorization_with_identity_is_keyed_on_the_identity,
 );
 
 async fn gets_are_cached_and_writes_are_not(transport: Transport) {
@@ -434,4 +435,51 @@ async fn only_configured_statuses_are_stored(transport: Transport) {
         assert_eq!(second.x_cache == "HIT", stored, "{code}");
         assert_eq!(calls.get(), if stored { 1 } else { 2 }, "{code}");
     }
+}
+
+async fn authorization_with_identity_is_keyed_on_the_identity(transport: Transport) {
+    #[derive(Clone)]
+    struct User(String);
+    async fn auth(mut request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+        let user = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer user-"))
+            .map(|u| User(u.to_owned()));
+        if let Some(user) = user {
+            request.extensions_mut().insert(user);
+        }
+        next.run(request).await
+    }
+    async fn me(State(calls): State<Calls>, user: Option<axum::Extension<User>>) -> String {
+        calls.0.fetch_add(1, Ordering::SeqCst);
+        format!(
+            "hello {}",
+            user.map_or("anonymous".into(), |u| u.0.0.clone())
+        )
+    }
+    let calls = Calls::default();
+    let layer = layer().vary_on(|parts| parts.extensions.get::<User>().map(|u| u.0.clone()));
+    let app = Router::new()
+        .route("/me", get(me))
+        .layer(layer)
+        .layer(axum::middleware::from_fn(auth))
+        .with_state(calls.clone());
+    let client = Client::new(app, transport).await;
+    let ada = [("authorization", "Bearer user-ada")];
+    let bob = [("authorization", "Bearer user-bob")];
+    assert_eq!(client.send("GET", "/me", &ada).await.body, "hello ada");
+    assert_eq!(client.send("GET", "/me", &bob).await.body, "hello bob");
+    let again = client.send("GET", "/me", &ada).await;
+    assert_eq!(
+        (again.x_cache.as_str(), again.body.as_str()),
+        ("HIT", "hello ada")
+    );
+    // Credentials the middleware does not accept: no identity, so bypass.
+    let forged = client
+        .send("GET", "/me", &[("authorization", "Basic eA==")])
+        .await;
+    assert_eq!(forged.x_cache, "BYPASS");
+    assert_eq!(calls.get(), 3);
 }
