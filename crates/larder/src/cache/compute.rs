@@ -300,7 +300,11 @@ impl Cache {
                     .inner
                     .config
                     .xfetch_beta(super::metrics::namespace_of(key));
+                // Sample only when early refresh is possible at all: this
+                // runs on every read-through hit.
                 if leases
+                    && entry.compute_ms > 0
+                    && beta > 0.0
                     && xfetch::should_refresh(
                         now,
                         entry.expires_at_ms,

@@ -4,10 +4,7 @@ use super::Cache;
 use crate::Result;
 use crate::key::glob_match;
 
-/// The physical key a flight is for (refresh flights carry a suffix).
-fn flight_of(flight: &str) -> &str {
-    flight.split('\0').next().unwrap_or(flight)
-}
+use super::single_flight::flight_of;
 
 impl Cache {
     /// Removes the entry under the logical `key` (the seed's

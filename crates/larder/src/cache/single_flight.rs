@@ -13,6 +13,12 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::watch;
 
+/// The physical key a flight is for (refresh and revalidate flights carry a
+/// `\0`-separated suffix).
+pub(crate) fn flight_of(flight: &str) -> &str {
+    flight.split('\0').next().unwrap_or(flight)
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum FlightState {
     Running,

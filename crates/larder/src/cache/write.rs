@@ -4,6 +4,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::Cache;
+use super::single_flight::flight_of;
 use crate::envelope::{self, Header, now_ms};
 use crate::store::StoreEntry;
 use crate::{Error, ErrorKind, Result};
@@ -69,11 +70,9 @@ impl Cache {
     /// Callers arriving after a write start afresh rather than join a
     /// computation that began before it.
     fn detach_write(&self, entries: &[StoreEntry]) {
-        self.inner.flights.detach(|flight| {
-            entries
-                .iter()
-                .any(|e| flight.split('\0').next() == Some(e.key.as_str()))
-        });
+        self.inner
+            .flights
+            .detach(|flight| entries.iter().any(|e| flight_of(flight) == e.key));
     }
 
     /// Encodes `value` into an envelope that expires after the jittered
