@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use crate::cache::Computed;
 use crate::cache::{ComputeError, ReadThrough};
+pub use crate::cache::{Computed, ReadFailure, Served};
 pub use crate::key::ArgsDigest;
 pub use crate::runtime::block_on;
 use crate::{Cache, Error, ErrorKind, Result};
@@ -213,6 +213,41 @@ where
         // is a miss, and a value that cannot be encoded is returned uncached.
         Err(ComputeError::Cache(err)) => unreachable_cache_error(err),
     }
+}
+
+/// The read path of a cached HTTP response: like [`cached`], but says
+/// whether the value was served stale and, when the origin fails, hands
+/// back the stale value (inside its grace period) for the caller to serve
+/// or not — only the caller knows which failures a stale copy may answer.
+///
+/// # Errors
+/// The origin's error, with the stale value if there is one.
+pub async fn cached_served<T, E, F, Fut>(
+    cache: &Cache,
+    key: &str,
+    ttl: Duration,
+    compute: F,
+) -> Result<Served<T>, (E, Option<T>)>
+where
+    T: CachedValue,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Computed<T>, E>>,
+{
+    let options = ReadThrough {
+        ttl,
+        fail_open: true,
+        refresh: false,
+    };
+    match cache.read_through_served(key, options, compute).await {
+        Ok(served) => Ok(served),
+        Err(ReadFailure::Origin { error, stale }) => Err((error, stale)),
+        Err(ReadFailure::Cache(err)) => unreachable_cache_error(err),
+    }
+}
+
+/// Counts a value served stale by the caller of [`cached_served`].
+pub fn count_stale_serve(cache: &Cache, key: &str) {
+    cache.count_stale_serve(key);
 }
 
 #[cold]

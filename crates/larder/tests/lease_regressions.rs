@@ -5,7 +5,7 @@
 //! own lease; concurrent refreshes; leases leaked by cancellation or by
 //! values too large to store; a write-through `set` overwritten by a stale
 //! fill; `get_or_revalidate` without leases; `delete_cached_data` counting a
-//! lease as an entry.
+//! lease as an entry; a failed computation's lease given back too late.
 
 mod common;
 
@@ -394,6 +394,30 @@ async fn f9_redis_pattern_rejected_lease_blocks_readers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f9_memory_pattern_rejected_lease_blocks_readers() {
     pattern_rejected_lease_blocks_readers(Backend::memory()).await;
+}
+
+/// F12: a failed computation gave its lease back only in the background
+/// (on drop), so a caller right behind it found the lease still held and
+/// waited, or was served a stale value instead of refreshing. Now the
+/// lease is gone before the error reaches the caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f12_redis_failed_computation_gives_the_lease_back_before_returning() {
+    let server = RedisServer::spawn();
+    let cache = common::redis_cache(&server, |b| b).await;
+    let mut raw = common::raw(&server).await;
+    for i in 0..200 {
+        let key = format!("report:{i}");
+        let failed: Result<String, Box<dyn std::error::Error + Send + Sync>> = cache
+            .try_get_or_compute(&key, HOUR, || async { Err("origin down".into()) })
+            .await;
+        assert_eq!(failed.unwrap_err().to_string(), "origin down");
+        let leases: Vec<String> = redis::cmd("KEYS")
+            .arg("*~lease:*")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(leases.is_empty(), "call {i}: lease still held: {leases:?}");
+    }
 }
 
 /// F11: delete_cached_data reports `true` when only a lease existed.

@@ -51,6 +51,33 @@ pub(crate) enum ComputeError<E> {
     Origin(E),
 }
 
+/// A read-through value, and whether it is an expired one served from its
+/// stale grace period.
+#[derive(Debug)]
+#[doc(hidden)]
+pub struct Served<T> {
+    /// The value.
+    pub value: T,
+    /// Served after its TTL, inside the stale grace period.
+    pub stale: bool,
+}
+
+/// Why a read-through call failed, with the stale value (inside its grace
+/// period) the caller may fall back on.
+#[derive(Debug)]
+#[doc(hidden)]
+pub enum ReadFailure<T, E> {
+    /// The store failed (fail-closed only).
+    Cache(Error),
+    /// The origin failed.
+    Origin {
+        /// Its error.
+        error: E,
+        /// The expired value still inside its grace period, if any.
+        stale: Option<T>,
+    },
+}
+
 /// How a read-through call behaves.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReadThrough {
@@ -167,9 +194,7 @@ impl Cache {
             if entry.is_fresh(now) {
                 return Ok(entry.value);
             }
-            self.inner
-                .metrics
-                .with(key, |m| m.stale_serves.increment(1));
+            self.count_stale_serve(key);
             if !self.inner.config.leases {
                 // No leases: one background refresh per process.
                 let flight_key = format!("{physical}\0revalidate");
@@ -257,6 +282,9 @@ impl Cache {
     ///    only as a last resort (then without filling).
     /// 4. Compute, fill if the lease is still ours (an invalidation voids
     ///    it), hand the value to the flight's waiters.
+    ///
+    /// On an origin failure the stale value is served instead when the
+    /// cache is configured with `stale_if_error`.
     pub(crate) async fn read_through<T, E, F, Fut>(
         &self,
         key: &str,
@@ -268,6 +296,45 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Computed<T>, E>>,
     {
+        match self.read_through_served(key, options, compute).await {
+            Ok(served) => Ok(served.value),
+            Err(ReadFailure::Origin {
+                stale: Some(value), ..
+            }) if self.inner.config.stale_if_error => {
+                self.count_stale_serve(key);
+                tracing::debug!(key, "larder: origin failed; serving the stale value");
+                Ok(value)
+            }
+            Err(ReadFailure::Origin { error, .. }) => Err(ComputeError::Origin(error)),
+            Err(ReadFailure::Cache(err)) => Err(ComputeError::Cache(err)),
+        }
+    }
+
+    /// Counts a value served stale.
+    pub(crate) fn count_stale_serve(&self, key: &str) {
+        self.inner
+            .metrics
+            .with(key, |m| m.stale_serves.increment(1));
+    }
+
+    /// [`Cache::read_through`] that says whether the value was served stale
+    /// and leaves the choice of serving it on an origin failure to the
+    /// caller.
+    pub(crate) async fn read_through_served<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: ReadThrough,
+        compute: F,
+    ) -> Result<Served<T>, ReadFailure<T, E>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Computed<T>, E>>,
+    {
+        let fresh = |value| Served {
+            value,
+            stale: false,
+        };
         let physical = self.inner.keys.physical(key);
         let lease_key = self.inner.keys.lease(key);
         let keys = LeaseKeys {
@@ -285,13 +352,15 @@ impl Cache {
             let flight_key = format!("{physical}\0refresh");
             return self
                 .compute_in_flight(key, keys, &flight_key, options, plan, compute)
-                .await;
+                .await
+                .map(fresh)
+                .map_err(|err| failure(err, None));
         }
         let now = now_ms();
         let entry: Option<Entry<T>> = self
             .fetch_entry(key, &physical, options.fail_open)
             .await
-            .map_err(ComputeError::Cache)?;
+            .map_err(ReadFailure::Cache)?;
         let mut stale = None;
         let mut plan = LeasePlan::Acquire;
         match entry {
@@ -320,10 +389,11 @@ impl Cache {
                     return self
                         .compute_and_fill(key, keys, options, Some(held), compute)
                         .await
-                        .map(|(value, _)| value);
+                        .map(|(value, _)| fresh(value))
+                        .map_err(|err| failure(err, None));
                 }
                 self.count_read(key, true);
-                return Ok(entry.value);
+                return Ok(fresh(entry.value));
             }
             Some(entry) if now < entry.expires_at_ms.saturating_add(self.grace_ms()) => {
                 // Stale-while-revalidate: one caller refreshes (with the
@@ -332,11 +402,12 @@ impl Cache {
                     match self.take_lease(key, keys, false, true).await {
                         Ok(Some(held)) => plan = LeasePlan::Held(held),
                         _ => {
-                            self.inner
-                                .metrics
-                                .with(key, |m| m.stale_serves.increment(1));
+                            self.count_stale_serve(key);
                             self.count_read(key, true);
-                            return Ok(entry.value);
+                            return Ok(Served {
+                                value: entry.value,
+                                stale: true,
+                            });
                         }
                     }
                 }
@@ -345,22 +416,10 @@ impl Cache {
             _ => {}
         }
         self.count_read(key, false);
-        match self
-            .compute_in_flight(key, keys, &physical, options, plan, compute)
+        self.compute_in_flight(key, keys, &physical, options, plan, compute)
             .await
-        {
-            Err(ComputeError::Origin(err)) => match stale {
-                Some(value) if self.inner.config.stale_if_error => {
-                    self.inner
-                        .metrics
-                        .with(key, |m| m.stale_serves.increment(1));
-                    tracing::debug!(key, "larder: origin failed; serving the stale value");
-                    Ok(value)
-                }
-                _ => Err(ComputeError::Origin(err)),
-            },
-            other => other,
-        }
+            .map(fresh)
+            .map_err(|err| failure(err, stale))
     }
 
     /// Steps 2–4 of [`Cache::read_through`]: the flight, the lease, the
@@ -530,8 +589,10 @@ impl Cache {
             .await
         {
             Ok(computed) => computed,
-            // Dropping `lease` gives it back.
-            Err(err) => return Err(ComputeError::Origin(err)),
+            Err(err) => {
+                self.give_back(lease).await;
+                return Err(ComputeError::Origin(err));
+            }
         };
         let elapsed = started.elapsed();
         metrics.with(key, |m| m.compute.record(elapsed.as_secs_f64()));
@@ -541,10 +602,13 @@ impl Cache {
             Ok(encoded) => encoded,
             Err(err) => {
                 tracing::warn!(key, error = %err, "larder: computed value not cached");
+                self.give_back(lease).await;
                 return Ok((computed.value, None));
             }
         };
-        if self.check_size(key, &bytes).is_ok() {
+        if self.check_size(key, &bytes).is_err() {
+            self.give_back(lease).await;
+        } else {
             let filled = Instant::now();
             let stored = match lease.as_mut() {
                 Some(held) => {
@@ -588,6 +652,25 @@ impl Cache {
             }
         }
         Ok((computed.value, Some(bytes)))
+    }
+
+    /// Gives an unfilled lease back now, so that the next caller can take
+    /// it at once (a dropped lease is given back in the background).
+    async fn give_back(&self, lease: Option<HeldLease>) {
+        let Some(mut held) = lease else { return };
+        held.spent = true;
+        let keys = LeaseKeys {
+            value: &held.value_key,
+            lease: &held.lease_key,
+            epoch: &held.epoch_key,
+        };
+        let released = self
+            .call("release_lease", held.store.release_lease(keys, held.lease))
+            .await;
+        if let Err(err) = released {
+            // The lease TTL bounds how long it blocks others.
+            tracing::debug!(error = %err, "larder: lease not given back");
+        }
     }
 
     /// Takes the lease on `keys` (see [`Store::take_lease`]); store failures
@@ -715,6 +798,14 @@ impl Drop for HeldLease {
             };
             let _ = store.release_lease(keys, lease).await;
         });
+    }
+}
+
+/// A read-through failure with the stale value it may fall back on.
+fn failure<T, E>(err: ComputeError<E>, stale: Option<T>) -> ReadFailure<T, E> {
+    match err {
+        ComputeError::Cache(err) => ReadFailure::Cache(err),
+        ComputeError::Origin(error) => ReadFailure::Origin { error, stale },
     }
 }
 

@@ -29,8 +29,8 @@
 mod breaker;
 mod compute;
 
-pub use compute::Computed;
 pub(crate) use compute::{ComputeError, ReadThrough};
+pub use compute::{Computed, ReadFailure, Served};
 mod invalidate;
 mod metrics;
 mod read;
