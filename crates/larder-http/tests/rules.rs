@@ -1,29 +1,20 @@
 //! The response cache's rules, each run through `oneshot` and again over a
 //! real socket with a real HTTP client, counting handler calls.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+#[macro_use]
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http_body_util::BodyExt;
+use common::{Calls, Client, Transport};
 use larder::Cache;
 use larder_http::ResponseCacheLayer;
-use tower::ServiceExt;
-
-/// Counts handler calls.
-#[derive(Clone, Default)]
-struct Calls(Arc<AtomicUsize>);
-
-impl Calls {
-    fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 #[derive(serde::Deserialize)]
 struct Filters {
@@ -62,7 +53,14 @@ fn clock() -> u64 {
 fn app(calls: &Calls, layer: ResponseCacheLayer) -> Router {
     Router::new()
         .route("/api/products", get(products))
-        .route("/echo", get(with_headers).post(with_headers))
+        .route(
+            "/echo",
+            get(with_headers)
+                .post(with_headers)
+                .put(with_headers)
+                .patch(with_headers)
+                .delete(with_headers),
+        )
         .layer(layer)
         .with_state(calls.clone())
 }
@@ -74,114 +72,6 @@ fn layer() -> ResponseCacheLayer {
         .vary_on_headers([HeaderName::from_static("accept-language")])
         .max_body_bytes(64)
         .clock(clock)
-}
-
-/// How a request reaches the app.
-#[derive(Clone, Copy, Debug)]
-enum Transport {
-    Oneshot,
-    Socket,
-}
-
-struct Reply {
-    status: StatusCode,
-    x_cache: String,
-    headers: HeaderMap,
-    body: String,
-}
-
-struct Client {
-    app: Router,
-    transport: Transport,
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Client {
-    async fn new(app: Router, transport: Transport) -> Client {
-        let base = match transport {
-            Transport::Oneshot => String::new(),
-            Transport::Socket => {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let addr = listener.local_addr().unwrap();
-                let served = app.clone();
-                tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
-                format!("http://{addr}")
-            }
-        };
-        Client {
-            app,
-            transport,
-            base,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn send(&self, method: &str, uri: &str, headers: &[(&str, &str)]) -> Reply {
-        match self.transport {
-            Transport::Oneshot => {
-                let mut request = Request::builder().method(method).uri(uri);
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                let response = self
-                    .app
-                    .clone()
-                    .oneshot(request.body(axum::body::Body::empty()).unwrap())
-                    .await
-                    .unwrap();
-                let (parts, body) = response.into_parts();
-                let body = body.collect().await.unwrap().to_bytes();
-                reply(
-                    parts.status,
-                    parts.headers,
-                    String::from_utf8_lossy(&body).into_owned(),
-                )
-            }
-            Transport::Socket => {
-                let mut request = self
-                    .http
-                    .request(method.parse().unwrap(), format!("{}{uri}", self.base));
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                let response = request.send().await.unwrap();
-                let (status, headers) = (response.status(), response.headers().clone());
-                let body = response.text().await.unwrap();
-                reply(status, headers, body)
-            }
-        }
-    }
-
-    async fn get(&self, uri: &str) -> Reply {
-        self.send("GET", uri, &[]).await
-    }
-}
-
-fn reply(status: StatusCode, headers: HeaderMap, body: String) -> Reply {
-    let x_cache = headers
-        .get("x-cache")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    Reply {
-        status,
-        x_cache,
-        headers,
-        body,
-    }
-}
-
-macro_rules! both_transports {
-    ($($name:ident),* $(,)?) => {
-        mod oneshot {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Transport::Oneshot).await; } )*
-        }
-        mod socket {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Transport::Socket).await; } )*
-        }
-    };
 }
 
 both_transports!(
@@ -197,6 +87,7 @@ both_transports!(
     streaming_bodies_are_not_stored,
     only_configured_statuses_are_stored,
     authorization_with_identity_is_keyed_on_the_identity,
+    request_no_cache_is_ignored_unless_honoured,
 );
 
 async fn gets_are_cached_and_writes_are_not(transport: Transport) {
@@ -210,9 +101,29 @@ async fn gets_are_cached_and_writes_are_not(transport: Transport) {
     );
     assert_eq!(first.body, second.body);
     assert_eq!(calls.get(), 1);
-    client.send("POST", "/echo", &[]).await;
-    client.send("POST", "/echo", &[]).await;
-    assert_eq!(calls.get(), 3, "POST is never cached");
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        for _ in 0..2 {
+            let reply = client.send(method, "/echo", &[]).await;
+            assert_eq!(reply.x_cache, "BYPASS", "{method}");
+        }
+    }
+    assert_eq!(calls.get(), 9, "writes are never cached");
+}
+
+async fn request_no_cache_is_ignored_unless_honoured(transport: Transport) {
+    let no_cache = [("cache-control", "No-Cache")];
+    for (honour, expected) in [(false, "HIT"), (true, "BYPASS")] {
+        let calls = Calls::default();
+        let client = Client::new(
+            app(&calls, layer().honour_request_no_cache(honour)),
+            transport,
+        )
+        .await;
+        client.get("/api/products").await;
+        let reply = client.send("GET", "/api/products", &no_cache).await;
+        assert_eq!(reply.x_cache, expected, "honour = {honour}");
+        assert_eq!(calls.get(), if honour { 2 } else { 1 });
+    }
 }
 
 async fn listed_params_select_variants_and_unlisted_ones_bypass(transport: Transport) {
@@ -248,9 +159,15 @@ async fn response_rules_refuse_what_must_not_be_shared(transport: Transport) {
     for header in [
         "set-cookie:session=abc",
         "cache-control:PRIVATE",
+        "cache-control:Private=\"x-user\"",
         "cache-control:No-Store",
+        "cache-control:public, NO-STORE",
+        "cache-control:NO-CACHE",
         "cache-control:no-cache=\"set-cookie\"",
         "cache-control:max-age=0",
+        "cache-control:public, Max-Age=0",
+        "cache-control:max-age=600, S-MAXAGE=0",
+        "cache-control:max-age=soon",
         "vary:*",
         "vary:X-Forwarded-Host",
     ] {

@@ -27,8 +27,29 @@
 //! `ETag`; `If-None-Match` gets a 304. Misses go through Larder's read path,
 //! so concurrent identical misses call the handler once, and a failing Redis
 //! means the handler answers.
+//!
+//! Every response says what the cache did in `X-Cache`:
+//!
+//! | `X-Cache` | meaning |
+//! |---|---|
+//! | `HIT` | answered from the cache; the handler was not called |
+//! | `MISS` | the handler answered (and the response was stored if it may be) |
+//! | `BYPASS` | the request may not be cached (a write, credentials without an identity, an unlisted query parameter, …): the handler answered |
+//! | `STALE` | answered with an expired response (see below) |
+//!
+//! Stale responses follow the cache's own settings. With
+//! [`stale_grace`](larder::config::ConfigBuilder::stale_grace), a response
+//! past its TTL is served `STALE` to every request while one of them (by
+//! lease, across processes) calls the handler and stores the new one. With
+//! [`stale_if_error`](larder::config::ConfigBuilder::stale_if_error), a
+//! handler that fails (its error, or a 5xx) inside the grace period is
+//! answered with the expired response instead; any other response the
+//! handler gives is passed on as it is. A response that says
+//! `must-revalidate`, `proxy-revalidate` or `s-maxage` is never served
+//! stale (RFC 9111 §4.2.4).
 
 mod body;
+mod future;
 pub mod key;
 mod layer;
 pub mod policy;
@@ -36,5 +57,6 @@ mod service;
 mod stored;
 
 pub use body::ResponseBody;
+pub use future::ResponseFuture;
 pub use layer::{IdentityFn, ResponseCacheLayer};
 pub use service::ResponseCache;

@@ -144,6 +144,17 @@ pub struct CacheControl {
     pub max_age: Option<u64>,
     /// `s-maxage`
     pub s_maxage: Option<u64>,
+    /// `must-revalidate` or `proxy-revalidate`
+    pub must_revalidate: bool,
+}
+
+impl CacheControl {
+    /// Whether a shared cache may serve the response after it expires
+    /// (RFC 9111 §5.2.2.2, §5.2.2.8, §5.2.2.10: `must-revalidate`,
+    /// `proxy-revalidate` and `s-maxage` forbid it).
+    pub fn allows_stale(&self) -> bool {
+        !self.must_revalidate && self.s_maxage.is_none()
+    }
 }
 
 impl CacheControl {
@@ -167,6 +178,7 @@ impl CacheControl {
                     "no-store" => parsed.no_store = true,
                     "private" => parsed.private = true,
                     "no-cache" => parsed.no_cache = true,
+                    "must-revalidate" | "proxy-revalidate" => parsed.must_revalidate = true,
                     // A malformed age is treated as 0: do not store.
                     "max-age" => {
                         parsed.max_age = Some(argument.and_then(|a| a.parse().ok()).unwrap_or(0))

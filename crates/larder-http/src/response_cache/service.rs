@@ -4,15 +4,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
-use larder::__private::{self as support, Computed, Mode, Ttls};
+use larder::__private::{self as support, Computed};
 use tower_service::Service;
 
 use super::body::ResponseBody;
+use super::future::ResponseFuture;
 use super::key::{self, Query, Variant};
 use super::layer::Settings;
 use super::policy;
@@ -59,22 +59,54 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, S::Error>>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let settings = &self.settings;
+        if is_write(request.method()) {
+            if !settings.invalidate_on_write {
+                return ResponseFuture::inner(self.inner.call(request), "BYPASS");
+            }
+            let path = request.uri().path().to_owned();
+            let future = self.inner.call(request);
+            let settings = Arc::clone(settings);
+            return ResponseFuture::cache(Box::pin(async move {
+                let response = future.await?;
+                let status = response.status();
+                if status.is_success() || status.is_redirection() {
+                    invalidate_path(&settings, &path).await;
+                }
+                Ok(x_cache(response.map(ResponseBody::inner), "BYPASS"))
+            }));
+        }
+        let (parts, body) = request.into_parts();
+        if let Err(skip) = policy::check_request(
+            &parts,
+            settings.identity.is_some(),
+            settings.honour_request_no_cache,
+        ) {
+            tracing::trace!(?skip, "larder-http: request bypasses the cache");
+            let request = Request::from_parts(parts, body);
+            return ResponseFuture::inner(self.inner.call(request), "BYPASS");
+        }
+        let Some(key) = request_key(settings, &parts) else {
+            let request = Request::from_parts(parts, body);
+            return ResponseFuture::inner(self.inner.call(request), "BYPASS");
+        };
         // The ready service goes into the future; a clone stays for the next call.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let settings = Arc::clone(&self.settings);
-        Box::pin(handle(settings, inner, request))
+        let settings = Arc::clone(settings);
+        let request = Request::from_parts(parts, body);
+        ResponseFuture::cache(Box::pin(through_cache(settings, inner, key, request)))
     }
 }
 
-fn x_cache<B>(mut response: Response<B>, value: &'static str) -> Response<B> {
+pub(crate) fn x_cache<B>(mut response: Response<B>, value: &'static str) -> Response<B> {
     response.headers_mut().insert(
         header::HeaderName::from_static("x-cache"),
         HeaderValue::from_static(value),
@@ -98,9 +130,11 @@ fn is_write(method: &Method) -> bool {
     [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(method)
 }
 
-async fn handle<S, ReqBody, ResBody>(
+/// A GET or HEAD that may be answered from the cache.
+async fn through_cache<S, ReqBody, ResBody>(
     settings: Arc<Settings>,
     mut inner: S,
+    key: String,
     request: Request<ReqBody>,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
 where
@@ -110,67 +144,83 @@ where
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: fmt::Display + Send,
 {
-    let (parts, body) = request.into_parts();
-    if is_write(&parts.method) {
-        let path = parts.uri.path().to_owned();
-        let response = inner.call(Request::from_parts(parts, body)).await?;
-        let status = response.status();
-        if settings.invalidate_on_write && (status.is_success() || status.is_redirection()) {
-            invalidate_path(&settings, &path).await;
-        }
-        return Ok(response.map(ResponseBody::inner));
-    }
-    if let Err(skip) = policy::check_request(
-        &parts,
-        settings.identity.is_some(),
-        settings.honour_request_no_cache,
-    ) {
-        tracing::trace!(?skip, "larder-http: request bypasses the cache");
-        return pass(inner, Request::from_parts(parts, body), "BYPASS").await;
-    }
-    let Some(key) = request_key(&settings, &parts) else {
-        return pass(inner, Request::from_parts(parts, body), "BYPASS").await;
-    };
     let now = settings.clock;
-    let conditional = parts.headers.clone();
-    if parts.method == Method::HEAD {
+    let mut validators = http::HeaderMap::new();
+    for tag in request.headers().get_all(header::IF_NONE_MATCH) {
+        validators.append(header::IF_NONE_MATCH, tag.clone());
+    }
+    if request.method() == Method::HEAD {
         // Answered from a stored GET; never written into it.
         return match settings.cache.get::<StoredResponse>(&key).await {
-            Ok(Some(stored)) => Ok(respond(&stored, now(), "HIT", &conditional, false)),
-            _ => pass(inner, Request::from_parts(parts, body), "MISS").await,
+            Ok(Some(stored)) => Ok(respond(&stored, now(), "HIT", &validators, false)),
+            _ => pass(inner, request, "MISS").await,
         };
     }
+    let cache = &settings.cache;
+    // The request goes to the handler only if the read path computes; it
+    // is taken back when a stale copy may not be served.
+    let mut unsent = Some(request);
     let computed_here = AtomicBool::new(false);
-    let compute = || async {
-        computed_here.store(true, Ordering::Relaxed);
-        let response = inner
-            .call(Request::from_parts(parts, body))
-            .await
-            .map_err(Pass::Error)?;
-        store_or_pass(&settings, response, now()).await
+    // Borrowed outside the closure so that the borrows move into its future.
+    let (slot, handler, computing) = (&mut unsent, &mut inner, &computed_here);
+    let layer = &*settings;
+    let compute = move || {
+        computing.store(true, Ordering::Relaxed);
+        let request = slot.take();
+        async move {
+            let request = request.expect("the read path computes at most once");
+            let response = handler.call(request).await.map_err(Pass::Error)?;
+            store_or_pass(layer, response, now()).await
+        }
     };
-    let result = support::cached::<StoredResponse, Pass<ResBody, S::Error>, _, _>(
-        Some(&settings.cache),
-        Ok(key),
-        Ttls {
-            argument: None,
-            attribute: Some(settings.ttl),
-        },
-        Mode::Read,
+    let result = support::cached_served::<StoredResponse, Pass<ResBody, S::Error>, _, _>(
+        cache,
+        &key,
+        settings.ttl,
         compute,
     )
     .await;
+    let stale_if_error = cache.config().stale_if_error();
     match result {
-        Ok(stored) => {
-            let label = if computed_here.load(Ordering::Relaxed) {
+        Ok(served) if served.stale && served.value.stale_forbidden => match unsent.take() {
+            // `must-revalidate` and kin: past its TTL, only the handler answers.
+            Some(request) => pass(inner, request, "MISS").await,
+            None => Ok(respond(&served.value, now(), "MISS", &validators, true)),
+        },
+        Ok(served) => {
+            let label = if served.stale {
+                "STALE"
+            } else if computed_here.load(Ordering::Relaxed) {
                 "MISS"
             } else {
                 "HIT"
             };
-            Ok(respond(&stored, now(), label, &conditional, true))
+            Ok(respond(&served.value, now(), label, &validators, true))
         }
-        Err(Pass::Response(response)) => Ok(x_cache(response, "MISS")),
-        Err(Pass::Error(err)) => Err(err),
+        // Stale-if-error: a handler error or a 5xx is answered with the
+        // expired copy; any other unstored response is the answer.
+        Err((failure, Some(stale)))
+            if stale_if_error && !stale.stale_forbidden && failure.is_error() =>
+        {
+            support::count_stale_serve(cache, &key);
+            tracing::debug!(
+                key,
+                "larder-http: handler failed; serving the stale response"
+            );
+            Ok(respond(&stale, now(), "STALE", &validators, true))
+        }
+        Err((Pass::Response(response), _)) => Ok(x_cache(response, "MISS")),
+        Err((Pass::Error(err), _)) => Err(err),
+    }
+}
+
+impl<B, E> Pass<B, E> {
+    /// A failure a stale copy may answer: an error or a 5xx.
+    fn is_error(&self) -> bool {
+        match self {
+            Pass::Response(response) => response.status().is_server_error(),
+            Pass::Error(_) => true,
+        }
     }
 }
 

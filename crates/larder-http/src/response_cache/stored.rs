@@ -12,6 +12,10 @@ pub(crate) struct StoredResponse {
     pub(crate) body: Bytes,
     pub(crate) stored_at_ms: u64,
     pub(crate) etag: String,
+    /// `must-revalidate`, `proxy-revalidate` or `s-maxage`: never served
+    /// after its TTL.
+    #[serde(default)]
+    pub(crate) stale_forbidden: bool,
 }
 
 /// Hop-by-hop and proxy headers, and the ones this layer sets itself: never
@@ -71,6 +75,7 @@ impl StoredResponse {
             body,
             stored_at_ms,
             etag,
+            stale_forbidden: !super::policy::CacheControl::parse(&parts.headers).allows_stale(),
         }
     }
 
