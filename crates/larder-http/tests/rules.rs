@@ -242,7 +242,9 @@ async fn age_follows_the_clock(transport: Transport) {
     CLOCK.fetch_add(42_000, Ordering::SeqCst);
     let later = client.get(&path).await;
     let after: u64 = later.headers["age"].to_str().unwrap().parse().unwrap();
+    assert_eq!(later.x_cache, "HIT");
     assert!(after >= before + 42, "Age {before} -> {after}");
+    assert_eq!(calls.get(), 1);
 }
 
 async fn oversized_bodies_are_not_stored(transport: Transport) {
@@ -267,16 +269,22 @@ async fn oversized_bodies_are_not_stored(transport: Transport) {
 async fn undeclared_request_headers_do_not_change_what_others_get(transport: Transport) {
     let calls = Calls::default();
     let client = Client::new(app(&calls, layer()), transport).await;
-    let poisoned = client
+    let clean = client.get("/api/products").await;
+    // A host header is keyed whether declared or not: the forged host gets
+    // a variant of its own, never the one others are served.
+    let forged = client
         .send(
             "GET",
             "/api/products",
             &[("x-forwarded-host", "evil.example")],
         )
         .await;
-    let clean = client.get("/api/products").await;
-    assert_eq!(clean.x_cache, "HIT");
-    assert_eq!(clean.body, poisoned.body);
+    assert_eq!(forged.x_cache, "MISS");
+    for header in [("user-agent", "evil"), ("x-request-id", "42")] {
+        let other = client.send("GET", "/api/products", &[header]).await;
+        assert_eq!(other.x_cache, "HIT", "{header:?}");
+        assert_eq!(other.body, clean.body);
+    }
     let german = client
         .send("GET", "/api/products", &[("accept-language", "de")])
         .await;
@@ -284,6 +292,7 @@ async fn undeclared_request_headers_do_not_change_what_others_get(transport: Tra
         german.x_cache, "MISS",
         "a declared header selects its own variant"
     );
+    assert_eq!(calls.get(), 3);
 }
 
 async fn streaming_bodies_are_not_stored(transport: Transport) {

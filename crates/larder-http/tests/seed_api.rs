@@ -333,7 +333,14 @@ async fn invalidation_by_request_path_route_and_on_write() {
     assert_eq!(x_cache("category=kitchen").await, "HIT");
 
     // Route and params: exactly that variant.
+    // As a client sends it: responses are stored per host.
+    let host = base.trim_start_matches("http://");
+    let hostless = axum::http::Request::get("/api/products/filtered?category=kitchen")
+        .body(())
+        .unwrap();
+    assert!(!layer.invalidate_request(&hostless).await.unwrap());
     let request = axum::http::Request::get("/api/products/filtered?category=kitchen")
+        .header("host", host)
         .body(())
         .unwrap();
     assert!(layer.invalidate_request(&request).await.unwrap());

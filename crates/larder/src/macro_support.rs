@@ -219,6 +219,9 @@ where
 /// whether the value was served stale and, when the origin fails, hands
 /// back the stale value (inside its grace period) for the caller to serve
 /// or not — only the caller knows which failures a stale copy may answer.
+/// `passes` picks the "failures" that only mean "not storable": callers
+/// waiting on one compute their own at once (see
+/// `Cache::read_through_served`).
 ///
 /// # Errors
 /// The origin's error, with the stale value if there is one.
@@ -226,6 +229,7 @@ pub async fn cached_served<T, E, F, Fut>(
     cache: &Cache,
     key: &str,
     ttl: Duration,
+    passes: &(dyn Fn(&E) -> bool + Sync),
     compute: F,
 ) -> Result<Served<T>, (E, Option<T>)>
 where
@@ -238,7 +242,10 @@ where
         fail_open: true,
         refresh: false,
     };
-    match cache.read_through_served(key, options, compute).await {
+    match cache
+        .read_through_served(key, options, passes, compute)
+        .await
+    {
         Ok(served) => Ok(served),
         Err(ReadFailure::Origin { error, stale }) => Err((error, stale)),
         Err(ReadFailure::Cache(err)) => unreachable_cache_error(err),

@@ -180,34 +180,69 @@ impl ResponseCacheLayer {
     /// # Errors
     /// The store failure.
     pub async fn invalidate_route(&self) -> larder::Result<u64> {
+        // `{namespace}:{path digest}:…`, spelled out so that a namespace
+        // `a` does not also match the keys of a namespace `a:b`.
         let namespace = larder::key::escape_glob(&self.settings.namespace);
+        let digest = "?".repeat(super::key::path_prefix("", "").len() - 1);
         self.settings
             .cache
-            .invalidate_cache_pattern(&format!("{namespace}:*"))
+            .invalidate_cache_pattern(&format!("{namespace}:{digest}:*"))
             .await
     }
 
-    /// Drops every stored variant of `path` (all params, headers,
-    /// identities); returns how many went.
+    /// Drops every stored variant of `path` (all params, headers, hosts,
+    /// identities); returns how many went. Any spelling of the path will
+    /// do: `/users/a%62c` is `/users/abc`.
     ///
     /// # Errors
     /// The store failure.
     pub async fn invalidate_path(&self, path: &str) -> larder::Result<u64> {
-        let prefix = super::key::path_prefix(&self.settings.namespace, path);
+        let path = super::key::canonical_path(path);
+        let prefix = super::key::path_prefix(&self.settings.namespace, &path);
         let pattern = format!("{}:*", larder::key::escape_glob(&prefix));
         self.settings.cache.invalidate_cache_pattern(&pattern).await
     }
 
     /// Drops the one stored response that `request` would be answered with
-    /// (route, allow-listed params, declared headers, identity); returns
-    /// whether there was one.
+    /// (route, allow-listed params, declared headers, host, identity);
+    /// returns whether there was one.
+    ///
+    /// Give the request as a client sends it, `Host` included: responses
+    /// are stored per host (see [`key`](super::key)), so a request without
+    /// one names no stored response. To drop every variant of a path
+    /// whatever the host, use [`invalidate_path`](Self::invalidate_path).
     ///
     /// # Errors
     /// The store failure.
     pub async fn invalidate_request<B>(&self, request: &http::Request<B>) -> larder::Result<bool> {
+        let mut uri = request.uri().clone().into_parts();
+        let canonical = match &uri.path_and_query {
+            Some(pq) => Some(
+                format!(
+                    "{}{}",
+                    super::key::canonical_path(pq.path()),
+                    pq.query().map(|q| format!("?{q}")).unwrap_or_default()
+                )
+                .parse()
+                .map_err(|e| {
+                    larder::Error::new(
+                        larder::ErrorKind::Config,
+                        format!("cannot read the request's path: {e}"),
+                    )
+                })?,
+            ),
+            None => None,
+        };
+        uri.path_and_query = canonical;
+        let uri = http::Uri::from_parts(uri).map_err(|e| {
+            larder::Error::new(
+                larder::ErrorKind::Config,
+                format!("cannot read the request's URI: {e}"),
+            )
+        })?;
         let (parts, ()) = http::Request::builder()
             .method(request.method())
-            .uri(request.uri())
+            .uri(uri)
             .body(())
             .map_err(|e| {
                 larder::Error::new(
@@ -220,7 +255,7 @@ impl ResponseCacheLayer {
         parts.headers = request.headers().clone();
         parts.extensions = request.extensions().clone();
         match super::service::request_key(&self.settings, &parts) {
-            Some(key) => self.settings.cache.delete_cached_data(&key).await,
+            Some(keyed) => self.settings.cache.delete_cached_data(&keyed.key).await,
             None => Ok(false),
         }
     }

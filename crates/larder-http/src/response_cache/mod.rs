@@ -21,9 +21,11 @@
 //! ```
 //!
 //! What is stored follows RFC 9111 for a shared cache ([`policy`]); what a
-//! request is keyed on is the method, path, allow-listed query parameters,
-//! declared headers and — for per-user routes — the authenticated identity
-//! ([`key`]). Hits carry `X-Cache: HIT`, a recomputed `Age` and a strong
+//! request is keyed on is the method, the whole path the client sent (in
+//! its canonical spelling; other spellings bypass), allow-listed query
+//! parameters, declared headers, the host (`Host`, `X-Forwarded-Host` and
+//! kin, declared or not) and — for per-user routes — the authenticated
+//! identity ([`key`]). Hits carry `X-Cache: HIT`, a recomputed `Age` and a strong
 //! `ETag`; `If-None-Match` gets a 304. Misses go through Larder's read path,
 //! so concurrent identical misses call the handler once, and a failing Redis
 //! means the handler answers.

@@ -2,14 +2,18 @@
 //!
 //! Requests: only `GET` (and `HEAD`, answered from a stored `GET`); never a
 //! request carrying `Authorization` or a cookie unless the route varies on
-//! the authenticated identity. Responses: only the configured statuses (200
-//! by default; never 1xx, 206, 304 or 5xx); never with `Set-Cookie`; never
-//! with `Cache-Control: no-store`, `private` or `no-cache` (in any casing,
-//! qualified forms too); never `Vary: *` nor a `Vary` naming a header the
-//! route does not declare; never `max-age=0`. The TTL is the configured one,
-//! shortened by `s-maxage` (or else `max-age`).
+//! the authenticated identity; never one asking for another method
+//! (`X-HTTP-Method-Override` and kin). Responses: only the configured
+//! statuses (200 by default; never 1xx, 206, 304 or 5xx); never with
+//! `Set-Cookie`; never with `Cache-Control: no-store`, `private` or
+//! `no-cache` (in any casing, qualified forms too); never `Vary: *` nor a
+//! `Vary` naming a header the route does not declare; never one already
+//! stale on arrival (`max-age=0`, an `Expires` in the past or unreadable,
+//! an `Age` past its lifetime). The TTL is the configured one, shortened by
+//! what is left of the response's own lifetime: `s-maxage`, else
+//! `max-age`, else `Expires` − `Date`, less its `Age`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, StatusCode, request, response};
@@ -39,6 +43,12 @@ pub enum Skip {
     NoCache,
     /// `max-age=0` / `s-maxage=0`.
     MaxAgeZero,
+    /// Stale on arrival: an `Expires` in the past (or unreadable), or an
+    /// `Age` at or past the response's lifetime.
+    Expired,
+    /// The request asks the handler for another method
+    /// (`X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`).
+    MethodOverride,
     /// `Vary: *`.
     VaryStar,
     /// `Vary` names a header the route does not key on.
@@ -57,6 +67,12 @@ pub fn check_request(
     if request.method != Method::GET && request.method != Method::HEAD {
         return Err(Skip::Method);
     }
+    if METHOD_OVERRIDES
+        .iter()
+        .any(|name| request.headers.contains_key(*name))
+    {
+        return Err(Skip::MethodOverride);
+    }
     if !varies_on_identity {
         if request.headers.contains_key(header::AUTHORIZATION) {
             return Err(Skip::Authorization);
@@ -74,7 +90,15 @@ pub fn check_request(
     Ok(())
 }
 
-/// The response side of the policy: `Ok(ttl)` to store for `ttl`.
+/// Headers with which middleware lets a `GET` run another method.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// The response side of the policy: `Ok(ttl)` to store for `ttl`. `now` is
+/// the time an `Expires` is measured from when there is no `Date`.
 ///
 /// # Errors
 /// The reason the response is not stored.
@@ -83,6 +107,7 @@ pub fn check_response(
     statuses: &[StatusCode],
     declared_vary: &[HeaderName],
     ttl: Duration,
+    now: SystemTime,
 ) -> Result<Duration, Skip> {
     let status = response.status;
     let never = status.is_informational()
@@ -92,7 +117,9 @@ pub fn check_response(
     if never || !statuses.contains(&status) {
         return Err(Skip::Status(status));
     }
-    if response.headers.contains_key(header::SET_COOKIE) {
+    if response.headers.contains_key(header::SET_COOKIE)
+        || response.headers.contains_key("set-cookie2")
+    {
         return Err(Skip::SetCookie);
     }
     let directives = CacheControl::parse(&response.headers);
@@ -121,12 +148,49 @@ pub fn check_response(
             }
         }
     }
-    let limit = directives.s_maxage.or(directives.max_age);
-    match limit {
-        Some(0) => Err(Skip::MaxAgeZero),
-        Some(secs) => Ok(ttl.min(Duration::from_secs(secs))),
-        None => Ok(ttl),
+    let lifetime = match directives.s_maxage.or(directives.max_age) {
+        Some(0) => return Err(Skip::MaxAgeZero),
+        Some(secs) => Some(Duration::from_secs(secs)),
+        None => expires_lifetime(&response.headers, now)?,
+    };
+    let Some(lifetime) = lifetime else {
+        return Ok(ttl);
+    };
+    let left = lifetime.saturating_sub(Duration::from_secs(age_secs(&response.headers)));
+    if left.is_zero() {
+        return Err(Skip::Expired);
     }
+    Ok(ttl.min(left))
+}
+
+/// `Expires` − `Date` (or − `now` without a readable `Date`), if there is
+/// an `Expires`; one in the past, or unreadable (`Expires: 0`), means the
+/// response is already stale (RFC 9111 §5.3).
+fn expires_lifetime(headers: &HeaderMap, now: SystemTime) -> Result<Option<Duration>, Skip> {
+    let Some(expires) = headers.get(header::EXPIRES) else {
+        return Ok(None);
+    };
+    let date = |value: &http::HeaderValue| {
+        value
+            .to_str()
+            .ok()
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+    };
+    let expires = date(expires).ok_or(Skip::Expired)?;
+    let date = headers.get(header::DATE).and_then(date).unwrap_or(now);
+    match expires.duration_since(date) {
+        Ok(lifetime) if !lifetime.is_zero() => Ok(Some(lifetime)),
+        _ => Err(Skip::Expired),
+    }
+}
+
+/// The response's `Age` in seconds (0 when absent or unreadable).
+pub(crate) fn age_secs(headers: &HeaderMap) -> u64 {
+    headers
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The directives of every `Cache-Control` header, as far as a shared cache
@@ -235,12 +299,18 @@ mod tests {
         builder.body(()).unwrap().into_parts().0
     }
 
+    /// 2026-11-25T12:00:00Z, the `now` of these tests.
+    fn now() -> SystemTime {
+        httpdate::parse_http_date("Wed, 25 Nov 2026 12:00:00 GMT").unwrap()
+    }
+
     fn stored(status: u16, headers: &[(&str, &str)]) -> Result<Duration, Skip> {
         check_response(
             &response(status, headers),
             &[StatusCode::OK, StatusCode::NOT_FOUND],
             &[HeaderName::from_static("accept-language")],
             HOUR,
+            now(),
         )
     }
 
@@ -285,6 +355,53 @@ mod tests {
     }
 
     #[test]
+    fn expires_and_age_shorten_or_refuse() {
+        let expires = |at: &str| stored(200, &[("expires", at)]);
+        assert_eq!(
+            expires("Wed, 25 Nov 2026 12:10:00 GMT"),
+            Ok(Duration::from_secs(600)),
+            "measured from now without a Date"
+        );
+        assert_eq!(
+            stored(
+                200,
+                &[
+                    ("expires", "Wed, 25 Nov 2026 12:10:00 GMT"),
+                    ("date", "Wed, 25 Nov 2026 12:09:00 GMT"),
+                ]
+            ),
+            Ok(Duration::from_secs(60)),
+            "measured from Date"
+        );
+        assert_eq!(expires("Thu, 01 Jan 1970 00:00:00 GMT"), Err(Skip::Expired));
+        assert_eq!(expires("0"), Err(Skip::Expired), "unreadable is past");
+        assert_eq!(
+            stored(
+                200,
+                &[
+                    ("expires", "Thu, 01 Jan 1970 00:00:00 GMT"),
+                    ("cache-control", "max-age=60")
+                ]
+            ),
+            Ok(Duration::from_secs(60)),
+            "max-age wins over Expires"
+        );
+        assert_eq!(
+            stored(200, &[("cache-control", "max-age=60"), ("age", "50")]),
+            Ok(Duration::from_secs(10))
+        );
+        assert_eq!(
+            stored(200, &[("cache-control", "max-age=60"), ("age", "60")]),
+            Err(Skip::Expired)
+        );
+        assert_eq!(
+            stored(200, &[("age", "600")]),
+            Ok(HOUR),
+            "no lifetime of its own"
+        );
+    }
+
+    #[test]
     fn only_configured_statuses_and_never_the_unstorable_ones() {
         assert!(stored(200, &[]).is_ok());
         assert!(stored(404, &[]).is_ok(), "configured");
@@ -300,7 +417,8 @@ mod tests {
             StatusCode::BAD_GATEWAY,
         ];
         for status in statuses {
-            let refused = check_response(&response(status.as_u16(), &[]), &statuses, &[], HOUR);
+            let refused =
+                check_response(&response(status.as_u16(), &[]), &statuses, &[], HOUR, now());
             assert_eq!(
                 refused,
                 Err(Skip::Status(status)),
@@ -311,10 +429,9 @@ mod tests {
 
     #[test]
     fn set_cookie_and_vary_rules() {
-        assert_eq!(
-            stored(200, &[("set-cookie", "session=1")]),
-            Err(Skip::SetCookie)
-        );
+        for name in ["set-cookie", "Set-Cookie2"] {
+            assert_eq!(stored(200, &[(name, "session=1")]), Err(Skip::SetCookie));
+        }
         assert_eq!(stored(200, &[("vary", "*")]), Err(Skip::VaryStar));
         assert_eq!(
             stored(200, &[("vary", "Accept-Language, *")]),
@@ -346,6 +463,17 @@ mod tests {
             assert_eq!(
                 check_request(&request(method, &[]), false, false),
                 Err(Skip::Method)
+            );
+        }
+        for name in [
+            "X-HTTP-Method-Override",
+            "x-http-method",
+            "X-Method-Override",
+        ] {
+            assert_eq!(
+                check_request(&request("GET", &[(name, "DELETE")]), true, false),
+                Err(Skip::MethodOverride),
+                "{name}"
             );
         }
         let auth = request("GET", &[("authorization", "Bearer t")]);

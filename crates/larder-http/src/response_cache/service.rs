@@ -7,7 +7,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::BodyExt;
 use larder::__private::{self as support, Computed};
 use tower_service::Service;
 
@@ -71,8 +70,9 @@ where
             if !settings.invalidate_on_write {
                 return ResponseFuture::inner(self.inner.call(request), "BYPASS");
             }
-            let path = request.uri().path().to_owned();
-            let future = self.inner.call(request);
+            let (parts, body) = request.into_parts();
+            let path = key::canonical_path(key::request_path(&parts));
+            let future = self.inner.call(Request::from_parts(parts, body));
             let settings = Arc::clone(settings);
             return ResponseFuture::cache(Box::pin(async move {
                 let response = future.await?;
@@ -93,9 +93,20 @@ where
             let request = Request::from_parts(parts, body);
             return ResponseFuture::inner(self.inner.call(request), "BYPASS");
         }
-        let Some(key) = request_key(settings, &parts) else {
-            let request = Request::from_parts(parts, body);
-            return ResponseFuture::inner(self.inner.call(request), "BYPASS");
+        let mut parts = parts;
+        let key = match request_key(settings, &parts) {
+            Some(Keyed {
+                key,
+                stripped: Some(pairs),
+            }) if strip_query(&mut parts, &pairs) => key,
+            Some(Keyed {
+                key,
+                stripped: None,
+            }) => key,
+            _ => {
+                let request = Request::from_parts(parts, body);
+                return ResponseFuture::inner(self.inner.call(request), "BYPASS");
+            }
         };
         // The ready service goes into the future; a clone stays for the next call.
         let clone = self.inner.clone();
@@ -173,10 +184,14 @@ where
             store_or_pass(layer, response, now()).await
         }
     };
+    // An unstorable response is not a failure: requests waiting on it go to
+    // the handler at once rather than one at a time.
+    let passes = |pass: &Pass<ResBody, S::Error>| !pass.is_error();
     let result = support::cached_served::<StoredResponse, Pass<ResBody, S::Error>, _, _>(
         cache,
         &key,
         settings.ttl,
+        &passes,
         compute,
     )
     .await;
@@ -224,16 +239,30 @@ impl<B, E> Pass<B, E> {
     }
 }
 
+/// Where a cacheable request is stored.
+pub(crate) struct Keyed {
+    /// The key.
+    pub(crate) key: String,
+    /// With `strip_unlisted_query`, when parameters were dropped: the
+    /// allow-listed ones, all the handler may see.
+    pub(crate) stripped: Option<Vec<(String, String)>>,
+}
+
 /// The key a request is stored under, or `None` when it must bypass the
-/// cache: a query parameter outside the allow-list, or credentials on an
-/// identity route without an identity.
-pub(crate) fn request_key(settings: &Settings, parts: &http::request::Parts) -> Option<String> {
-    let query = match key::query(
+/// cache: a non-canonical path spelling, a query parameter outside the
+/// allow-list, or credentials on an identity route without an identity.
+pub(crate) fn request_key(settings: &Settings, parts: &http::request::Parts) -> Option<Keyed> {
+    if !key::is_canonical(key::request_path(parts)) {
+        tracing::trace!("larder-http: non-canonical path spelling; bypassing");
+        return None;
+    }
+    let (query, stripped) = match key::query(
         parts.uri.query(),
         &settings.query,
         settings.strip_unlisted_query,
     ) {
-        Query::Keyed(pairs) => pairs,
+        Query::Keyed(pairs) => (pairs, false),
+        Query::Stripped(pairs) => (pairs, true),
         Query::Unlisted(name) => {
             tracing::trace!(%name, "larder-http: unlisted query parameter; bypassing");
             return None;
@@ -252,7 +281,7 @@ pub(crate) fn request_key(settings: &Settings, parts: &http::request::Parts) -> 
         },
         None => None,
     };
-    Some(key::key(
+    let key = key::key(
         &settings.namespace,
         parts,
         &Variant {
@@ -260,7 +289,44 @@ pub(crate) fn request_key(settings: &Settings, parts: &http::request::Parts) -> 
             vary: &settings.vary,
             identity: identity.as_deref(),
         },
-    ))
+    );
+    Some(Keyed {
+        key,
+        stripped: stripped.then_some(query),
+    })
+}
+
+/// Rewrites the query of `parts` to `pairs` (the URI the handler sees, and
+/// axum's `OriginalUri`), so that a dropped parameter cannot shape a body
+/// stored for requests without it. `false` if the URI cannot be rebuilt.
+fn strip_query(parts: &mut http::request::Parts, pairs: &[(String, String)]) -> bool {
+    let Some(uri) = with_query(&parts.uri, pairs) else {
+        return false;
+    };
+    parts.uri = uri;
+    #[cfg(feature = "axum")]
+    if let Some(original) = parts.extensions.get_mut::<axum::extract::OriginalUri>() {
+        let Some(uri) = with_query(&original.0, pairs) else {
+            return false;
+        };
+        original.0 = uri;
+    }
+    true
+}
+
+fn with_query(uri: &http::Uri, pairs: &[(String, String)]) -> Option<http::Uri> {
+    let mut path_and_query = uri.path().to_owned();
+    if !pairs.is_empty() {
+        path_and_query.push('?');
+        path_and_query.push_str(
+            &form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish(),
+        );
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    http::Uri::from_parts(parts).ok()
 }
 
 /// Builds the response for a stored entry; `If-None-Match` → 304.
@@ -271,7 +337,9 @@ fn respond<B>(
     request_headers: &http::HeaderMap,
     with_body: bool,
 ) -> Response<ResponseBody<B>> {
-    let not_modified = stored.matches(request_headers);
+    // Preconditions apply only to what would otherwise be a 2xx (RFC 9110
+    // §13.1): a stored 404 is never turned into a 304.
+    let not_modified = (200..300).contains(&stored.status) && stored.matches(request_headers);
     let response = stored.to_response(now_ms, label, not_modified);
     response.map(|body| match body {
         Some(body) if with_body => ResponseBody::cached(body),
@@ -290,8 +358,14 @@ where
     B::Error: fmt::Display,
 {
     let (parts, body) = response.into_parts();
-    let ttl = match policy::check_response(&parts, &settings.statuses, &settings.vary, settings.ttl)
-    {
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_millis(now_ms);
+    let ttl = match policy::check_response(
+        &parts,
+        &settings.statuses,
+        &settings.vary,
+        settings.ttl,
+        now,
+    ) {
         Ok(ttl) => ttl,
         Err(skip) => {
             tracing::trace!(?skip, "larder-http: response not stored");
@@ -315,24 +389,49 @@ where
             ResponseBody::inner(body),
         )));
     }
-    let bytes = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) => {
-            tracing::warn!(error = %err, "larder-http: response body failed while buffering");
+    let bytes = match buffer(body, settings.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(reason) => {
+            tracing::warn!(%reason, "larder-http: response body not buffered; answering 502");
             let mut failed = Response::new(ResponseBody::empty());
             *failed.status_mut() = StatusCode::BAD_GATEWAY;
             return Err(Pass::Response(failed));
         }
     };
-    if bytes.len() as u64 > settings.max_body_bytes {
-        return Err(Pass::Response(Response::from_parts(
-            parts,
-            ResponseBody::cached(bytes),
-        )));
-    }
     Ok(Computed {
         value: StoredResponse::new(&parts, bytes, now_ms),
         ttl: Some(ttl),
+    })
+}
+
+/// Reads a body that declared at most `max` bytes, never holding more than
+/// `max`: a body longer than it declared is broken (its `Content-Length`
+/// lies) and is not buffered to the end.
+async fn buffer<B>(body: B, max: u64) -> Result<Bytes, String>
+where
+    B: Body<Data = Bytes>,
+    B::Error: fmt::Display,
+{
+    let mut body = std::pin::pin!(body);
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0u64;
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let frame = frame.map_err(|err| format!("the body failed: {err}"))?;
+        // Trailers are not stored.
+        if let Ok(data) = frame.into_data() {
+            len += data.len() as u64;
+            if len > max {
+                return Err(format!(
+                    "the body is longer than it declared (over {max} bytes)"
+                ));
+            }
+            chunks.push(data);
+        }
+    }
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.swap_remove(0),
+        _ => chunks.concat().into(),
     })
 }
 

@@ -16,6 +16,9 @@ pub(crate) struct StoredResponse {
     /// after its TTL.
     #[serde(default)]
     pub(crate) stale_forbidden: bool,
+    /// The `Age` it arrived with (seconds): it was that old when stored.
+    #[serde(default)]
+    pub(crate) initial_age_secs: u64,
 }
 
 /// Hop-by-hop and proxy headers, and the ones this layer sets itself: never
@@ -76,6 +79,7 @@ impl StoredResponse {
             stored_at_ms,
             etag,
             stale_forbidden: !super::policy::CacheControl::parse(&parts.headers).allows_stale(),
+            initial_age_secs: super::policy::age_secs(&parts.headers),
         }
     }
 
@@ -99,7 +103,9 @@ impl StoredResponse {
         if let Ok(etag) = HeaderValue::from_str(&self.etag) {
             headers.insert(header::ETAG, etag);
         }
-        let age = now_ms.saturating_sub(self.stored_at_ms) / 1000;
+        let age = self
+            .initial_age_secs
+            .saturating_add(now_ms.saturating_sub(self.stored_at_ms) / 1000);
         headers.insert(header::AGE, HeaderValue::from(age));
         headers.insert(
             HeaderName::from_static("x-cache"),

@@ -296,7 +296,10 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Computed<T>, E>>,
     {
-        match self.read_through_served(key, options, compute).await {
+        match self
+            .read_through_served(key, options, &|_| false, compute)
+            .await
+        {
             Ok(served) => Ok(served.value),
             Err(ReadFailure::Origin {
                 stale: Some(value), ..
@@ -320,10 +323,16 @@ impl Cache {
     /// [`Cache::read_through`] that says whether the value was served stale
     /// and leaves the choice of serving it on an origin failure to the
     /// caller.
+    ///
+    /// `passes` picks the origin failures that only mean "not storable" (a
+    /// response that sets a cookie, say) rather than "failing": callers
+    /// waiting on such a computation each compute their own at once,
+    /// instead of retrying one at a time as after a failure.
     pub(crate) async fn read_through_served<T, E, F, Fut>(
         &self,
         key: &str,
         options: ReadThrough,
+        passes: &(dyn Fn(&E) -> bool + Sync),
         compute: F,
     ) -> Result<Served<T>, ReadFailure<T, E>>
     where
@@ -351,7 +360,17 @@ impl Cache {
             };
             let flight_key = format!("{physical}\0refresh");
             return self
-                .compute_in_flight(key, keys, &flight_key, options, plan, compute)
+                .compute_in_flight(
+                    key,
+                    keys,
+                    Flight {
+                        key: &flight_key,
+                        passes,
+                    },
+                    options,
+                    plan,
+                    compute,
+                )
                 .await
                 .map(fresh)
                 .map_err(|err| failure(err, None));
@@ -416,7 +435,11 @@ impl Cache {
             _ => {}
         }
         self.count_read(key, false);
-        self.compute_in_flight(key, keys, &physical, options, plan, compute)
+        let flight = Flight {
+            key: &physical,
+            passes,
+        };
+        self.compute_in_flight(key, keys, flight, options, plan, compute)
             .await
             .map(fresh)
             .map_err(|err| failure(err, stale))
@@ -428,7 +451,7 @@ impl Cache {
         &self,
         key: &str,
         keys: LeaseKeys<'_>,
-        flight_key: &str,
+        joining: Flight<'_, E>,
         options: ReadThrough,
         mut plan: LeasePlan,
         compute: F,
@@ -441,7 +464,7 @@ impl Cache {
         let metrics = &self.inner.metrics;
         let mut counted = false;
         loop {
-            match self.inner.flights.join(flight_key) {
+            match self.inner.flights.join(joining.key) {
                 Role::Waiter(flight) => {
                     if !std::mem::replace(&mut counted, true) {
                         metrics.with(key, |m| m.coalesced.increment(1));
@@ -451,10 +474,19 @@ impl Cache {
                         // (dropping it releases it).
                         plan = LeasePlan::Acquire;
                     }
-                    if let FlightState::Done(bytes) = single_flight::wait(flight).await
-                        && let Some(value) = decode_shared(&bytes)
-                    {
-                        return Ok(value);
+                    match single_flight::wait(flight).await {
+                        FlightState::Done(bytes) => {
+                            if let Some(value) = decode_shared(&bytes) {
+                                return Ok(value);
+                            }
+                        }
+                        FlightState::Passed => {
+                            return compute()
+                                .await
+                                .map(|computed| computed.value)
+                                .map_err(ComputeError::Origin);
+                        }
+                        FlightState::Running | FlightState::Abandoned => {}
                     }
                     // Abandoned (or unreadable): try again; one caller leads.
                 }
@@ -476,9 +508,17 @@ impl Cache {
                             }
                         }
                     };
-                    let (value, bytes) = self
+                    let (value, bytes) = match self
                         .compute_and_fill(key, keys, options, lease, compute)
-                        .await?;
+                        .await
+                    {
+                        Ok(computed) => computed,
+                        Err(ComputeError::Origin(err)) if (joining.passes)(&err) => {
+                            flight.pass();
+                            return Err(ComputeError::Origin(err));
+                        }
+                        Err(err) => return Err(err),
+                    };
                     // A fill that an invalidation rejected must not reach
                     // callers who joined after that invalidation: they read
                     // again instead.
@@ -799,6 +839,15 @@ impl Drop for HeldLease {
             let _ = store.release_lease(keys, lease).await;
         });
     }
+}
+
+/// The in-process flight a read-through call joins.
+struct Flight<'a, E> {
+    /// Its key: the physical key, or that with a suffix.
+    key: &'a str,
+    /// The origin failures that mean "not storable" (see
+    /// [`Cache::read_through_served`]).
+    passes: &'a (dyn Fn(&E) -> bool + Sync),
 }
 
 /// A read-through failure with the stale value it may fall back on.

@@ -24,6 +24,9 @@ pub(crate) enum FlightState {
     Running,
     Done(Bytes),
     Abandoned,
+    /// The leader's result may not be stored (say, a response that sets a
+    /// cookie): each waiter computes its own, at once.
+    Passed,
 }
 
 type Flights = Mutex<HashMap<String, Arc<watch::Sender<FlightState>>>>;
@@ -91,6 +94,11 @@ impl LeaderGuard {
     /// Hands `envelope` to every waiter and ends the flight.
     pub(crate) fn complete(self, envelope: Bytes) {
         self.finish(FlightState::Done(envelope));
+    }
+
+    /// Tells every waiter to compute its own value, uncached.
+    pub(crate) fn pass(self) {
+        self.finish(FlightState::Passed);
     }
 
     fn finish(&self, state: FlightState) {
