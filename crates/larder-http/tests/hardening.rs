@@ -4,13 +4,18 @@
 //! unbounded buffering of a body longer than it declared; unstorable
 //! responses serialising concurrent requests; percent-encoded spellings
 //! escaping invalidation; 304 for a stored 404; `Expires` and the origin's
-//! `Age` ignored; `invalidate_route` reaching a longer namespace. Each runs
-//! through `oneshot` and again over a real socket.
+//! `Age` ignored; `invalidate_route` reaching a longer namespace. Then, from
+//! a second review: escaped and raw spellings of one path stored apart;
+//! `Forwarded` elements merged in the key; HTTP/1 and HTTP/2 hosts keyed
+//! apart; a huge `Age` read as 0; an old `Date` not counted as age; a body
+//! shorter than its `Content-Length` stored as complete. Most run through
+//! `oneshot` and again over a real socket.
 
 #[macro_use]
 mod common;
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,14 +25,16 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use common::{Calls, Client, Transport};
 use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
 use larder::Cache;
 use larder_http::ResponseCacheLayer;
+use tower::ServiceExt;
 
 both_transports!(
     a_nested_routers_prefix_is_part_of_the_key,
@@ -41,7 +48,34 @@ both_transports!(
     expires_in_the_past_is_not_stored,
     the_origins_age_counts,
     invalidate_route_stays_in_its_namespace,
+    escaped_and_raw_sub_delims_are_one_path,
+    forwarded_element_boundaries_are_keyed,
+    a_huge_age_is_old_not_new,
+    expires_measured_from_an_old_date_is_stale,
+    a_body_shorter_than_declared_is_not_stored,
+    if_none_match_compares_weakly,
 );
+
+/// `If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): a stored
+/// `W/"v1"` matches `"v1"` and `W/"v1"`.
+async fn if_none_match_compares_weakly(transport: Transport) {
+    let app = Router::new()
+        .route(
+            "/w",
+            get(|| async { ([(header::ETAG, "W/\"v1\"")], "body") }),
+        )
+        .layer(ResponseCacheLayer::new(Cache::in_memory()));
+    let client = Client::new(app, transport).await;
+    client.get("/w").await;
+    for tag in ["\"v1\"", "W/\"v1\"", "\"v0\", W/\"v1\""] {
+        let reply = client.send("GET", "/w", &[("if-none-match", tag)]).await;
+        assert_eq!(reply.status, StatusCode::NOT_MODIFIED, "{tag}");
+    }
+    let other = client
+        .send("GET", "/w", &[("if-none-match", "\"v2\"")])
+        .await;
+    assert_eq!(other.status, StatusCode::OK);
+}
 
 async fn a_nested_routers_prefix_is_part_of_the_key(transport: Transport) {
     async fn orders(Path(tenant): Path<String>) -> String {
@@ -362,4 +396,273 @@ async fn invalidate_route_stays_in_its_namespace(transport: Transport) {
     assert_eq!(short.invalidate_route().await.unwrap(), 1);
     assert_eq!(client.get("/b").await.x_cache, "HIT");
     assert_eq!(client.get("/a").await.x_cache, "MISS");
+}
+
+/// `/users/a:b` and `/users/a%3Ab` reach the handler with the same `id`:
+/// both were canonical and stored apart, and a write to one left the other
+/// stale. Now only `/users/a:b` is stored.
+async fn escaped_and_raw_sub_delims_are_one_path(transport: Transport) {
+    let version = Arc::new(AtomicUsize::new(1));
+    let layer = ResponseCacheLayer::new(Cache::in_memory())
+        .namespace("users")
+        .invalidate_on_write(true);
+    let app = Router::new()
+        .route(
+            "/users/{id}",
+            get(
+                |State(v): State<Arc<AtomicUsize>>, Path(id): Path<String>| async move {
+                    format!("{id} v{}", v.load(Ordering::SeqCst))
+                },
+            )
+            .put(|| async { "ok" }),
+        )
+        .layer(layer.clone())
+        .with_state(version.clone());
+    let client = Client::new(app, transport).await;
+    let escaped = client.get("/users/a%3Ab").await;
+    assert_eq!(
+        (escaped.x_cache.as_str(), escaped.body.as_str()),
+        ("BYPASS", "a:b v1")
+    );
+    assert_eq!(client.get("/users/a:b").await.x_cache, "MISS");
+    assert_eq!(client.get("/users/a:b").await.x_cache, "HIT");
+    version.store(2, Ordering::SeqCst);
+    assert_eq!(client.send("PUT", "/users/a%3Ab", &[]).await.status, 200);
+    let after = client.get("/users/a:b").await;
+    assert_eq!(
+        (after.x_cache.as_str(), after.body.as_str()),
+        ("MISS", "a:b v2"),
+        "a write to any spelling reaches the stored one"
+    );
+}
+
+/// What axum-extra's `Host` extractor does: the first element of the first
+/// `Forwarded`, then `X-Forwarded-Host`, then `Host`, then the authority.
+fn host_like_axum_extra(headers: &HeaderMap, uri: &Uri) -> String {
+    let forwarded = headers
+        .get(header::FORWARDED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|first| {
+            first.split(';').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("host")
+                    .then(|| v.trim().trim_matches('"').to_owned())
+            })
+        });
+    forwarded
+        .or_else(|| {
+            headers
+                .get("x-forwarded-host")?
+                .to_str()
+                .ok()
+                .map(str::to_owned)
+        })
+        .or_else(|| headers.get(header::HOST)?.to_str().ok().map(str::to_owned))
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "internal".to_owned())
+}
+
+/// Behind a proxy that appends its `Forwarded` element (RFC 7239 §4), a
+/// client that sends `Forwarded: for=x` moves the proxy's `host=` out of the
+/// first element: the app no longer sees it, but the key (host/proto
+/// parameters flattened across elements) is the victim's.
+async fn forwarded_element_boundaries_are_keyed(transport: Transport) {
+    let app = Router::new()
+        .route(
+            "/page",
+            get(|headers: HeaderMap, uri: Uri| async move {
+                format!(
+                    "<a href=\"//{}/next\">",
+                    host_like_axum_extra(&headers, &uri)
+                )
+            }),
+        )
+        .layer(ResponseCacheLayer::new(Cache::in_memory()));
+    let client = Client::new(app, transport).await;
+    let proxy_element = "for=203.0.113.9;host=shop.example;proto=https";
+    let attacker = format!("for=198.51.100.66, {proxy_element}");
+    let poisoned = client
+        .send("GET", "/page", &[("forwarded", &attacker)])
+        .await;
+    assert!(!poisoned.body.contains("shop.example"), "{}", poisoned.body);
+    let victim = client
+        .send("GET", "/page", &[("forwarded", proxy_element)])
+        .await;
+    assert_eq!(
+        victim.body, "<a href=\"//shop.example/next\">",
+        "victim got the attacker's body ({})",
+        victim.x_cache
+    );
+}
+
+/// RFC 9111 §1.2.2: a delta-seconds too large to parse is 2^31, not 0.
+async fn a_huge_age_is_old_not_new(transport: Transport) {
+    let app = Router::new()
+        .route(
+            "/a",
+            get(|| async {
+                (
+                    [
+                        (header::AGE, "99999999999999999999"),
+                        (header::CACHE_CONTROL, "max-age=60"),
+                    ],
+                    "from upstream",
+                )
+            }),
+        )
+        .layer(ResponseCacheLayer::new(Cache::in_memory()));
+    let client = Client::new(app, transport).await;
+    client.get("/a").await;
+    assert_eq!(client.get("/a").await.x_cache, "MISS", "stale on arrival");
+}
+
+/// A proxied response dated 2000 that expired an hour later is stale on
+/// arrival: its lifetime is Expires − Date, but its age is now − Date.
+async fn expires_measured_from_an_old_date_is_stale(transport: Transport) {
+    let app = Router::new()
+        .route(
+            "/old",
+            get(|| async {
+                (
+                    [
+                        (header::DATE, "Sat, 01 Jan 2000 00:00:00 GMT"),
+                        (header::EXPIRES, "Sat, 01 Jan 2000 01:00:00 GMT"),
+                    ],
+                    "from upstream",
+                )
+            }),
+        )
+        .layer(ResponseCacheLayer::new(Cache::in_memory()));
+    let client = Client::new(app, transport).await;
+    client.get("/old").await;
+    assert_eq!(client.get("/old").await.x_cache, "MISS", "expired in 2000");
+}
+
+/// A body that ends before its Content-Length is a broken response (hyper
+/// aborts it); stored, it becomes a complete-looking truncated 200 for all.
+async fn a_body_shorter_than_declared_is_not_stored(transport: Transport) {
+    let app = Router::new()
+        .route(
+            "/short",
+            get(|| async {
+                Response::builder()
+                    .header(header::CONTENT_LENGTH, "10")
+                    .body(Body::from("hello"))
+                    .unwrap()
+            }),
+        )
+        .layer(ResponseCacheLayer::new(Cache::in_memory()));
+    let client = Client::new(app, transport).await;
+    for _ in 0..2 {
+        let reply = client.get("/short").await;
+        assert_eq!(
+            (reply.status, reply.x_cache.as_str()),
+            (StatusCode::BAD_GATEWAY, "MISS"),
+            "a truncated body is neither stored nor passed on as complete"
+        );
+    }
+}
+
+async fn oneshot(app: &Router, request: Request<Body>) -> (String, String) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let x_cache = response.headers()["x-cache"].to_str().unwrap().to_owned();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (x_cache, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// hyper accepts a raw UTF-8 request target (httparse allows 0x80..=0xFF,
+/// http 1.x valid UTF-8): `/users/café` and `/users/caf%C3%A9` reach the
+/// handler with the same id. Both were stored apart, and `invalidate_path`
+/// reached one. Now only the escaped spelling is stored.
+#[tokio::test]
+async fn raw_utf8_and_its_escape_are_one_path() {
+    use std::io::{Read, Write};
+    let layer = ResponseCacheLayer::new(Cache::in_memory()).namespace("users");
+    let app = Router::new()
+        .route(
+            "/users/{id}",
+            get(|Path(id): Path<String>| async move { id }),
+        )
+        .layer(layer.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, app).into_future());
+    for path in ["/users/caf%C3%A9", "/users/café"] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let reply = tokio::task::spawn_blocking(move || {
+            let mut socket = std::net::TcpStream::connect(addr).unwrap();
+            socket.write_all(request.as_bytes()).unwrap();
+            let mut reply = String::new();
+            socket.read_to_string(&mut reply).unwrap();
+            reply
+        })
+        .await
+        .unwrap();
+        assert!(
+            reply.starts_with("HTTP/1.1 200") && reply.ends_with("café"),
+            "{reply}"
+        );
+        let label = if path.is_ascii() { "MISS" } else { "BYPASS" };
+        assert!(reply.contains(&format!("x-cache: {label}")), "{reply}");
+    }
+    assert_eq!(layer.invalidate_path("/users/café").await.unwrap(), 1);
+}
+
+/// HTTP/2 (hyper) carries the host only in the URI's authority, HTTP/1 in
+/// `Host`: the same URL got two keys, and `invalidate_request` with the
+/// HTTP/1 form missed the copy stored for HTTP/2 clients.
+#[tokio::test]
+async fn authority_and_host_are_one_host() {
+    let layer = ResponseCacheLayer::new(Cache::in_memory());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route(
+            "/page",
+            get(|State(c): State<Arc<AtomicUsize>>| async move {
+                format!("v{}", c.fetch_add(1, Ordering::SeqCst) + 1)
+            }),
+        )
+        .layer(layer.clone())
+        .with_state(calls);
+    let h2 = || {
+        Request::get("https://shop.example/page")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let h1 = || {
+        Request::get("/page")
+            .header(header::HOST, "shop.example")
+            .body(Body::empty())
+            .unwrap()
+    };
+    oneshot(&app, h2()).await;
+    assert!(
+        layer.invalidate_request(&h1()).await.unwrap(),
+        "h2 copy missed"
+    );
+}
+
+/// Control: without the layer, the same handler's response is an error
+/// for the client (hyper aborts a body shorter than its Content-Length).
+#[tokio::test]
+async fn control_short_body_without_the_layer_fails() {
+    let app = Router::new().route(
+        "/short",
+        get(|| async {
+            Response::builder()
+                .header(header::CONTENT_LENGTH, "10")
+                .body(Body::from("hello"))
+                .unwrap()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, app).into_future());
+    let failed = match reqwest::get(format!("http://{addr}/short")).await {
+        Err(_) => true,
+        Ok(reply) => reply.text().await.is_err(),
+    };
+    assert!(failed, "hyper aborts it");
 }

@@ -169,7 +169,7 @@ async fn response_rules_refuse_what_must_not_be_shared(transport: Transport) {
         "cache-control:max-age=600, S-MAXAGE=0",
         "cache-control:max-age=soon",
         "vary:*",
-        "vary:X-Forwarded-Host",
+        "vary:X-Tenant",
     ] {
         let calls = Calls::default();
         let client = Client::new(app(&calls, layer()), transport).await;

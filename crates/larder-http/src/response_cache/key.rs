@@ -68,17 +68,27 @@ pub fn request_path(request: &request::Parts) -> &str {
     request.uri.path()
 }
 
-/// Whether `path` is in the one spelling that is stored: percent-escapes
-/// only where needed (never for the unreserved `A–Z a–z 0–9 - . _ ~`), in
-/// upper-case hex, none malformed. Other spellings of a path bypass the
-/// cache, so invalidating the path reaches every stored copy of it.
+/// Whether `path` is in the one spelling that is stored. axum matches the
+/// raw path and decodes what it captures, so many spellings reach the same
+/// handler with the same arguments; exactly one of them is canonical:
+///
+/// - the unreserved characters (`A–Z a–z 0–9 - . _ ~`), the sub-delimiters
+///   (`! $ & ' ( ) * + , ; =`), `:` and `@` appear as themselves, never
+///   escaped;
+/// - `/` appears as itself; `%2F` is never canonical (a wildcard route
+///   decodes it into a separator, other routes do not);
+/// - every other byte (`%`, non-ASCII, `"`, `{`, …) is escaped, in
+///   upper-case hex.
+///
+/// Other spellings bypass the cache, so invalidating a path reaches every
+/// stored copy of it.
 pub fn is_canonical(path: &str) -> bool {
     let bytes = path.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
             match escaped(bytes, i) {
-                Some(byte) if !is_unreserved(byte) => {
+                Some(byte) if !is_plain(byte) && byte != b'/' => {
                     if bytes[i + 1..i + 3].iter().any(u8::is_ascii_lowercase) {
                         return false;
                     }
@@ -86,39 +96,36 @@ pub fn is_canonical(path: &str) -> bool {
                 _ => return false,
             }
             i += 3;
-        } else {
+        } else if is_plain(bytes[i]) || bytes[i] == b'/' {
             i += 1;
+        } else {
+            return false;
         }
     }
     true
 }
 
-/// `path` in its canonical spelling ([`is_canonical`]): escapes of
-/// unreserved characters decoded, the others in upper-case hex. Malformed
-/// escapes are left as they are.
+/// `path` in its canonical spelling ([`is_canonical`]). `%2F` and
+/// malformed escapes are kept as they are (such a path is never stored).
 pub fn canonical_path(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut canonical = String::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(byte) = escaped(bytes, i)
-        {
-            if is_unreserved(byte) {
-                canonical.push(char::from(byte));
-            } else {
-                canonical.push_str(&format!("%{byte:02X}"));
-            }
-            i += 3;
+        let (byte, width) = match (bytes[i], escaped(bytes, i)) {
+            (b'%', Some(byte)) => (byte, 3),
+            (byte, _) => (byte, 1),
+        };
+        if width == 3 && byte == b'/' {
+            canonical.push_str("%2F");
+        } else if is_plain(byte) || (byte == b'/' && width == 1) {
+            canonical.push(char::from(byte));
+        } else if byte == b'%' && width == 1 {
+            canonical.push('%'); // a malformed escape, as it was
         } else {
-            // Not an escape: copy up to the next `%` (keeps UTF-8 whole).
-            let next = bytes[i + 1..]
-                .iter()
-                .position(|&b| b == b'%')
-                .map_or(bytes.len(), |p| i + 1 + p);
-            canonical.push_str(&path[i..next]);
-            i = next;
+            canonical.push_str(&format!("%{byte:02X}"));
         }
+        i += width;
     }
     canonical
 }
@@ -131,16 +138,37 @@ fn escaped(bytes: &[u8], at: usize) -> Option<u8> {
     u8::try_from(high * 16 + low).ok()
 }
 
-fn is_unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+/// The bytes a canonical path spells as themselves (besides `/`): RFC
+/// 3986's `pchar` without escapes.
+fn is_plain(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric()
+        || matches!(
+            byte,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+        )
 }
 
-/// Request headers every key includes, declared or not: the host the
-/// request was for and what a proxy says about it. Handlers build links
-/// and pick tenants from them, so a body built for one host must never
-/// answer a request for another (web cache poisoning).
-const HOST_HEADERS: [HeaderName; 8] = [
-    http::header::HOST,
+/// Request headers every key includes, declared or not, besides `Host`:
+/// what a proxy says about the host. Handlers build links and pick tenants
+/// from them, so a body built for one host must never answer a request for
+/// another (web cache poisoning). A front proxy should set or strip them:
+/// every distinct value is a variant of its own.
+static FORWARDING_HEADERS: [HeaderName; 7] = [
     HeaderName::from_static("x-forwarded-host"),
     HeaderName::from_static("x-forwarded-proto"),
     HeaderName::from_static("x-forwarded-prefix"),
@@ -150,40 +178,86 @@ const HOST_HEADERS: [HeaderName; 8] = [
     HeaderName::from_static("x-rewrite-url"),
 ];
 
-/// The host-selecting inputs of a request: the URI's authority, the
-/// [`HOST_HEADERS`], and the `host` and `proto` parameters of `Forwarded`
-/// (not its `for`, which differs per client and would split the cache).
-fn host_inputs(request: &request::Parts) -> Vec<(String, Vec<u8>)> {
+/// Whether the key includes `name` whether or not the route declares it
+/// (a response may name it in `Vary`).
+pub(crate) fn is_always_keyed(name: &str) -> bool {
+    name.eq_ignore_ascii_case("host")
+        || name.eq_ignore_ascii_case("forwarded")
+        || FORWARDING_HEADERS
+            .iter()
+            .any(|h| h.as_str().eq_ignore_ascii_case(name))
+}
+
+/// The host-selecting inputs of a request: the host (the URI's authority
+/// under HTTP/2, the `Host` header under HTTP/1: one input either way, in
+/// lower case), the [`FORWARDING_HEADERS`], and `Forwarded` without its
+/// `for` parameters (which differ per client and would split the cache)
+/// but with its element boundaries (an application reads the first).
+fn host_inputs(request: &request::Parts) -> Vec<(&'static str, Vec<u8>)> {
     let mut inputs = Vec::new();
-    if let Some(authority) = request.uri.authority() {
-        inputs.push((
-            ":authority".to_owned(),
-            authority.as_str().as_bytes().to_vec(),
-        ));
+    let host = match request.uri.authority() {
+        Some(authority) => Some(authority.as_str().as_bytes()),
+        None => request
+            .headers
+            .get(http::header::HOST)
+            .map(http::HeaderValue::as_bytes),
+    };
+    if let Some(host) = host {
+        inputs.push(("host", host.to_ascii_lowercase()));
     }
-    for name in &HOST_HEADERS {
+    for name in &FORWARDING_HEADERS {
         for value in request.headers.get_all(name) {
-            inputs.push((name.as_str().to_owned(), value.as_bytes().to_vec()));
+            inputs.push((name.as_str(), value.as_bytes().to_vec()));
         }
     }
     for value in request.headers.get_all(http::header::FORWARDED) {
-        let Ok(value) = value.to_str() else {
-            inputs.push(("forwarded".to_owned(), value.as_bytes().to_vec()));
-            continue;
-        };
-        for pair in value.split([',', ';']) {
-            if let Some((name, argument)) = pair.split_once('=') {
-                let name = name.trim().to_ascii_lowercase();
-                if name == "host" || name == "proto" {
-                    inputs.push((
-                        format!("forwarded:{name}"),
-                        argument.trim().as_bytes().to_vec(),
-                    ));
-                }
-            }
-        }
+        inputs.push(("forwarded", forwarded_without_for(value.as_bytes())));
     }
     inputs
+}
+
+/// A `Forwarded` value with every `for=` parameter removed and everything
+/// else — other parameters, element and parameter boundaries — kept.
+fn forwarded_without_for(value: &[u8]) -> Vec<u8> {
+    let mut kept = Vec::with_capacity(value.len());
+    for (e, element) in split_unquoted(value, b',').into_iter().enumerate() {
+        if e > 0 {
+            kept.push(b',');
+        }
+        let mut first = true;
+        for pair in split_unquoted(element, b';') {
+            let name = pair.split(|&b| b == b'=').next().unwrap_or_default();
+            if name.trim_ascii().eq_ignore_ascii_case(b"for") {
+                continue;
+            }
+            if !first {
+                kept.push(b';');
+            }
+            first = false;
+            kept.extend_from_slice(pair.trim_ascii());
+        }
+    }
+    kept
+}
+
+/// Splits on `separator` outside double-quoted strings.
+fn split_unquoted(value: &[u8], separator: u8) -> Vec<&[u8]> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, &b) in value.iter().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            _ if b == separator && !quoted => {
+                parts.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&value[start..]);
+    parts
 }
 
 /// The parts of a request that select a stored variant.
@@ -265,23 +339,59 @@ mod tests {
 
     #[test]
     fn only_canonical_paths_are_stored() {
-        for canonical in ["/users/abc", "/files/a%2Fb", "/caf%C3%A9", "/", ""] {
+        for canonical in [
+            "/users/abc",
+            "/users/a:b@c;d=e,f+g",
+            "/caf%C3%A9",
+            "/q%3F%23%25%20",
+            "/",
+            "",
+        ] {
             assert!(is_canonical(canonical), "{canonical}");
             assert_eq!(canonical_path(canonical), canonical);
         }
         for (other, canonical) in [
             ("/users/a%62c", "/users/abc"),
-            ("/files/a%2fb", "/files/a%2Fb"),
             ("/%7Euser/x%2Dy", "/~user/x-y"),
+            ("/users/a%3Ab%40c", "/users/a:b@c"),
             ("/caf%c3%a9", "/caf%C3%A9"),
+            ("/café", "/caf%C3%A9"),
+            ("/a{b}", "/a%7Bb%7D"),
         ] {
             assert!(!is_canonical(other), "{other}");
             assert_eq!(canonical_path(other), canonical, "{other}");
+            assert!(is_canonical(&canonical_path(other)), "{other}");
+        }
+        // A wildcard route decodes %2F into a separator, others do not:
+        // never stored, in any case.
+        for never in ["/files/a%2Fb", "/files/a%2fb"] {
+            assert!(!is_canonical(never), "{never}");
+            assert_eq!(canonical_path(never), "/files/a%2Fb");
         }
         for malformed in ["/bad%zz", "/bad%2", "/bad%"] {
             assert!(!is_canonical(malformed), "{malformed}");
             assert_eq!(canonical_path(malformed), malformed);
         }
+    }
+
+    #[test]
+    fn forwarded_keeps_its_elements_but_not_for() {
+        let kept = |v: &str| String::from_utf8(forwarded_without_for(v.as_bytes())).unwrap();
+        assert_eq!(
+            kept("for=1.2.3.4;host=shop;proto=https"),
+            "host=shop;proto=https"
+        );
+        assert_eq!(kept("For=1.2.3.4;Host=shop"), "Host=shop");
+        assert_eq!(
+            kept("for=x, for=1.2.3.4;host=shop"),
+            ",host=shop",
+            "an element without a host stays an element"
+        );
+        assert_eq!(
+            kept("host=\"a,b;c\";for=\"[::1]\""),
+            "host=\"a,b;c\"",
+            "separators inside quotes"
+        );
     }
 
     #[test]

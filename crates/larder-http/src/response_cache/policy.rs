@@ -7,7 +7,8 @@
 //! statuses (200 by default; never 1xx, 206, 304 or 5xx); never with
 //! `Set-Cookie`; never with `Cache-Control: no-store`, `private` or
 //! `no-cache` (in any casing, qualified forms too); never `Vary: *` nor a
-//! `Vary` naming a header the route does not declare; never one already
+//! `Vary` naming a header the route does not key on (it keys on the
+//! declared ones and the host headers); never one already
 //! stale on arrival (`max-age=0`, an `Expires` in the past or unreadable,
 //! an `Age` past its lifetime). The TTL is the configured one, shortened by
 //! what is left of the response's own lifetime: `s-maxage`, else
@@ -140,10 +141,10 @@ pub fn check_response(
             if name == "*" {
                 return Err(Skip::VaryStar);
             }
-            if !declared_vary
+            let declared = declared_vary
                 .iter()
-                .any(|d| d.as_str().eq_ignore_ascii_case(name))
-            {
+                .any(|d| d.as_str().eq_ignore_ascii_case(name));
+            if !declared && !super::key::is_always_keyed(name) {
                 return Err(Skip::UndeclaredVary(name.to_ascii_lowercase()));
             }
         }
@@ -156,7 +157,8 @@ pub fn check_response(
     let Some(lifetime) = lifetime else {
         return Ok(ttl);
     };
-    let left = lifetime.saturating_sub(Duration::from_secs(age_secs(&response.headers)));
+    let age = Duration::from_secs(current_age_secs(&response.headers, now));
+    let left = lifetime.saturating_sub(age);
     if left.is_zero() {
         return Err(Skip::Expired);
     }
@@ -184,13 +186,35 @@ fn expires_lifetime(headers: &HeaderMap, now: SystemTime) -> Result<Option<Durat
     }
 }
 
-/// The response's `Age` in seconds (0 when absent or unreadable).
-pub(crate) fn age_secs(headers: &HeaderMap) -> u64 {
-    headers
-        .get(header::AGE)
+/// How old the response already is, in seconds (RFC 9111 §4.2.3): its
+/// `Age`, or the time since its `Date` if that is longer.
+pub(crate) fn current_age_secs(headers: &HeaderMap, now: SystemTime) -> u64 {
+    let apparent = headers
+        .get(header::DATE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .and_then(|date| now.duration_since(date).ok())
+        .map_or(0, |age| age.as_secs());
+    age_secs(headers).max(apparent)
+}
+
+/// The largest `Age` a cache reports (RFC 9111 §1.2.2): larger values,
+/// including ones that do not fit a `u64`, count as this.
+const MAX_AGE_SECS: u64 = 1 << 31;
+
+/// The response's `Age` in seconds: 0 when absent or not a number (only
+/// the first of several values counts), at most [`MAX_AGE_SECS`].
+fn age_secs(headers: &HeaderMap) -> u64 {
+    let Some(value) = headers.get(header::AGE).and_then(|v| v.to_str().ok()) else {
+        return 0;
+    };
+    let first = value.split(',').next().unwrap_or_default().trim();
+    if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    first
+        .parse::<u64>()
+        .map_or(MAX_AGE_SECS, |age| age.min(MAX_AGE_SECS))
 }
 
 /// The directives of every `Cache-Control` header, as far as a shared cache
@@ -399,6 +423,39 @@ mod tests {
             Ok(HOUR),
             "no lifetime of its own"
         );
+        for huge in ["99999999999999999999", "2147483649"] {
+            assert_eq!(
+                stored(200, &[("cache-control", "max-age=60"), ("age", huge)]),
+                Err(Skip::Expired),
+                "{huge} is old, not new"
+            );
+        }
+        assert_eq!(
+            stored(200, &[("cache-control", "max-age=60"), ("age", "30, 30")]),
+            Ok(Duration::from_secs(30)),
+            "the first of a list"
+        );
+        assert_eq!(
+            stored(200, &[("cache-control", "max-age=60"), ("age", "soon")]),
+            Ok(Duration::from_secs(60))
+        );
+        // A Date 50 s ago counts as an age of 50 s.
+        let old_date = [("date", "Wed, 25 Nov 2026 11:59:10 GMT")];
+        assert_eq!(
+            stored(200, &[old_date[0], ("cache-control", "max-age=60")]),
+            Ok(Duration::from_secs(10))
+        );
+        assert_eq!(
+            stored(
+                200,
+                &[
+                    ("date", "Sat, 01 Jan 2000 00:00:00 GMT"),
+                    ("expires", "Sat, 01 Jan 2000 01:00:00 GMT")
+                ]
+            ),
+            Err(Skip::Expired),
+            "an hour's lifetime, spent long ago"
+        );
     }
 
     #[test]
@@ -438,8 +495,12 @@ mod tests {
             Err(Skip::VaryStar)
         );
         assert_eq!(
-            stored(200, &[("vary", "Accept-Language, X-Forwarded-Host")]),
-            Err(Skip::UndeclaredVary("x-forwarded-host".into()))
+            stored(200, &[("vary", "Accept-Language, X-Tenant")]),
+            Err(Skip::UndeclaredVary("x-tenant".into()))
+        );
+        assert!(
+            stored(200, &[("vary", "Host, X-Forwarded-Host, Forwarded")]).is_ok(),
+            "keyed on the host anyway"
         );
         assert!(
             stored(200, &[("vary", "accept-language")]).is_ok(),

@@ -383,13 +383,16 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .or(body.size_hint().exact());
-    if declared.is_none_or(|len| len > settings.max_body_bytes) {
-        return Err(Pass::Response(Response::from_parts(
-            parts,
-            ResponseBody::inner(body),
-        )));
-    }
-    let bytes = match buffer(body, settings.max_body_bytes).await {
+    let declared = match declared {
+        Some(len) if len <= settings.max_body_bytes => len,
+        _ => {
+            return Err(Pass::Response(Response::from_parts(
+                parts,
+                ResponseBody::inner(body),
+            )));
+        }
+    };
+    let bytes = match buffer(body, declared).await {
         Ok(bytes) => bytes,
         Err(reason) => {
             tracing::warn!(%reason, "larder-http: response body not buffered; answering 502");
@@ -404,10 +407,10 @@ where
     })
 }
 
-/// Reads a body that declared at most `max` bytes, never holding more than
-/// `max`: a body longer than it declared is broken (its `Content-Length`
-/// lies) and is not buffered to the end.
-async fn buffer<B>(body: B, max: u64) -> Result<Bytes, String>
+/// Reads a body that declared `declared` bytes, never holding more: a body
+/// longer or shorter than it declared is broken (its `Content-Length`
+/// lies; the server would abort it) and is not stored.
+async fn buffer<B>(body: B, declared: u64) -> Result<Bytes, String>
 where
     B: Body<Data = Bytes>,
     B::Error: fmt::Display,
@@ -420,13 +423,18 @@ where
         // Trailers are not stored.
         if let Ok(data) = frame.into_data() {
             len += data.len() as u64;
-            if len > max {
+            if len > declared {
                 return Err(format!(
-                    "the body is longer than it declared (over {max} bytes)"
+                    "the body is longer than the {declared} bytes it declared"
                 ));
             }
             chunks.push(data);
         }
+    }
+    if len < declared {
+        return Err(format!(
+            "the body ended after {len} of the {declared} bytes it declared"
+        ));
     }
     Ok(match chunks.len() {
         0 => Bytes::new(),

@@ -79,7 +79,10 @@ impl StoredResponse {
             stored_at_ms,
             etag,
             stale_forbidden: !super::policy::CacheControl::parse(&parts.headers).allows_stale(),
-            initial_age_secs: super::policy::age_secs(&parts.headers),
+            initial_age_secs: super::policy::current_age_secs(
+                &parts.headers,
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(stored_at_ms),
+            ),
         }
     }
 
@@ -133,7 +136,8 @@ impl StoredResponse {
         response
     }
 
-    /// Whether `If-None-Match` matches this response's strong validator.
+    /// Whether `If-None-Match` matches this response's validator, by weak
+    /// comparison (RFC 9110 §13.1.2).
     pub(crate) fn matches(&self, if_none_match: &HeaderMap) -> bool {
         if_none_match
             .get_all(header::IF_NONE_MATCH)
@@ -141,8 +145,11 @@ impl StoredResponse {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .any(|tag| {
-                tag == "*" || tag == self.etag || tag.strip_prefix("W/") == Some(self.etag.as_str())
-            })
+            .any(|tag| tag == "*" || weak(tag) == weak(&self.etag))
     }
+}
+
+/// An entity tag without its weakness indicator.
+fn weak(tag: &str) -> &str {
+    tag.strip_prefix("W/").unwrap_or(tag)
 }
