@@ -30,6 +30,43 @@
 //! so concurrent identical misses call the handler once, and a failing Redis
 //! means the handler answers.
 //!
+//! # Per-user responses
+//!
+//! The seed cached its user dashboard with
+//! `vary_on_query_params=['user_id']`: the key came from a parameter the
+//! caller chooses, so anyone could read anyone's cached dashboard by asking
+//! for `?user_id=<victim>`. Here a per-user route keys on the identity the
+//! authentication middleware established, never on what the request says:
+//!
+//! ```
+//! use axum::{Extension, Router, routing::get};
+//! use larder_http::ResponseCacheLayer;
+//!
+//! /// Set by the authentication middleware once the token checks out.
+//! #[derive(Clone)]
+//! struct UserId(u64);
+//!
+//! async fn dashboard(Extension(user): Extension<UserId>) -> String {
+//!     format!("dashboard of user {}", user.0)
+//! }
+//!
+//! let cache = larder::Cache::in_memory();
+//! let app: Router = Router::new().route(
+//!     "/api/dashboard",
+//!     get(dashboard).layer(
+//!         ResponseCacheLayer::new(cache)
+//!             .namespace("dashboard")
+//!             .vary_on(|parts| parts.extensions.get::<UserId>().map(|u| u.0.to_string())),
+//!     ),
+//! );
+//! ```
+//!
+//! Requests carrying `Authorization` or a cookie are cached only on such a
+//! route, and only when the closure finds an identity; the key holds the
+//! identity, never the token.
+//!
+//! # `X-Cache`
+//!
 //! Every response says what the cache did in `X-Cache`:
 //!
 //! | `X-Cache` | meaning |
@@ -38,6 +75,8 @@
 //! | `MISS` | the handler answered (and the response was stored if it may be) |
 //! | `BYPASS` | the request may not be cached (a write, credentials without an identity, an unlisted query parameter, …): the handler answered |
 //! | `STALE` | answered with an expired response (see below) |
+//!
+//! # Stale responses
 //!
 //! Stale responses follow the cache's own settings. With
 //! [`stale_grace`](larder::config::ConfigBuilder::stale_grace), a response
