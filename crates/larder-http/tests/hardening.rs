@@ -275,7 +275,9 @@ async fn unstorable_responses_do_not_serialise_requests(transport: Transport) {
     );
 }
 
-async fn every_spelling_of_a_path_is_invalidated(transport: Transport) {
+/// `/users/{id}` answering `{id} v{version}`, behind a layer that
+/// invalidates on writes; the version and the layer are the test's.
+fn versioned_users() -> (Router, ResponseCacheLayer, Arc<AtomicUsize>) {
     let version = Arc::new(AtomicUsize::new(1));
     let layer = ResponseCacheLayer::new(Cache::in_memory())
         .namespace("users")
@@ -292,6 +294,11 @@ async fn every_spelling_of_a_path_is_invalidated(transport: Transport) {
         )
         .layer(layer.clone())
         .with_state(version.clone());
+    (app, layer, version)
+}
+
+async fn every_spelling_of_a_path_is_invalidated(transport: Transport) {
+    let (app, layer, version) = versioned_users();
     let client = Client::new(app, transport).await;
     let other = client.get("/users/a%62c").await;
     assert_eq!(
@@ -307,6 +314,14 @@ async fn every_spelling_of_a_path_is_invalidated(transport: Transport) {
     version.store(3, Ordering::SeqCst);
     assert_eq!(layer.invalidate_path("/users/%61bc").await.unwrap(), 1);
     assert_eq!(client.get("/users/abc").await.body, "abc v3");
+    version.store(4, Ordering::SeqCst);
+    let mut request = Request::get("/users/%61%62c");
+    if let Some(host) = client.base.strip_prefix("http://") {
+        request = request.header(header::HOST, host);
+    }
+    let request = request.body(()).unwrap();
+    assert!(layer.invalidate_request(&request).await.unwrap());
+    assert_eq!(client.get("/users/abc").await.body, "abc v4");
 }
 
 async fn if_none_match_never_turns_a_stored_404_into_304(transport: Transport) {
@@ -402,22 +417,7 @@ async fn invalidate_route_stays_in_its_namespace(transport: Transport) {
 /// both were canonical and stored apart, and a write to one left the other
 /// stale. Now only `/users/a:b` is stored.
 async fn escaped_and_raw_sub_delims_are_one_path(transport: Transport) {
-    let version = Arc::new(AtomicUsize::new(1));
-    let layer = ResponseCacheLayer::new(Cache::in_memory())
-        .namespace("users")
-        .invalidate_on_write(true);
-    let app = Router::new()
-        .route(
-            "/users/{id}",
-            get(
-                |State(v): State<Arc<AtomicUsize>>, Path(id): Path<String>| async move {
-                    format!("{id} v{}", v.load(Ordering::SeqCst))
-                },
-            )
-            .put(|| async { "ok" }),
-        )
-        .layer(layer.clone())
-        .with_state(version.clone());
+    let (app, _layer, version) = versioned_users();
     let client = Client::new(app, transport).await;
     let escaped = client.get("/users/a%3Ab").await;
     assert_eq!(

@@ -68,6 +68,14 @@ pub fn request_path(request: &request::Parts) -> &str {
     request.uri.path()
 }
 
+/// `uri` with its path and query replaced (scheme and authority kept), or
+/// `None` if `path_and_query` is not valid in a URI.
+pub(crate) fn with_path_and_query(uri: &http::Uri, path_and_query: &str) -> Option<http::Uri> {
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    http::Uri::from_parts(parts).ok()
+}
+
 /// Whether `path` is in the one spelling that is stored. axum matches the
 /// raw path and decodes what it captures, so many spellings reach the same
 /// handler with the same arguments; exactly one of them is canonical:

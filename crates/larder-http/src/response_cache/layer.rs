@@ -213,47 +213,28 @@ impl ResponseCacheLayer {
     /// whatever the host, use [`invalidate_path`](Self::invalidate_path).
     ///
     /// # Errors
-    /// The store failure.
+    /// The store failure, or [`ErrorKind::Config`](larder::ErrorKind::Config)
+    /// if the request's URI cannot be rebuilt with its canonical path.
     pub async fn invalidate_request<B>(&self, request: &http::Request<B>) -> larder::Result<bool> {
-        let mut uri = request.uri().clone().into_parts();
-        let canonical = match &uri.path_and_query {
-            Some(pq) => Some(
-                format!(
-                    "{}{}",
-                    super::key::canonical_path(pq.path()),
-                    pq.query().map(|q| format!("?{q}")).unwrap_or_default()
-                )
-                .parse()
-                .map_err(|e| {
-                    larder::Error::new(
-                        larder::ErrorKind::Config,
-                        format!("cannot read the request's path: {e}"),
-                    )
-                })?,
-            ),
-            None => None,
-        };
-        uri.path_and_query = canonical;
-        let uri = http::Uri::from_parts(uri).map_err(|e| {
-            larder::Error::new(
-                larder::ErrorKind::Config,
-                format!("cannot read the request's URI: {e}"),
-            )
-        })?;
-        let (parts, ()) = http::Request::builder()
-            .method(request.method())
-            .uri(uri)
-            .body(())
-            .map_err(|e| {
-                larder::Error::new(
-                    larder::ErrorKind::Config,
-                    format!("cannot read the request: {e}"),
-                )
-            })?
-            .into_parts();
-        let mut parts = parts;
+        let mut parts = http::Request::new(()).into_parts().0;
+        parts.method = request.method().clone();
+        parts.uri = request.uri().clone();
         parts.headers = request.headers().clone();
         parts.extensions = request.extensions().clone();
+        // Any spelling of the path names the stored response; the path is
+        // the whole one the client sent (before a nested router's cut).
+        let path = super::key::canonical_path(super::key::request_path(&parts));
+        let query = parts.uri.query().map(|q| format!("?{q}"));
+        let path_and_query = format!("{path}{}", query.unwrap_or_default());
+        parts.uri =
+            super::key::with_path_and_query(&parts.uri, &path_and_query).ok_or_else(|| {
+                larder::Error::new(
+                    larder::ErrorKind::Config,
+                    format!("cannot rebuild the request's URI with the path {path_and_query:?}"),
+                )
+            })?;
+        #[cfg(feature = "axum")]
+        parts.extensions.remove::<axum::extract::OriginalUri>();
         match super::service::request_key(&self.settings, &parts) {
             Some(keyed) => self.settings.cache.delete_cached_data(&keyed.key).await,
             None => Ok(false),

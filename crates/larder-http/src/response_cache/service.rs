@@ -324,9 +324,7 @@ fn with_query(uri: &http::Uri, pairs: &[(String, String)]) -> Option<http::Uri> 
                 .finish(),
         );
     }
-    let mut parts = uri.clone().into_parts();
-    parts.path_and_query = Some(path_and_query.parse().ok()?);
-    http::Uri::from_parts(parts).ok()
+    key::with_path_and_query(uri, &path_and_query)
 }
 
 /// Builds the response for a stored entry; `If-None-Match` → 304.

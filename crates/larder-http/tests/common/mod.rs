@@ -44,7 +44,8 @@ pub struct Reply {
 pub struct Client {
     app: Router,
     transport: Transport,
-    base: String,
+    /// `http://127.0.0.1:port` over a socket; empty for `oneshot`.
+    pub base: String,
     http: reqwest::Client,
 }
 
