@@ -34,6 +34,11 @@ pub enum ErrorKind {
     NotInitialized,
     /// The global cache was installed twice.
     AlreadyInitialized,
+    /// The origin failed for another caller whose computation this call
+    /// waited for; its own error went to that caller. Only from
+    /// [`Cache::try_get_or_compute`](crate::Cache::try_get_or_compute),
+    /// converted into the caller's error type.
+    Origin,
 }
 
 impl ErrorKind {
@@ -49,6 +54,7 @@ impl ErrorKind {
             ErrorKind::TooLarge => "value too large",
             ErrorKind::NotInitialized => "global cache not initialised",
             ErrorKind::AlreadyInitialized => "global cache already initialised",
+            ErrorKind::Origin => "the origin failed for a concurrent caller",
         }
     }
 }
@@ -124,6 +130,11 @@ impl Error {
     /// A value exceeded the maximum value size.
     pub fn is_too_large(&self) -> bool {
         self.kind == ErrorKind::TooLarge
+    }
+
+    /// The origin failed for the concurrent caller this call waited on.
+    pub fn is_origin(&self) -> bool {
+        self.kind == ErrorKind::Origin
     }
 
     pub(crate) fn config(detail: impl Into<Cow<'static, str>>) -> Self {

@@ -7,11 +7,45 @@ use crate::{Error, Result};
 ///
 /// Invalid values are reported by [`ConfigBuilder::build`], all at once is
 /// not attempted: the first problem found is named with the accepted range.
-#[derive(Debug, Clone)]
+/// Its `Debug` shows the Redis URL without its password.
+#[derive(Clone)]
 #[must_use]
 pub struct ConfigBuilder {
     config: Config,
     redis_url: Option<String>,
+}
+
+impl std::fmt::Debug for ConfigBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigBuilder")
+            .field("config", &self.config)
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(super::redis_url::redact),
+            )
+            .finish()
+    }
+}
+
+/// The longest a lease may last: a computation longer than a day is a
+/// batch job, not a cache fill.
+const MAX_LEASE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest deadline and connect timeout: longer ones stop bounding
+/// anything a request would wait for.
+const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
+/// The longest an open circuit breaker may wait before probing.
+const MAX_BREAKER_OPEN: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Whether `segment` is usable as a key prefix or version: ASCII letters,
+/// digits, `.`, `_` and `-`. Anything else could alias another cache's keys
+/// (`:` and `~` separate Larder's key segments), widen a pattern (glob
+/// characters) or pin keys to one cluster slot (`{`).
+fn is_key_segment(segment: &str) -> bool {
+    !segment.is_empty()
+        && segment.len() <= 64
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 impl Default for ConfigBuilder {
@@ -195,11 +229,15 @@ impl ConfigBuilder {
         if let Some(url) = self.redis_url {
             config.redis_url = Some(RedisUrl::parse(&url)?);
         }
-        check(!config.prefix.is_empty(), "prefix must not be empty".into())?;
-        check(
-            !config.version.is_empty(),
-            "version must not be empty".into(),
-        )?;
+        for (name, value) in [("prefix", &config.prefix), ("version", &config.version)] {
+            check(
+                is_key_segment(value),
+                format!(
+                    "{name} {value:?} must be 1 to 64 ASCII letters, digits, `.`, `_` or `-` \
+                     (other characters could share or widen another cache's keys)"
+                ),
+            )?;
+        }
         check(
             (0.0..1.0).contains(&config.ttl_jitter),
             format!(
@@ -207,17 +245,29 @@ impl ConfigBuilder {
                 config.ttl_jitter
             ),
         )?;
+        let max_ttl = crate::MAX_TTL;
+        for (name, value, max) in [
+            ("default_ttl", config.default_ttl, max_ttl),
+            ("deadline", config.deadline, MAX_WAIT),
+            ("connect_timeout", config.connect_timeout, MAX_WAIT),
+            ("lease_ttl", config.lease_ttl, MAX_LEASE_TTL),
+            (
+                "breaker_open_for",
+                config.breaker_open_for,
+                MAX_BREAKER_OPEN,
+            ),
+        ] {
+            check(
+                !value.is_zero() && value <= max,
+                format!("{name} {value:?} must be longer than zero and at most {max:?}"),
+            )?;
+        }
         check(
-            !config.default_ttl.is_zero(),
-            "default_ttl must be longer than zero".into(),
-        )?;
-        check(
-            !config.deadline.is_zero(),
-            "deadline must be longer than zero".into(),
-        )?;
-        check(
-            !config.connect_timeout.is_zero(),
-            "connect_timeout must be longer than zero".into(),
+            config.stale_grace <= max_ttl,
+            format!(
+                "stale_grace {:?} must be at most {max_ttl:?} (larder::MAX_TTL)",
+                config.stale_grace
+            ),
         )?;
         check(
             config.max_value_bytes > 0,
@@ -230,10 +280,6 @@ impl ConfigBuilder {
         check(
             config.scan_batch > 0,
             "scan_batch must be at least 1".into(),
-        )?;
-        check(
-            !config.lease_ttl.is_zero(),
-            "lease_ttl must be longer than zero".into(),
         )?;
         for (namespace, beta) in std::iter::once(("(default)", &config.xfetch_beta)).chain(
             config

@@ -24,13 +24,27 @@ impl RedisUrl {
         }
         match redis::Client::open(url) {
             Ok(_) => Ok(candidate),
-            Err(err) => Err(Error::config(format!(
-                "REDIS_URL `{candidate}` is not a usable Redis URL; expected \
-                 redis://[user[:password]@]host[:port][/db] or rediss://…"
-            ))
-            .with_source(Box::<dyn std::error::Error + Send + Sync>::from(
-                err.to_string().replace(url, &candidate.to_string()),
-            ))),
+            Err(err) => {
+                let hint = if userinfo(url).is_some_and(|u| u.contains(['/', '?', '#', '@'])) {
+                    "; percent-encode `/`, `?`, `#` and `@` in the user name and password \
+                     (`/` is `%2F`)"
+                } else {
+                    ""
+                };
+                // The parser's message may quote any part of the URL: it
+                // is kept only if it holds nothing secret.
+                let detail = err.to_string();
+                let detail = if secrets(url).any(|secret| detail.contains(secret)) {
+                    "the parser's message is withheld: it quotes the password".to_owned()
+                } else {
+                    detail
+                };
+                Err(Error::config(format!(
+                    "REDIS_URL `{candidate}` is not a usable Redis URL; expected \
+                     redis://[user[:password]@]host[:port][/db] or rediss://…{hint}"
+                ))
+                .with_source(Box::<dyn std::error::Error + Send + Sync>::from(detail)))
+            }
         }
     }
 
@@ -38,16 +52,65 @@ impl RedisUrl {
     pub(crate) fn expose(&self) -> &str {
         &self.0
     }
+}
 
-    fn redacted(&self) -> String {
-        let url = &self.0;
-        let (base, query) = match url.split_once('?') {
-            Some((base, query)) => (base, Some(query)),
-            None => (url.as_str(), None),
+/// The user-info of `url` (`user:password` in `redis://user:password@host`),
+/// taken up to the **last** `@`: a password may hold unencoded `/`, `?`,
+/// `#` or `@` (a pasted base64 secret), and cutting at the first of those
+/// would print the rest of it.
+fn userinfo(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    Some(&rest[..rest.rfind('@')?])
+}
+
+/// Every secret `url` holds: its user-info, the password in it, and
+/// `pass`/`password` query values (`unix:///redis.sock?pass=secret`).
+fn secrets(url: &str) -> impl Iterator<Item = &str> {
+    let info = userinfo(url).filter(|info| !info.is_empty());
+    let password = info.and_then(|info| info.split_once(':')).map(|(_, p)| p);
+    let query = url
+        .split_once('?')
+        .map(|(_, query)| query)
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(name, _)| ["pass", "password"].contains(name))
+        .map(|(_, value)| value);
+    info.into_iter()
+        .chain(password)
+        .chain(query)
+        .filter(|secret| !secret.is_empty())
+}
+
+/// `url` with every secret replaced by `***`: the user-info keeps only the
+/// user name (`redis://app:***@host`, or `***` alone for a bare token,
+/// which Redis treats as a password), and `pass`/`password` query values
+/// become `***`. Works on URLs that do not parse, too.
+pub(crate) fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        // Not a URL (`host:6379`): whatever precedes an `@` is secret.
+        return match url.rfind('@') {
+            Some(at) => format!("***{}", &url[at..]),
+            None => url.to_owned(),
         };
-        let mut out = redact_userinfo(base);
-        if let Some(query) = query {
-            // `unix:///redis.sock?user=app&pass=secret`
+    };
+    let rest = &url[scheme_end..];
+    let (info, after) = match rest.rfind('@') {
+        Some(at) => {
+            let info = &rest[..at];
+            let user = match info.split_once(':') {
+                Some((user, _)) if !user.contains(['/', '?', '#']) => format!("{user}:***"),
+                _ => "***".to_owned(),
+            };
+            (user + "@", &rest[at + 1..])
+        }
+        None => (String::new(), rest),
+    };
+    let mut out = format!("{}{info}", &url[..scheme_end]);
+    match after.split_once('?') {
+        Some((base, query)) => {
+            out.push_str(base);
+            out.push('?');
             let params: Vec<String> = query
                 .split('&')
                 .map(|pair| match pair.split_once('=') {
@@ -57,41 +120,22 @@ impl RedisUrl {
                     _ => pair.to_owned(),
                 })
                 .collect();
-            out.push('?');
             out.push_str(&params.join("&"));
         }
-        out
+        None => out.push_str(after),
     }
-}
-
-/// `scheme://user:password@host/…` with the password (or a lone user-info
-/// token, which Redis treats as a password) replaced by `***`.
-fn redact_userinfo(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &rest[..at];
-    let user = match userinfo.find(':') {
-        Some(colon) => format!("{}:***", &userinfo[..colon]),
-        None => "***".to_owned(),
-    };
-    format!("{}{}{}", &url[..scheme_end], user, &rest[at..])
+    out
 }
 
 impl fmt::Display for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
+        f.write_str(&redact(&self.0))
     }
 }
 
 impl fmt::Debug for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RedisUrl({})", self.redacted())
+        write!(f, "RedisUrl({})", redact(&self.0))
     }
 }
 
