@@ -7,7 +7,8 @@
 //! | `larder_misses_total` | counter | reads not answered (absent, expired, undecodable, store failure) |
 //! | `larder_store_errors_total` | counter | store calls that failed or timed out (label `op`) |
 //! | `larder_breaker_rejections_total` | counter | store calls skipped because the breaker is open |
-//! | `larder_decode_failures_total` | counter | stored values that could not be decoded (removed) |
+//! | `larder_decode_failures_total` | counter | stored values that could not be decoded: corrupt or foreign bytes (removed) |
+//! | `larder_shape_mismatches_total` | counter | intact values of another shape of the type, e.g. from another build during a rolling deploy (misses, kept) |
 //! | `larder_oversize_total` | counter | values over `max_value_bytes`, not cached |
 //! | `larder_coalesced_total` | counter | misses that waited for another caller's computation |
 //! | `larder_lease_wins_total` | counter | leases taken (this caller computes) |
@@ -42,6 +43,7 @@ pub(crate) struct NamespaceMetrics {
     pub(crate) hits: Counter,
     pub(crate) misses: Counter,
     pub(crate) decode_failures: Counter,
+    pub(crate) shape_mismatches: Counter,
     pub(crate) oversize: Counter,
     pub(crate) coalesced: Counter,
     pub(crate) lease_wins: Counter,
@@ -60,6 +62,7 @@ impl NamespaceMetrics {
             hits: counter!("larder_hits_total", "namespace" => ns.clone()),
             misses: counter!("larder_misses_total", "namespace" => ns.clone()),
             decode_failures: counter!("larder_decode_failures_total", "namespace" => ns.clone()),
+            shape_mismatches: counter!("larder_shape_mismatches_total", "namespace" => ns.clone()),
             oversize: counter!("larder_oversize_total", "namespace" => ns.clone()),
             coalesced: counter!("larder_coalesced_total", "namespace" => ns.clone()),
             lease_wins: counter!("larder_lease_wins_total", "namespace" => ns.clone()),
@@ -73,10 +76,7 @@ impl NamespaceMetrics {
     }
 }
 
-/// The namespace of a logical key.
-pub(crate) fn namespace_of(logical: &str) -> &str {
-    logical.split_once(':').map_or(logical, |(ns, _)| ns)
-}
+pub(crate) use crate::key::namespace_of;
 
 /// Per-namespace handles, read without locks: the map is replaced as a
 /// whole (copy-on-write) when a namespace is first seen, which is rare, so a

@@ -1,8 +1,9 @@
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use super::budget::Budget;
 use super::{Cache, absorb};
-use crate::envelope::{self, now_ms};
+use crate::envelope::{self, DecodeFailure, now_ms};
 use crate::{Error, Result};
 
 impl Cache {
@@ -16,25 +17,15 @@ impl Cache {
     /// Only in fail-closed mode: the store failure.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let physical = self.inner.keys.physical(key);
-        let value = self.fetch(key, &physical, self.fail_open()).await?;
+        let budget = Budget::new(self.inner.config.deadline);
+        let now = now_ms();
+        let value = self
+            .fetch_entry(key, &physical, self.fail_open(), &budget)
+            .await?
+            .filter(|entry: &Entry<T>| entry.is_fresh(now))
+            .map(|entry| entry.value);
         self.count_read(key, value.is_some());
         Ok(value)
-    }
-
-    /// [`Cache::get`] of an already built physical key, without counting the
-    /// hit or miss.
-    pub(super) async fn fetch<T: DeserializeOwned>(
-        &self,
-        key: &str,
-        physical: &str,
-        fail_open: bool,
-    ) -> Result<Option<T>> {
-        let now = now_ms();
-        Ok(self
-            .fetch_entry(key, physical, fail_open)
-            .await?
-            .filter(|entry| entry.is_fresh(now))
-            .map(|entry| entry.value))
     }
 
     /// The decoded entry under `physical`, fresh or not; undecodable and
@@ -44,8 +35,11 @@ impl Cache {
         key: &str,
         physical: &str,
         fail_open: bool,
+        budget: &Budget,
     ) -> Result<Option<Entry<T>>> {
-        let fetched = self.call("GET", self.inner.store.get(physical)).await;
+        let fetched = self
+            .call_in("GET", budget, self.inner.store.get(physical))
+            .await;
         if let Err(err) = &fetched
             && err.kind() == crate::ErrorKind::Rejected
         {
@@ -53,10 +47,12 @@ impl Cache {
             // like undecodable bytes, it is removed.
             self.note_corrupt(key, physical, err);
             let keys = [physical.to_owned()];
-            let _ = self.call("UNLINK", self.inner.store.unlink(&keys)).await;
+            let _ = self
+                .call_in("UNLINK", budget, self.inner.store.unlink(&keys))
+                .await;
         }
         match absorb(fetched, fail_open)? {
-            Some(Some(bytes)) => Ok(self.decode_or_discard(key, physical, &bytes).await),
+            Some(Some(bytes)) => Ok(self.decode_or_discard(key, physical, &bytes, budget).await),
             _ => Ok(None),
         }
     }
@@ -83,7 +79,10 @@ impl Cache {
             .iter()
             .map(|k| self.inner.keys.physical(k.as_ref()))
             .collect();
-        let fetched = self.call("MGET", self.inner.store.mget(&physical)).await;
+        let budget = Budget::new(self.inner.config.deadline);
+        let fetched = self
+            .call_in("MGET", &budget, self.inner.store.mget(&physical))
+            .await;
         let Some(found) = self.absorb(fetched)? else {
             for key in keys {
                 self.count_read(key.as_ref(), false);
@@ -92,13 +91,18 @@ impl Cache {
         };
         let mut values = Vec::with_capacity(keys.len());
         let mut corrupt = Vec::new();
+        let now = now_ms();
         for ((key, physical), bytes) in keys.iter().zip(physical).zip(found) {
             let key = key.as_ref();
             let value = match bytes {
                 None => None,
-                Some(bytes) => match self.decode::<T>(&bytes) {
-                    Ok(value) => value,
-                    Err(err) => {
+                Some(bytes) => match self.decode_entry::<T>(&bytes) {
+                    Ok(entry) => entry.is_fresh(now).then_some(entry.value),
+                    Err(DecodeFailure::Shape(err)) => {
+                        self.note_shape_mismatch(key, &physical, &err);
+                        None
+                    }
+                    Err(DecodeFailure::Corrupt(err)) => {
                         self.note_corrupt(key, &physical, &err);
                         corrupt.push(physical);
                         None
@@ -110,25 +114,35 @@ impl Cache {
         }
         if !corrupt.is_empty() {
             // Best effort: a failure here only means another miss later.
-            let _ = self.call("UNLINK", self.inner.store.unlink(&corrupt)).await;
+            let _ = self
+                .call_in("UNLINK", &budget, self.inner.store.unlink(&corrupt))
+                .await;
         }
         Ok(values)
     }
 
-    /// Decodes a fetched envelope; on failure removes the key.
+    /// Decodes a fetched envelope; corrupt bytes are removed, a value of
+    /// another shape (another build's) is left for its reader.
     pub(super) async fn decode_or_discard<T: DeserializeOwned>(
         &self,
         key: &str,
         physical: &str,
         bytes: &Bytes,
+        budget: &Budget,
     ) -> Option<Entry<T>> {
         match self.decode_entry(bytes) {
             Ok(entry) => Some(entry),
-            Err(err) => {
+            Err(DecodeFailure::Shape(err)) => {
+                self.note_shape_mismatch(key, physical, &err);
+                None
+            }
+            Err(DecodeFailure::Corrupt(err)) => {
                 self.note_corrupt(key, physical, &err);
                 let keys = [physical.to_owned()];
                 // Best effort: a failure here only means another miss later.
-                let _ = self.call("UNLINK", self.inner.store.unlink(&keys)).await;
+                let _ = self
+                    .call_in("UNLINK", budget, self.inner.store.unlink(&keys))
+                    .await;
                 None
             }
         }
@@ -141,24 +155,24 @@ impl Cache {
         tracing::warn!(key = physical, error = %err, "larder: undecodable cache entry removed");
     }
 
-    /// `Ok(None)` for a logically expired entry; `Err` for bytes that are not
-    /// a valid envelope of `T`.
-    pub(super) fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<Option<T>> {
-        let entry = self.decode_entry(bytes)?;
-        Ok(entry.is_fresh(now_ms()).then_some(entry.value))
+    /// A value that another build wrote with another shape of the type:
+    /// a miss, but not removed — during a rolling deploy both builds keep
+    /// reading their own entries instead of deleting each other's.
+    fn note_shape_mismatch(&self, key: &str, physical: &str, err: &Error) {
+        self.inner
+            .metrics
+            .with(key, |m| m.shape_mismatches.increment(1));
+        tracing::debug!(key = physical, error = %err, "larder: cached value has another shape; a miss");
     }
 
     /// The entry in `bytes`, fresh or not.
-    pub(super) fn decode_entry<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<Entry<T>> {
-        if bytes.len() > self.inner.envelope.max_value_bytes {
-            return Err(Error::decode(format!(
-                "stored value is {} bytes, over max_value_bytes = {}",
-                bytes.len(),
-                self.inner.envelope.max_value_bytes
-            )));
-        }
-        let (header, payload) = envelope::parse(bytes)?;
-        let value = envelope::decode_payload(&header, payload, &self.inner.envelope)?;
+    pub(super) fn decode_entry<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+    ) -> Result<Entry<T>, DecodeFailure> {
+        let (header, payload) = envelope::parse(bytes, self.inner.envelope.max_value_bytes)
+            .map_err(DecodeFailure::Corrupt)?;
+        let value = envelope::decode_payload(&header, payload)?;
         Ok(Entry {
             value,
             expires_at_ms: header.expires_at_ms,

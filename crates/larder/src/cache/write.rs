@@ -24,9 +24,9 @@ impl Cache {
         value: &T,
         ttl: Duration,
     ) -> Result<()> {
-        let (bytes, ttl) = self.envelope_for(value, ttl, 0)?;
-        self.check_size(key, &bytes)?;
-        let entry = [self.entry(key, bytes, ttl)];
+        let encoded = self.envelope_for(value, ttl, 0)?;
+        self.check_size(key, &encoded)?;
+        let entry = [self.entry(key, encoded)];
         let stored = self.call("SET", self.inner.store.mset(&entry)).await;
         self.detach_write(&entry);
         self.absorb(stored).map(drop)
@@ -46,9 +46,9 @@ impl Cache {
         let mut batch = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             let key = key.as_ref();
-            let (bytes, ttl) = self.envelope_for(value, ttl, 0)?;
-            self.check_size(key, &bytes)?;
-            batch.push(self.entry(key, bytes, ttl));
+            let encoded = self.envelope_for(value, ttl, 0)?;
+            self.check_size(key, &encoded)?;
+            batch.push(self.entry(key, encoded));
         }
         let stored = self.call("SET_MANY", self.inner.store.mset(&batch)).await;
         self.detach_write(&batch);
@@ -57,12 +57,12 @@ impl Cache {
 
     /// A write of `key`: it voids the key's lease (with leases on), so a
     /// computation that began before the write cannot fill over it.
-    fn entry(&self, key: &str, value: Bytes, ttl: Duration) -> StoreEntry {
+    fn entry(&self, key: &str, encoded: Encoded) -> StoreEntry {
         let keys = &self.inner.keys;
         StoreEntry {
             key: keys.physical(key),
-            value,
-            ttl,
+            value: encoded.bytes,
+            ttl: encoded.ttl,
             void_lease: self.inner.config.leases.then(|| keys.lease(key)),
         }
     }
@@ -76,14 +76,14 @@ impl Cache {
     }
 
     /// Encodes `value` into an envelope that expires after the jittered
-    /// `ttl`; returns the bytes and the TTL to store them for (the jittered
-    /// TTL plus the stale grace period).
+    /// `ttl`, with the TTL to store it for (the jittered TTL plus the stale
+    /// grace period).
     pub(super) fn envelope_for<T: Serialize + ?Sized>(
         &self,
         value: &T,
         ttl: Duration,
         compute_ms: u32,
-    ) -> Result<(Bytes, Duration)> {
+    ) -> Result<Encoded> {
         let ttl = self.jittered(ttl);
         let created_at_ms = now_ms();
         let header = Header {
@@ -93,25 +93,43 @@ impl Cache {
             compute_ms,
             ..Header::default()
         };
-        let bytes = envelope::encode(value, header, &self.inner.envelope)?;
-        // The store keeps the value through its stale grace period; the
-        // envelope's logical expiry says when it stops being fresh.
-        Ok((Bytes::from(bytes), ttl + self.inner.config.stale_grace))
+        let encoded = envelope::encode(value, header, &self.inner.envelope)?;
+        Ok(Encoded {
+            bytes: Bytes::from(encoded.bytes),
+            payload_len: encoded.payload_len,
+            // The store keeps the value through its stale grace period; the
+            // envelope's logical expiry says when it stops being fresh.
+            ttl: ttl.saturating_add(self.inner.config.stale_grace),
+        })
     }
 
-    pub(super) fn check_size(&self, key: &str, bytes: &[u8]) -> Result<()> {
+    /// `max_value_bytes` bounds the value's encoded size **before**
+    /// compression — the same rule a read applies, so that whatever is
+    /// stored can be read back.
+    pub(super) fn check_size(&self, key: &str, encoded: &Encoded) -> Result<()> {
         let max = self.inner.envelope.max_value_bytes;
-        if bytes.len() <= max {
+        if encoded.payload_len <= max {
             return Ok(());
         }
         self.inner.metrics.with(key, |m| m.oversize.increment(1));
         Err(Error::new(
             ErrorKind::TooLarge,
             format!(
-                "the value for `{key}` encodes to {} bytes, over max_value_bytes = {max}; \
-                 raise the limit or cache a smaller value",
-                bytes.len()
+                "the value for `{key}` encodes to {} bytes (before compression), over \
+                 max_value_bytes = {max}; raise the limit or cache a smaller value",
+                encoded.payload_len
             ),
         ))
     }
+}
+
+/// A value ready to store.
+#[derive(Debug)]
+pub(super) struct Encoded {
+    /// The envelope.
+    pub(super) bytes: Bytes,
+    /// Its payload's size before compression.
+    pub(super) payload_len: usize,
+    /// How long to store it.
+    pub(super) ttl: Duration,
 }

@@ -2,7 +2,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::compression;
-use super::header::{Header, codec_flag, compression_flag};
+use super::header::{Header, codec_flag, compression_flag, seal};
 use crate::config::{Codec, Compression};
 use crate::{Error, ErrorKind, Result};
 
@@ -15,10 +15,20 @@ pub(crate) struct EnvelopeSettings {
     pub(crate) max_value_bytes: usize,
 }
 
+/// An encoded envelope and the size of its payload before compression.
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    /// The envelope, checksum included.
+    pub(crate) bytes: Vec<u8>,
+    /// The payload's size before compression: what `max_value_bytes`
+    /// bounds, on writes and reads alike.
+    pub(crate) payload_len: usize,
+}
+
 /// Serializes `value` behind `header` (whose flags and payload length are
-/// filled in here) into one buffer. The caller compares the length with
-/// `max_value_bytes`: an oversized envelope is still handed to in-process
-/// waiters, just not stored.
+/// filled in here) into one buffer, sealed with its checksum. The caller
+/// compares the payload length with `max_value_bytes`: an oversized
+/// envelope is still handed to in-process waiters, just not stored.
 ///
 /// Structs are written with their field names (MessagePack maps), so a
 /// reordered or renamed field between two builds is a decode failure — a
@@ -27,7 +37,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     value: &T,
     mut header: Header,
     settings: &EnvelopeSettings,
-) -> Result<Vec<u8>> {
+) -> Result<Encoded> {
     header.codec_flag = codec_flag(settings.codec);
     header.compression_flag = 0;
     let mut out = Vec::with_capacity(128);
@@ -59,7 +69,11 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
         out.extend_from_slice(&compressed);
         out[3] |= compression_flag(settings.compression) << 2;
     }
-    Ok(out)
+    seal(&mut out);
+    Ok(Encoded {
+        bytes: out,
+        payload_len,
+    })
 }
 
 fn encode_error(source: Box<dyn std::error::Error + Send + Sync>) -> Error {
@@ -70,35 +84,54 @@ fn encode_error(source: Box<dyn std::error::Error + Send + Sync>) -> Error {
     .with_source(source)
 }
 
-/// Deserializes the payload that [`super::parse`] split off.
+/// Deserializes the payload that [`super::parse`] split off (and checked
+/// against the size cap and the checksum).
+///
+/// # Errors
+/// [`DecodeFailure::Corrupt`] when the payload is not what the header
+/// says; [`DecodeFailure::Shape`] when it is intact but does not fit `T`.
 pub(crate) fn decode_payload<T: DeserializeOwned>(
     header: &Header,
     payload: &[u8],
-    settings: &EnvelopeSettings,
-) -> Result<T> {
+) -> Result<T, DecodeFailure> {
     let declared = header.payload_len as usize;
-    if declared > settings.max_value_bytes {
-        return Err(Error::decode(format!(
-            "envelope declares a {declared}-byte payload, over max_value_bytes = {}",
-            settings.max_value_bytes
-        )));
-    }
     let inflated;
     let raw = if header.compression_flag == 0 {
         if payload.len() != declared {
-            return Err(Error::decode("payload length does not match the envelope"));
+            return Err(DecodeFailure::Corrupt(Error::decode(
+                "payload length does not match the envelope",
+            )));
         }
         payload
+    } else if !compression::supported(header.compression_flag) {
+        return Err(DecodeFailure::Shape(Error::decode(
+            "payload is compressed with an algorithm this build lacks \
+             (enable larder's `lz4`/`zstd` feature)",
+        )));
     } else {
-        inflated = compression::decompress(header.compression_flag, payload, declared)?;
+        inflated = compression::decompress(header.compression_flag, payload, declared)
+            .map_err(DecodeFailure::Corrupt)?;
         &inflated[..]
     };
-    match header.codec_flag {
+    let decoded = match header.codec_flag {
         0 => rmp_serde::from_slice(raw)
             .map_err(|e| Error::decode("MessagePack payload does not fit the type").with_source(e)),
         _ => serde_json::from_slice(raw)
             .map_err(|e| Error::decode("JSON payload does not fit the type").with_source(e)),
-    }
+    };
+    decoded.map_err(DecodeFailure::Shape)
+}
+
+/// Why stored bytes did not decode.
+#[derive(Debug)]
+pub(crate) enum DecodeFailure {
+    /// Not a valid envelope: foreign, truncated or damaged bytes (the
+    /// checksum or the structure says so). Safe to remove.
+    Corrupt(Error),
+    /// A valid envelope whose payload does not fit the type asked for: most
+    /// likely written by another build with another shape of the type
+    /// (a rolling deploy). Not removed: that build reads it.
+    Shape(Error),
 }
 
 #[cfg(test)]
@@ -125,9 +158,9 @@ mod tests {
     }
 
     fn round_trip(value: &Product, s: &EnvelopeSettings) -> (Product, Vec<u8>) {
-        let bytes = encode(value, Header::default(), s).unwrap();
-        let (header, payload) = parse(&bytes).unwrap();
-        (decode_payload(&header, payload, s).unwrap(), bytes)
+        let bytes = encode(value, Header::default(), s).unwrap().bytes;
+        let (header, payload) = parse(&bytes, s.max_value_bytes).unwrap();
+        (decode_payload(&header, payload).unwrap(), bytes)
     }
 
     fn big() -> Product {
@@ -178,9 +211,10 @@ mod tests {
             Header::default(),
             &s,
         )
-        .unwrap();
-        let (header, payload) = parse(&bytes).unwrap();
-        let p: Product = decode_payload(&header, payload, &s).unwrap();
+        .unwrap()
+        .bytes;
+        let (header, payload) = parse(&bytes, s.max_value_bytes).unwrap();
+        let p: Product = decode_payload(&header, payload).unwrap();
         assert_eq!(
             p,
             Product {
@@ -193,15 +227,13 @@ mod tests {
 
     #[test]
     fn oversized_payloads_are_not_decoded() {
-        let mut s = settings(Codec::MessagePack, Compression::None);
-        let bytes = encode(&big(), Header::default(), &s).unwrap();
-        s.max_value_bytes = 100;
-        let (header, payload) = parse(&bytes).unwrap();
-        assert!(
-            decode_payload::<Product>(&header, payload, &s)
-                .unwrap_err()
-                .is_decode()
-        );
+        let s = settings(Codec::MessagePack, Compression::Lz4);
+        let encoded = encode(&big(), Header::default(), &s).unwrap();
+        assert!(encoded.payload_len > 4000);
+        // The compressed envelope is small; the cap is on the payload.
+        assert!(encoded.bytes.len() < 1000);
+        assert!(parse(&encoded.bytes, 1000).unwrap_err().is_decode());
+        assert!(parse(&encoded.bytes, encoded.payload_len).is_ok());
     }
 
     #[test]
@@ -209,19 +241,12 @@ mod tests {
         let s = settings(Codec::MessagePack, Compression::default());
         let (_, bytes) = round_trip(&big(), &s);
         for cut in [0, 1, 10, 40, bytes.len() / 2, bytes.len() - 1] {
-            let Ok((header, payload)) = parse(&bytes[..cut]) else {
-                continue;
-            };
-            assert!(decode_payload::<Product>(&header, payload, &s).is_err());
+            assert!(parse(&bytes[..cut], s.max_value_bytes).is_err());
         }
         let mut flipped = bytes.clone();
         for i in (40..flipped.len()).step_by(7) {
             flipped[i] ^= 0x5a;
         }
-        if let Ok((header, payload)) = parse(&flipped) {
-            // Either an error or — if the damage misses every structural
-            // byte — a value; never a panic.
-            let _ = decode_payload::<Product>(&header, payload, &s);
-        }
+        assert!(parse(&flipped, s.max_value_bytes).is_err());
     }
 }

@@ -19,6 +19,12 @@ pub(super) fn compress(compression: Compression, raw: &[u8]) -> Option<Vec<u8>> 
 /// Inflates `data` to exactly `len` bytes; `len` was checked against the
 /// size cap by the caller, so a hostile length cannot force a huge
 /// allocation.
+/// Whether this build can decompress payloads with `flag` (another build
+/// may have been compiled with other features).
+pub(super) fn supported(flag: u8) -> bool {
+    (flag == 1 && cfg!(feature = "lz4")) || (flag == 2 && cfg!(feature = "zstd"))
+}
+
 pub(super) fn decompress(flag: u8, data: &[u8], len: usize) -> Result<Vec<u8>> {
     let out = match flag {
         #[cfg(feature = "lz4")]

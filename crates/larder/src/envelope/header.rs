@@ -2,7 +2,10 @@ use crate::config::{Codec, Compression};
 use crate::{Error, Result};
 
 pub(super) const MAGIC: [u8; 2] = *b"LD";
-pub(super) const FORMAT_VERSION: u8 = 1;
+/// 2: a CRC32 of everything before it ends the envelope.
+pub(super) const FORMAT_VERSION: u8 = 2;
+/// The checksum's size at the end of every envelope.
+pub(super) const CHECKSUM_LEN: usize = 4;
 
 /// A dependency stamp an entry was built under: the stamp key and the value
 /// it held.
@@ -94,8 +97,44 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Appends the checksum of everything in `out` so far: the envelope's end.
+pub(super) fn seal(out: &mut Vec<u8>) {
+    let checksum = crc32fast::hash(out);
+    out.extend_from_slice(&checksum.to_le_bytes());
+}
+
 /// Splits `bytes` into its header and (possibly compressed) payload.
-pub(crate) fn parse(bytes: &[u8]) -> Result<(Header, &[u8])> {
+///
+/// Checks, in this order, so that hostile bytes cost little: the header's
+/// shape; the payload's declared size against `max_payload` (the value is
+/// not even checksummed when it is over the cap); the checksum. A bit
+/// flipped anywhere fails the checksum, so corrupt bytes are an error,
+/// never another value.
+pub(crate) fn parse(bytes: &[u8], max_payload: usize) -> Result<(Header, &[u8])> {
+    let Some(body_len) = bytes.len().checked_sub(CHECKSUM_LEN) else {
+        return Err(Error::decode("envelope is truncated"));
+    };
+    let (body, checksum) = bytes.split_at(body_len);
+    let (header, payload) = parse_header(body)?;
+    let declared = header.payload_len as usize;
+    if declared > max_payload {
+        return Err(Error::decode(format!(
+            "stored value declares a {declared}-byte payload, over max_value_bytes = {max_payload}"
+        )));
+    }
+    if payload.len() > declared {
+        return Err(Error::decode(
+            "payload is longer than the envelope declares",
+        ));
+    }
+    let expected = u32::from_le_bytes(checksum.try_into().unwrap_or_default());
+    if crc32fast::hash(body) != expected {
+        return Err(Error::decode("envelope checksum mismatch (corrupt bytes)"));
+    }
+    Ok((header, payload))
+}
+
+fn parse_header(bytes: &[u8]) -> Result<(Header, &[u8])> {
     let mut r = Reader { bytes };
     if r.array::<2>()? != MAGIC {
         return Err(Error::decode("not a Larder envelope (bad magic)"));
@@ -166,7 +205,8 @@ mod tests {
         let mut bytes = Vec::new();
         header.write(&mut bytes);
         bytes.extend_from_slice(b"abc");
-        let (parsed, payload) = parse(&bytes).unwrap();
+        seal(&mut bytes);
+        let (parsed, payload) = parse(&bytes, 1024).unwrap();
         assert_eq!(parsed, header);
         assert_eq!(payload, b"abc");
     }
@@ -182,8 +222,27 @@ mod tests {
             ..Header::default()
         }
         .write(&mut bytes);
+        seal(&mut bytes);
+        assert!(parse(&bytes, 0).is_ok());
         for len in 0..bytes.len() {
-            assert!(parse(&bytes[..len]).unwrap_err().is_decode());
+            assert!(parse(&bytes[..len], 0).unwrap_err().is_decode());
+        }
+    }
+
+    #[test]
+    fn every_flipped_bit_is_an_error() {
+        let mut bytes = Vec::new();
+        Header {
+            payload_len: 3,
+            ..Header::default()
+        }
+        .write(&mut bytes);
+        bytes.extend_from_slice(b"abc");
+        seal(&mut bytes);
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(parse(&flipped, 1024).is_err(), "bit {bit}");
         }
     }
 }

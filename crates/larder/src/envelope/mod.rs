@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  field
 //! 0       2     magic "LD"
-//! 2       1     format version (1)
+//! 2       1     format version (2)
 //! 3       1     flags: bits 0-1 codec (0 MessagePack, 1 JSON),
 //!                      bits 2-3 compression (0 none, 1 lz4, 2 zstd)
 //! 4       8     created-at, ms since the Unix epoch
@@ -14,17 +14,24 @@
 //!               2-byte key length, key bytes, 8-byte stamp value
 //! ..      4     payload length before compression
 //! ..      ..    payload
+//! end-4   4     CRC32 of every byte before it
 //! ```
 //! All integers are little-endian. Decoding checks every length against the
-//! bytes present and the configured size cap before allocating, so corrupt or
-//! hostile bytes give [`ErrorKind::Decode`](crate::ErrorKind::Decode), never a
-//! panic, an oversized allocation or a wrong value.
+//! bytes present and the configured size cap before allocating, then the
+//! checksum, so corrupt or hostile bytes give
+//! [`ErrorKind::Decode`](crate::ErrorKind::Decode), never a panic, an
+//! oversized allocation or a wrong value: a flipped bit anywhere fails the
+//! checksum.
+//!
+//! `max_value_bytes` bounds the payload **before** compression, on writes
+//! and on reads alike: what is written is always readable, and a
+//! decompression can never inflate past the cap.
 
 mod codec;
 mod compression;
 mod header;
 
-pub(crate) use codec::{EnvelopeSettings, decode_payload, encode};
+pub(crate) use codec::{DecodeFailure, EnvelopeSettings, decode_payload, encode};
 pub(crate) use header::{Header, parse};
 
 use std::time::{SystemTime, UNIX_EPOCH};
