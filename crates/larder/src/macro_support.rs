@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cache::{ComputeError, ReadThrough};
-pub use crate::cache::{Computed, ReadFailure, Served};
+pub use crate::cache::{Computed, ReadFailure, Served, Sharing};
 pub use crate::key::ArgsDigest;
 pub use crate::runtime::block_on;
 use crate::{Cache, Error, ErrorKind, Result};
@@ -206,7 +206,13 @@ where
         }
         Ok(computed)
     };
-    match cache.read_through(&key, options, compute).await {
+    // The function's error type is the user's: it cannot be shared with
+    // waiters, who call the function themselves (at once, in parallel) when
+    // the computation they waited on failed.
+    match cache
+        .read_through(&key, options, &Sharing::none(), compute)
+        .await
+    {
         Ok(value) => Ok(value),
         Err(ComputeError::Origin(err)) => Err(err),
         // Unreachable by construction: with `fail_open` every store failure
@@ -237,13 +243,38 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Computed<T>, E>>,
 {
+    let sharing = Sharing {
+        passes,
+        share: &|_| None,
+        unshare: &|_| None,
+    };
+    cached_served_sharing(cache, key, ttl, &sharing, compute).await
+}
+
+/// [`cached_served`] with full control over what waiters get when the
+/// origin fails (see [`Sharing`]).
+///
+/// # Errors
+/// The origin's error, with the stale value if there is one.
+pub async fn cached_served_sharing<T, E, F, Fut>(
+    cache: &Cache,
+    key: &str,
+    ttl: Duration,
+    sharing: &Sharing<'_, E>,
+    compute: F,
+) -> Result<Served<T>, (E, Option<T>)>
+where
+    T: CachedValue,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Computed<T>, E>>,
+{
     let options = ReadThrough {
         ttl,
         fail_open: true,
         refresh: false,
     };
     match cache
-        .read_through_served(key, options, passes, compute)
+        .read_through_served(key, options, sharing, compute)
         .await
     {
         Ok(served) => Ok(served),

@@ -71,7 +71,7 @@ impl Store for Flaky {
         async move {
             self.gets.fetch_add(1, Ordering::SeqCst);
             match self.mode.load(Ordering::SeqCst) {
-                0 => Ok(LeaseRead::Granted(Lease { token, epoch: 0 })),
+                0 => Ok(LeaseRead::Granted(Lease { token })),
                 1 => Err(Error::new(ErrorKind::Store, "down")),
                 _ => futures::future::pending().await,
             }
@@ -97,9 +97,6 @@ impl Store for Flaky {
         async { Ok(true) }.boxed()
     }
     fn release_lease<'a>(&'a self, _: LeaseKeys<'a>, _: Lease) -> StoreFuture<'a, ()> {
-        async { Ok(()) }.boxed()
-    }
-    fn bump_epoch<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
         async { Ok(()) }.boxed()
     }
     fn subscribe<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Subscription> {
@@ -387,9 +384,6 @@ impl Store for OddStore {
         async { Err(Error::new(ErrorKind::Decode, "proxy returned garbage")) }.boxed()
     }
     fn release_lease<'a>(&'a self, _: LeaseKeys<'a>, _: Lease) -> StoreFuture<'a, ()> {
-        async { Ok(()) }.boxed()
-    }
-    fn bump_epoch<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
         async { Ok(()) }.boxed()
     }
     fn subscribe<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Subscription> {

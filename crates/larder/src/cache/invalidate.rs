@@ -2,13 +2,14 @@ use tracing::Instrument;
 
 use super::Cache;
 use crate::Result;
-use crate::key::glob_match;
+use crate::key::{glob_match, namespace_of_pattern};
 
 use super::single_flight::flight_of;
 
 impl Cache {
-    /// Removes the entry under the logical `key` (the seed's
-    /// `delete_cached_data("product:1")`); returns whether it existed.
+    /// Removes the entry under the logical `key` (the Django original's
+    /// `delete_cached_data("product:1")`) and its lease, in one round trip;
+    /// returns whether it existed.
     ///
     /// Invalidations report store failures in every fail mode: a silently
     /// skipped invalidation would leave stale data behind once Redis is back.
@@ -16,24 +17,11 @@ impl Cache {
     /// # Errors
     /// The store failure.
     pub async fn delete_cached_data(&self, key: &str) -> Result<bool> {
-        let physical = self.inner.keys.physical(key);
-        self.detach_flights(|flight| flight_of(flight) == physical);
-        // The lease goes first: a computation that began before this call
-        // can no longer fill, not even between the two removals.
-        self.call(
-            "UNLINK",
-            self.inner.store.unlink(&[self.inner.keys.lease(key)]),
-        )
-        .await?;
-        let keys = [physical];
-        let removed = self.call("UNLINK", self.inner.store.unlink(&keys)).await?;
-        // Flights that began while the removals ran are older than the write.
-        self.detach_flights(|flight| flight_of(flight) == keys[0]);
-        Ok(removed > 0)
+        self.delete_many(&[key]).await.map(|removed| removed > 0)
     }
 
     /// Removes the entries under every logical key in `keys` (and their
-    /// leases); returns how many existed.
+    /// leases) in one round trip; returns how many existed.
     ///
     /// # Errors
     /// The store failure.
@@ -42,46 +30,59 @@ impl Cache {
             .iter()
             .map(|k| self.inner.keys.physical(k.as_ref()))
             .collect();
-        self.detach_flights(|flight| physical.iter().any(|p| p == flight_of(flight)));
+        let is_deleted = |flight: &str| physical.iter().any(|p| p == flight_of(flight));
+        self.detach_flights(is_deleted);
         let leases: Vec<String> = keys
             .iter()
             .map(|k| self.inner.keys.lease(k.as_ref()))
             .collect();
-        self.call("UNLINK", self.inner.store.unlink(&leases))
-            .await?;
+        // The leases go first, in the same round trip: a computation that
+        // began before this call can no longer fill, not even between the
+        // two removals.
         let removed = self
-            .call("UNLINK", self.inner.store.unlink(&physical))
+            .call(
+                "UNLINK",
+                self.inner.store.unlink_entries(&physical, &leases),
+            )
             .await?;
-        self.detach_flights(|flight| physical.iter().any(|p| p == flight_of(flight)));
+        // Flights that began while the removals ran are older than the write.
+        self.detach_flights(is_deleted);
         Ok(removed)
     }
 
     /// Removes every entry whose logical key matches the glob `pattern` (the
-    /// seed's `invalidate_cache_pattern("product:*")`); returns how many
-    /// went.
+    /// Django original's `invalidate_cache_pattern("product:*")`); returns
+    /// how many went.
     ///
     /// The pattern is a Redis glob over logical keys of this cache's prefix
     /// and version only. Build patterns from user input with
     /// [`escape_glob`](crate::key::escape_glob). On Redis this is `SCAN MATCH`
     /// with `UNLINK` in pipelined batches of `scan_batch` keys, each round
-    /// trip bounded by the deadline; `KEYS` is never used.
+    /// trip bounded by the deadline; `KEYS` is never used. Every step is a
+    /// deletion, so it works on a Redis that is out of memory
+    /// (`maxmemory` with `noeviction`), exactly when deletions matter.
     ///
-    /// Before scanning it moves the cache's lease epoch, which voids every
-    /// lease outstanding at that moment — also those of keys the pattern does
-    /// not match (their computations return their values but do not store
-    /// them; the next read computes again). Leases of keys without a value
-    /// cannot be found by a scan, so this is the price of never letting a
-    /// computation that began before the invalidation fill after it.
+    /// Before scanning it voids the leases of every computation that might
+    /// fill a matching key: when the pattern's first segment is literal
+    /// (`product:*`, `user:123:*`), those of that namespace; otherwise
+    /// (`prod*`, `*`), all of the cache's. Their computations return their
+    /// values to their callers but do not store them. Leases of keys
+    /// without a value cannot be found by a scan, so this is the price of
+    /// never letting a computation that began before the invalidation fill
+    /// after it.
     ///
     /// # Errors
     /// The store failure; keys removed before it stay removed.
     pub async fn invalidate_cache_pattern(&self, pattern: &str) -> Result<u64> {
         let physical = self.inner.keys.pattern(pattern);
         let config = &self.inner.config;
-        // Leases of keys that have no value yet cannot be found by a scan:
-        // bumping the epoch voids them all, first, so that no computation
-        // that began before this call can fill once it returns.
-        self.call("INCR", self.inner.store.bump_epoch(self.inner.keys.epoch()))
+        // Deleting the stamp voids every lease granted under it (a missing
+        // stamp voids too, so an evicted one cannot revive old leases).
+        let stamp = match namespace_of_pattern(pattern) {
+            Some(namespace) => self.inner.keys.namespace_stamp(namespace),
+            None => self.inner.keys.stamp().to_owned(),
+        };
+        self.call("UNLINK", self.inner.store.unlink(&[stamp]))
             .await?;
         self.detach_flights(|flight| glob_match(physical.as_bytes(), flight_of(flight).as_bytes()));
         let span = tracing::debug_span!(

@@ -27,16 +27,21 @@
 //! ```
 
 mod breaker;
-mod compute;
-
-pub(crate) use compute::{ComputeError, ReadThrough};
-pub use compute::{Computed, ReadFailure, Served};
+mod budget;
+mod fill;
+mod flow;
 mod invalidate;
+mod lease;
 mod metrics;
 mod read;
+mod read_through;
+mod signals;
 mod single_flight;
 mod write;
 mod xfetch;
+
+pub(crate) use read_through::{ComputeError, ReadThrough};
+pub use read_through::{Computed, ReadFailure, Served, Sharing};
 
 use std::fmt;
 use std::future::Future;
@@ -46,7 +51,9 @@ use std::time::Duration;
 use rand::Rng;
 
 use self::breaker::{Admission, Breaker};
+use self::budget::Budget;
 use self::metrics::Metrics;
+use self::signals::FillSignals;
 use self::single_flight::SingleFlight;
 use crate::config::{Config, FailMode};
 use crate::envelope::EnvelopeSettings;
@@ -70,6 +77,8 @@ struct Inner {
     breaker: Breaker,
     flights: SingleFlight,
     metrics: Metrics,
+    /// Fill announcements for callers waiting on another process's lease.
+    signals: FillSignals,
 }
 
 /// The longest TTL Larder stores; longer ones (`Duration::MAX`, a huge
@@ -121,10 +130,11 @@ impl Cache {
     /// [`ErrorKind::Config`] for an unusable URL; in fail-closed mode, the
     /// store error when the first `PING` fails.
     pub async fn connect(config: Config) -> Result<Cache> {
-        let store: Arc<dyn Store> = match &config.redis_url {
+        let store: Arc<dyn Store> = match config.redis_url.clone() {
             Some(url) => {
-                let store = RedisStore::new(url, config.connect_timeout, None)?;
+                let store = RedisStore::new(&url, config.connect_timeout, None)?;
                 let ping = tokio::time::timeout(config.connect_timeout, store.ping()).await;
+                let up = matches!(ping, Ok(Ok(())));
                 match (ping, config.fail_mode) {
                     (Ok(Ok(())), _) => tracing::info!(%url, "larder: using Redis"),
                     (Ok(Err(err)), FailMode::Closed) => return Err(err),
@@ -141,7 +151,14 @@ impl Cache {
                         "larder: Redis is not answering; serving from the origin until it does"
                     ),
                 }
-                Arc::new(store)
+                let cache = Self::with_store(config, Arc::new(store));
+                if up && cache.inner.config.leases {
+                    // Waiters rely on fill announcements from their first
+                    // miss on: let the subscription come up first.
+                    let timeout = cache.inner.config.connect_timeout;
+                    cache.inner.signals.until_listening(timeout).await;
+                }
+                return Ok(cache);
             }
             None => {
                 tracing::info!(
@@ -179,6 +196,7 @@ impl Cache {
             max_value_bytes: config.max_value_bytes,
         };
         let breaker = Breaker::new(config.breaker_failures, config.breaker_open_for);
+        let signals = FillSignals::start(Arc::clone(&store), keys.channel());
         Cache {
             inner: Arc::new(Inner {
                 in_process: store.is_in_process(),
@@ -189,6 +207,7 @@ impl Cache {
                 breaker,
                 flights: SingleFlight::default(),
                 metrics: Metrics::default(),
+                signals,
             }),
         }
     }
@@ -217,6 +236,36 @@ impl Cache {
     ) -> Result<T> {
         self.call_within(op, Some(self.inner.config.deadline), future)
             .await
+    }
+
+    /// [`Cache::call`] as one step of an operation: bounded by what the
+    /// operation's earlier store calls left of its deadline. A spent budget
+    /// fails the call at once, without asking the store (nor counting it
+    /// against the breaker: the store has had its chance).
+    async fn call_in<T>(
+        &self,
+        op: &'static str,
+        budget: &Budget,
+        future: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        if self.inner.in_process {
+            return future.await;
+        }
+        let left = budget.left();
+        if left.is_zero() {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{op} skipped: this operation spent its {:?} deadline on earlier store calls",
+                    self.inner.config.deadline
+                ),
+            ));
+        }
+        // Tokio's clock: the one the deadline's timer runs on.
+        let started = tokio::time::Instant::now();
+        let outcome = self.call_within(op, Some(left), future).await;
+        budget.spend(started.elapsed());
+        outcome
     }
 
     /// [`Cache::call`] with an explicit deadline; `None` for calls that bound

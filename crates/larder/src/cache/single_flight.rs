@@ -2,12 +2,21 @@
 //! computation.
 //!
 //! The first caller for a key becomes the leader and gets a [`LeaderGuard`];
-//! later callers get a receiver and wait. The leader publishes the encoded
+//! later callers get a [`Waiter`] and wait. The leader publishes the encoded
 //! envelope, so waiters need nothing beyond `DeserializeOwned`. If the
 //! leader's future is dropped (cancelled) or panics, the guard's `Drop`
 //! marks the flight abandoned and the waiters try again: one of them leads.
+//! If the origin fails, every waiter is released at once: with the
+//! leader's failure when it can be shared, else to call the origin itself.
+//!
+//! When an invalidation voids the leader's lease, its value is not stored;
+//! it still answers the waiters that joined **before the lease was
+//! granted**: their reads began before the invalidation (which came after
+//! the grant), so the old value is one they may see. Waiters that joined
+//! later may have begun after the invalidation: they read again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -23,13 +32,29 @@ pub(crate) fn flight_of(flight: &str) -> &str {
 pub(crate) enum FlightState {
     Running,
     Done(Bytes),
+    /// Computed but not stored: an invalidation voided the lease granted
+    /// when `granted_at` waiters had joined. Those waiters may take it.
+    Voided {
+        envelope: Bytes,
+        granted_at: u64,
+    },
     Abandoned,
     /// The leader's result may not be stored (say, a response that sets a
-    /// cookie): each waiter computes its own, at once.
+    /// cookie), or its failure cannot be shared: each waiter computes its
+    /// own, at once.
     Passed,
+    /// The origin failed; the failure, encoded for the waiters to rebuild.
+    Failed(Bytes),
 }
 
-type Flights = Mutex<HashMap<String, Arc<watch::Sender<FlightState>>>>;
+/// One flight: its result channel and how many waiters joined it.
+#[derive(Debug)]
+struct Slot {
+    sender: watch::Sender<FlightState>,
+    joined: AtomicU64,
+}
+
+type Flights = Mutex<HashMap<String, Arc<Slot>>>;
 
 #[derive(Debug, Default)]
 pub(crate) struct SingleFlight {
@@ -38,21 +63,35 @@ pub(crate) struct SingleFlight {
 
 pub(crate) enum Role {
     Leader(LeaderGuard),
-    Waiter(watch::Receiver<FlightState>),
+    Waiter(Waiter),
+}
+
+/// A caller waiting on another's computation.
+pub(crate) struct Waiter {
+    receiver: watch::Receiver<FlightState>,
+    /// How many waiters had joined before this one.
+    index: u64,
 }
 
 impl SingleFlight {
     /// Joins the flight for `key`, starting it if there is none.
     pub(crate) fn join(&self, key: &str) -> Role {
         let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sender) = flights.get(key) {
-            return Role::Waiter(sender.subscribe());
+        if let Some(slot) = flights.get(key) {
+            return Role::Waiter(Waiter {
+                receiver: slot.sender.subscribe(),
+                index: slot.joined.fetch_add(1, Ordering::Relaxed),
+            });
         }
-        let sender = Arc::new(watch::Sender::new(FlightState::Running));
-        flights.insert(key.to_owned(), Arc::clone(&sender));
+        let slot = Arc::new(Slot {
+            sender: watch::Sender::new(FlightState::Running),
+            joined: AtomicU64::new(0),
+        });
+        flights.insert(key.to_owned(), Arc::clone(&slot));
         Role::Leader(LeaderGuard {
             key: key.to_owned(),
-            sender,
+            slot,
+            granted_at: 0,
             flights: Arc::clone(&self.flights),
         })
     }
@@ -79,26 +118,48 @@ impl SingleFlight {
             .lock()
             .unwrap()
             .get(key)
-            .map_or(0, |sender| sender.receiver_count())
+            .map_or(0, |slot| slot.sender.receiver_count())
     }
 }
 
 /// Held by the computing caller; ends the flight on completion or drop.
 pub(crate) struct LeaderGuard {
     key: String,
-    sender: Arc<watch::Sender<FlightState>>,
+    slot: Arc<Slot>,
+    /// Waiters that had joined when the lease was granted.
+    granted_at: u64,
     flights: Arc<Flights>,
 }
 
 impl LeaderGuard {
+    /// Notes that the lease was granted now (see the module docs).
+    pub(crate) fn granted(&mut self) {
+        self.granted_at = self.slot.joined.load(Ordering::Relaxed);
+    }
+
     /// Hands `envelope` to every waiter and ends the flight.
     pub(crate) fn complete(self, envelope: Bytes) {
         self.finish(FlightState::Done(envelope));
     }
 
+    /// Hands `envelope`, whose fill an invalidation voided, to the waiters
+    /// that joined before the lease was granted; the others read again.
+    pub(crate) fn complete_voided(self, envelope: Bytes) {
+        let granted_at = self.granted_at;
+        self.finish(FlightState::Voided {
+            envelope,
+            granted_at,
+        });
+    }
+
     /// Tells every waiter to compute its own value, uncached.
     pub(crate) fn pass(self) {
         self.finish(FlightState::Passed);
+    }
+
+    /// Tells every waiter the origin failed.
+    pub(crate) fn fail(self, failure: Bytes) {
+        self.finish(FlightState::Failed(failure));
     }
 
     fn finish(&self, state: FlightState) {
@@ -108,31 +169,41 @@ impl LeaderGuard {
         let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
         if flights
             .get(&self.key)
-            .is_some_and(|current| Arc::ptr_eq(current, &self.sender))
+            .is_some_and(|current| Arc::ptr_eq(current, &self.slot))
         {
             flights.remove(&self.key);
         }
         drop(flights);
-        self.sender.send_replace(state);
+        self.slot.sender.send_replace(state);
     }
 }
 
 impl Drop for LeaderGuard {
     fn drop(&mut self) {
-        if matches!(*self.sender.borrow(), FlightState::Running) {
+        if matches!(*self.slot.sender.borrow(), FlightState::Running) {
             self.finish(FlightState::Abandoned);
         }
     }
 }
 
-/// Waits until the flight ends; a vanished leader counts as abandoned.
-pub(crate) async fn wait(mut receiver: watch::Receiver<FlightState>) -> FlightState {
-    match receiver
+/// Waits until the flight ends; a vanished leader counts as abandoned, and
+/// a voided value this waiter may not take as well.
+pub(crate) async fn wait(mut waiter: Waiter) -> FlightState {
+    let state = match waiter
+        .receiver
         .wait_for(|state| !matches!(state, FlightState::Running))
         .await
     {
         Ok(state) => state.clone(),
         Err(_) => FlightState::Abandoned,
+    };
+    match state {
+        FlightState::Voided {
+            envelope,
+            granted_at,
+        } if waiter.index < granted_at => FlightState::Done(envelope),
+        FlightState::Voided { .. } => FlightState::Abandoned,
+        state => state,
     }
 }
 
@@ -152,6 +223,24 @@ mod tests {
         guard.complete(Bytes::from_static(b"v"));
         assert!(matches!(wait(rx).await, FlightState::Done(b) if b == "v"));
         assert_eq!(flights.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_voided_value_answers_only_waiters_from_before_the_grant() {
+        let flights = SingleFlight::default();
+        let Role::Leader(mut guard) = flights.join("k") else {
+            panic!()
+        };
+        let Role::Waiter(early) = flights.join("k") else {
+            panic!()
+        };
+        guard.granted();
+        let Role::Waiter(late) = flights.join("k") else {
+            panic!()
+        };
+        guard.complete_voided(Bytes::from_static(b"v"));
+        assert!(matches!(wait(early).await, FlightState::Done(b) if b == "v"));
+        assert!(matches!(wait(late).await, FlightState::Abandoned));
     }
 
     #[tokio::test]

@@ -38,4 +38,4 @@ mod scheme;
 pub use digest::ArgsDigest;
 pub use glob::escape_glob;
 pub(crate) use glob::glob_match;
-pub(crate) use scheme::KeyScheme;
+pub(crate) use scheme::{KeyScheme, namespace_of, namespace_of_pattern};

@@ -18,43 +18,85 @@ use crate::key::glob_match;
 pub struct MemoryStore {
     entries: moka::sync::Cache<String, MemoryEntry>,
     channels: Arc<Mutex<HashMap<String, broadcast::Sender<Bytes>>>>,
-    /// Leases and epochs. Lease operations and removals take this lock, so
+    /// Leases, stamps and waiter marks. Lease operations and removals take this lock, so
     /// each is atomic with respect to the others, as a Lua script is on Redis.
     leases: Arc<Mutex<Leases>>,
 }
 
 #[derive(Default)]
 struct Leases {
-    /// Lease key → (`token:epoch`, expiry).
-    held: HashMap<String, (String, Instant)>,
-    epochs: HashMap<String, u64>,
+    /// Lease key → the holder.
+    held: HashMap<String, Holder>,
+    /// Stamp key → its random value.
+    stamps: HashMap<String, u64>,
+    /// Waiter keys → until when the mark holds.
+    waiters: HashMap<String, Instant>,
+}
+
+/// A granted lease: its token, the stamps it was granted under, its expiry.
+struct Holder {
+    token: u64,
+    seen: Vec<u64>,
+    expires: Instant,
 }
 
 impl Leases {
-    fn epoch(&self, key: &str) -> u64 {
-        self.epochs.get(key).copied().unwrap_or(0)
+    /// The stamps' values; missing ones get a fresh random value when
+    /// `create`, else void (`None`).
+    fn seen(&mut self, stamps: &[String], create: bool) -> Option<Vec<u64>> {
+        stamps
+            .iter()
+            .map(|stamp| match self.stamps.get(stamp) {
+                Some(value) => Some(*value),
+                None if create => {
+                    let value = rand::random::<u64>() | 1;
+                    self.stamps.insert(stamp.clone(), value);
+                    Some(value)
+                }
+                None => None,
+            })
+            .collect()
     }
 
-    /// Held: granted, not expired, and not voided by a newer epoch.
-    fn is_held(&self, keys: LeaseKeys<'_>) -> bool {
-        let epoch = self.epoch(keys.epoch);
-        self.held.get(keys.lease).is_some_and(|(held, expires)| {
-            *expires > Instant::now()
-                && held.rsplit_once(':').and_then(|(_, e)| e.parse().ok()) == Some(epoch)
-        })
+    /// How long the live lease on `keys` has left, if there is one: granted
+    /// under the stamps' current values and not expired.
+    fn live(&mut self, keys: LeaseKeys<'_>) -> Option<Duration> {
+        let seen = self.seen(keys.stamps, true)?;
+        let holder = self.held.get(keys.lease)?;
+        let left = holder.expires.checked_duration_since(Instant::now())?;
+        (holder.seen == seen && !left.is_zero()).then_some(left)
     }
 
     fn grant(&mut self, keys: LeaseKeys<'_>, token: u64, ttl: Duration) -> Lease {
-        let epoch = self.epoch(keys.epoch);
+        let seen = self.seen(keys.stamps, true).unwrap_or_default();
+        let now = Instant::now();
         if self.held.len() > 1024 {
-            let now = Instant::now();
-            self.held.retain(|_, (_, expires)| *expires > now);
+            self.held.retain(|_, holder| holder.expires > now);
+            self.waiters.retain(|_, until| *until > now);
         }
         self.held.insert(
             keys.lease.to_owned(),
-            (Lease::encoded(token, epoch), Instant::now() + ttl),
+            Holder {
+                token,
+                seen,
+                expires: now + ttl,
+            },
         );
-        Lease { token, epoch }
+        Lease { token }
+    }
+
+    /// Removes the lease if it is `token`'s.
+    fn release(&mut self, lease_key: &str, token: u64) {
+        if self.held.get(lease_key).is_some_and(|h| h.token == token) {
+            self.held.remove(lease_key);
+        }
+    }
+
+    /// Whether callers wait on `keys` (and forgets them: they are told now).
+    fn take_waiters(&mut self, keys: LeaseKeys<'_>) -> bool {
+        self.waiters
+            .remove(keys.waiters)
+            .is_some_and(|until| until > Instant::now())
     }
 }
 
@@ -105,15 +147,37 @@ impl MemoryStore {
             .insert(key.to_owned(), MemoryEntry { value, ttl });
     }
 
-    /// Removes `key` — a value or a lease; whether it held a live one (an
-    /// expired entry that moka has not evicted yet does not count, as in
-    /// Redis).
+    /// Removes `key` — a value, a lease, a stamp or a waiter mark; whether
+    /// it held a live one (an expired entry that moka has not evicted yet
+    /// does not count, as in Redis).
     fn remove(&self, key: &str) -> bool {
         let mut leases = self.lock_leases();
-        let lease = leases.held.remove(key).is_some();
+        let lease = leases.held.remove(key).is_some()
+            | leases.stamps.remove(key).is_some()
+            | leases.waiters.remove(key).is_some();
         let live = self.entries.contains_key(key);
         self.entries.invalidate(key);
         live || lease
+    }
+
+    /// Tells the callers waiting on `keys`' lease, if any.
+    fn announce(&self, keys: LeaseKeys<'_>, waiting: bool) {
+        if waiting {
+            self.send(keys.channel, Bytes::copy_from_slice(keys.value.as_bytes()));
+        }
+    }
+
+    fn send(&self, channel: &str, message: Bytes) {
+        let sender = self
+            .channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(channel)
+            .cloned();
+        if let Some(sender) = sender {
+            // No receivers is not an error: nobody is listening.
+            let _ = sender.send(message);
+        }
     }
 
     fn lock_leases(&self) -> std::sync::MutexGuard<'_, Leases> {
@@ -201,8 +265,11 @@ impl Store for MemoryStore {
         let mut leases = self.lock_leases();
         let read = if let Some(entry) = self.entries.get(keys.value) {
             LeaseRead::Hit(entry.value)
-        } else if leases.is_held(keys) {
-            LeaseRead::Held
+        } else if let Some(remaining) = leases.live(keys) {
+            leases
+                .waiters
+                .insert(keys.waiters.to_owned(), Instant::now() + remaining);
+            LeaseRead::Held { remaining }
         } else {
             LeaseRead::Granted(leases.grant(keys, token, ttl))
         };
@@ -218,7 +285,7 @@ impl Store for MemoryStore {
         force: bool,
     ) -> StoreFuture<'a, Option<Lease>> {
         let mut leases = self.lock_leases();
-        let taken = (force || !leases.is_held(keys)).then(|| leases.grant(keys, token, ttl));
+        let taken = (force || leases.live(keys).is_none()).then(|| leases.grant(keys, token, ttl));
         drop(leases);
         async move { Ok(taken) }.boxed()
     }
@@ -231,54 +298,33 @@ impl Store for MemoryStore {
         ttl: Duration,
     ) -> StoreFuture<'a, bool> {
         let mut leases = self.lock_leases();
-        let expected = Lease::encoded(lease.token, lease.epoch);
-        let valid = leases
-            .held
-            .get(keys.lease)
-            .is_some_and(|(held, expires)| *held == expected && *expires > Instant::now())
-            && leases.epoch(keys.epoch) == lease.epoch;
+        let seen = leases.seen(keys.stamps, false);
+        let valid = leases.held.get(keys.lease).is_some_and(|holder| {
+            holder.token == lease.token
+                && holder.expires > Instant::now()
+                && seen.as_ref() == Some(&holder.seen)
+        });
         if valid {
-            leases.held.remove(keys.lease);
             self.insert(keys.value, value, ttl);
         }
+        leases.release(keys.lease, lease.token);
+        let waiting = leases.take_waiters(keys);
         drop(leases);
+        self.announce(keys, waiting);
         async move { Ok(valid) }.boxed()
     }
 
     fn release_lease<'a>(&'a self, keys: LeaseKeys<'a>, lease: Lease) -> StoreFuture<'a, ()> {
         let mut leases = self.lock_leases();
-        let expected = Lease::encoded(lease.token, lease.epoch);
-        if leases
-            .held
-            .get(keys.lease)
-            .is_some_and(|(held, _)| *held == expected)
-        {
-            leases.held.remove(keys.lease);
-        }
+        leases.release(keys.lease, lease.token);
+        let waiting = leases.take_waiters(keys);
         drop(leases);
-        async { Ok(()) }.boxed()
-    }
-
-    fn bump_epoch<'a>(&'a self, epoch_key: &'a str) -> StoreFuture<'a, ()> {
-        *self
-            .lock_leases()
-            .epochs
-            .entry(epoch_key.to_owned())
-            .or_insert(0) += 1;
+        self.announce(keys, waiting);
         async { Ok(()) }.boxed()
     }
 
     fn publish<'a>(&'a self, channel: &'a str, message: Bytes) -> StoreFuture<'a, ()> {
-        let sender = self
-            .channels
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(channel)
-            .cloned();
-        if let Some(sender) = sender {
-            // No receivers is not an error: nobody is listening.
-            let _ = sender.send(message);
-        }
+        self.send(channel, message);
         async { Ok(()) }.boxed()
     }
 

@@ -98,12 +98,29 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Stores `value` under `key` for `ttl`.
     fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Duration) -> StoreFuture<'a, ()>;
 
-    /// Stores every entry, each with its own TTL, and voids the entries'
-    /// `void_lease`s, atomically, in one round trip.
+    /// Stores every entry, each with its own TTL, in one round trip. Each
+    /// entry's `void_lease` is removed before the entry is written, so no
+    /// computation that began before the write can fill over it. Entries
+    /// are not atomic as a group; no single command may block the store for
+    /// long whatever the batch size (the cache hands over bounded batches).
     fn mset<'a>(&'a self, entries: &'a [StoreEntry]) -> StoreFuture<'a, ()>;
 
     /// Removes `keys`; returns how many existed.
     fn unlink<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, u64>;
+
+    /// Removes `leases`, then `values`, in one round trip; returns how many
+    /// of `values` existed. The leases go first: a computation that began
+    /// before this call can no longer fill, not even between the two.
+    fn unlink_entries<'a>(
+        &'a self,
+        values: &'a [String],
+        leases: &'a [String],
+    ) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            self.unlink(leases).await?;
+            self.unlink(values).await
+        })
+    }
 
     /// Removes every key matching `pattern`, `batch` keys per round trip, each
     /// round trip bounded by `deadline`; returns how many went.
@@ -117,7 +134,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> StoreFuture<'a, u64>;
 
     /// Reads `keys.value`; if it is absent, grants the lease on it to
-    /// `token` for `ttl` unless another caller holds it — atomically.
+    /// `token` for `ttl` under `keys.stamps` unless another caller holds a
+    /// live lease — atomically. A caller that finds the lease held is
+    /// marked as waiting (see [`LeaseKeys::waiters`]).
+    ///
+    /// Bytes that are not Larder's in the lease, waiter or stamp keys are
+    /// repaired (overwritten), never an error; a lease without an expiry is
+    /// not live.
     fn get_or_lease<'a>(
         &'a self,
         keys: LeaseKeys<'a>,
@@ -126,8 +149,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> StoreFuture<'a, LeaseRead>;
 
     /// Takes the lease on `keys.value` for `token` whether or not the value
-    /// exists: only if nobody holds it, or — `force` — voiding the holder's
-    /// token. `None` when held and not forced.
+    /// exists: only if nobody holds a live one, or — `force` — voiding the
+    /// holder's token. `None` when held and not forced.
     fn take_lease<'a>(
         &'a self,
         keys: LeaseKeys<'a>,
@@ -136,8 +159,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         force: bool,
     ) -> StoreFuture<'a, Option<Lease>>;
 
-    /// Stores `value` for `ttl` if `lease` is still the key's lease and the
-    /// epoch has not moved, and releases the lease; returns whether it stored.
+    /// Stores `value` for `ttl` if `lease` is still the key's lease and
+    /// every stamp still holds what it held at the grant; releases the
+    /// lease either way, and announces the outcome to waiters. Returns
+    /// whether it stored.
     fn fill_leased<'a>(
         &'a self,
         keys: LeaseKeys<'a>,
@@ -147,13 +172,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> StoreFuture<'a, bool>;
 
     /// Gives `lease` back if it is still the key's lease (its computation
-    /// failed), so that the next caller need not wait for it to expire.
+    /// failed), so that the next caller need not wait for it to expire, and
+    /// tells waiters.
     fn release_lease<'a>(&'a self, keys: LeaseKeys<'a>, lease: Lease) -> StoreFuture<'a, ()>;
-
-    /// Voids every outstanding lease under `epoch_key` (pattern
-    /// invalidation: it cannot enumerate the leases of keys that have no
-    /// value yet).
-    fn bump_epoch<'a>(&'a self, epoch_key: &'a str) -> StoreFuture<'a, ()>;
 
     /// Publishes `message` on `channel`.
     fn publish<'a>(&'a self, channel: &'a str, message: Bytes) -> StoreFuture<'a, ()>;

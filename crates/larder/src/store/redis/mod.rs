@@ -9,74 +9,128 @@ use futures::{FutureExt, StreamExt};
 use redis::aio::MultiplexedConnection;
 
 use self::connection::{Connection, Home};
+use super::lease::STAMP_TTL;
 use super::{Lease, LeaseKeys, LeaseRead, Store, StoreEntry, StoreFuture, Subscription};
 use crate::config::RedisUrl;
 use crate::runtime;
 use crate::{Error, ErrorKind, Result};
 
-/// Sets every key with its own TTL in one command (`KEYS` = keys, `ARGV` =
-/// value, ttl-ms pairs).
-/// `KEYS`: the values' keys, then leases to void; `ARGV`: value, ttl-ms
-/// pairs. The leases go in the same step as the writes, so no computation
-/// that began before this write can fill over it.
-const SET_MANY: &str = r"
-local n = #ARGV / 2
-for i = 1, n do
-  redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PX', ARGV[2 * i])
+/// Functions every lease script starts with.
+///
+/// - `read(key)`: a key of ours; a value of another type is foreign, and
+///   is removed (`false`).
+/// - `stamps(first, nonce, ttl)`: what the stamps `KEYS[first..]` hold, as
+///   `|s1|s2…`. A missing or foreign stamp gets `nonce` (a fresh random
+///   value) when one is given; without one it voids (`nil`).
+/// - `live(key, held, seen)`: the milliseconds left of the lease `held`
+///   (`token|s1|s2…`) if it was granted under `seen` and expires; else 0.
+/// - `announce(waiters, channel, value)`: tells waiting callers, if any.
+macro_rules! lease_script {
+    ($body:literal) => {
+        concat!(
+            r"
+local function read(key)
+  local value = redis.pcall('GET', key)
+  if type(value) == 'table' then
+    redis.call('DEL', key)
+    return false
+  end
+  return value
 end
-for i = n + 1, #KEYS do
-  redis.call('DEL', KEYS[i])
+local function stamps(first, nonce, ttl)
+  local seen = ''
+  for i = first, #KEYS do
+    local stamp = read(KEYS[i])
+    if not stamp or not string.match(stamp, '^%d+$') then
+      if not nonce then return nil end
+      stamp = nonce
+      redis.call('SET', KEYS[i], stamp, 'PX', ttl)
+    end
+    seen = seen .. '|' .. stamp
+  end
+  return seen
 end
-return n
-";
+local function live(key, held, seen)
+  if not held or not seen then return 0 end
+  local token = string.match(held, '^(%d+)|')
+  if not token or held ~= token .. seen then return 0 end
+  local left = redis.call('PTTL', key)
+  if left > 0 then return left end
+  return 0
+end
+local function announce(waiters, channel, value)
+  if redis.call('EXISTS', waiters) == 1 then
+    redis.call('DEL', waiters)
+    redis.call('PUBLISH', channel, value)
+  end
+end
+",
+            $body
+        )
+    };
+}
 
-/// `KEYS`: value, lease, epoch. `ARGV`: token, lease ms. Returns
-/// `{1, value}`, `{2, epoch}` (granted) or `{3}` (held).
-/// A lease from an older epoch (voided by a pattern invalidation) counts as
-/// free.
-const GET_OR_LEASE: &str = r"
-local value = redis.call('GET', KEYS[1])
+/// `KEYS`: value, lease, waiters, stamps…. `ARGV`: token, lease ms, nonce,
+/// stamp ms. Returns `{1, value}`, `{2}` (granted) or `{3, ms left}`
+/// (held; the caller is marked as waiting).
+const GET_OR_LEASE: &str = lease_script!(
+    r"
+local value = read(KEYS[1])
 if value then return {1, value} end
-local epoch = redis.call('GET', KEYS[3]) or '0'
-local held = redis.call('GET', KEYS[2])
-if held and string.match(held, ':(%d+)$') == epoch then return {3} end
-redis.call('SET', KEYS[2], ARGV[1] .. ':' .. epoch, 'PX', ARGV[2])
-return {2, epoch}
-";
-
-/// `KEYS`: lease, epoch. `ARGV`: token, lease ms, force (`1`/`0`). Returns
-/// the epoch, or nil if held and not forced.
-const TAKE_LEASE: &str = r"
-local epoch = redis.call('GET', KEYS[2]) or '0'
-if ARGV[3] ~= '1' then
-  local held = redis.call('GET', KEYS[1])
-  if held and string.match(held, ':(%d+)$') == epoch then return false end
+local seen = stamps(4, ARGV[3], ARGV[4])
+local left = live(KEYS[2], read(KEYS[2]), seen)
+if left > 0 then
+  redis.call('SET', KEYS[3], '1', 'PX', left)
+  return {3, left}
 end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. epoch, 'PX', ARGV[2])
-return epoch
-";
+redis.call('SET', KEYS[2], ARGV[1] .. seen, 'PX', ARGV[2])
+return {2}
+"
+);
 
-/// `KEYS`: value, lease, epoch. `ARGV`: token, epoch, value, ttl ms. Stores
-/// only for the lease holder of a current epoch; returns 1 if it stored.
-const FILL_LEASED: &str = r"
-if redis.call('GET', KEYS[2]) ~= ARGV[1] .. ':' .. ARGV[2] then return 0 end
-if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[2] then return 0 end
-redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-redis.call('DEL', KEYS[2])
+/// `KEYS`: lease, stamps…. `ARGV`: token, lease ms, force (`1`/`0`), nonce,
+/// stamp ms. Returns 1 if taken, 0 if held and not forced.
+const TAKE_LEASE: &str = lease_script!(
+    r"
+local seen = stamps(2, ARGV[4], ARGV[5])
+if ARGV[3] ~= '1' and live(KEYS[1], read(KEYS[1]), seen) > 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1] .. seen, 'PX', ARGV[2])
 return 1
-";
+"
+);
 
-/// `KEYS`: lease. `ARGV`: `token:epoch`. Deletes the lease if it is still
-/// that one.
-const RELEASE_LEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+/// `KEYS`: value, lease, waiters, stamps…. `ARGV`: token, value, ttl ms,
+/// channel. Stores only for the holder of a lease whose stamps are all
+/// unchanged; returns 1 if it stored. Releases the lease either way.
+const FILL_LEASED: &str = lease_script!(
+    r"
+local seen = stamps(4)
+local held = read(KEYS[2])
+local filled = 0
+if seen and held == ARGV[1] .. seen then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  filled = 1
+end
+if held and string.match(held, '^(%d+)|') == ARGV[1] then redis.call('DEL', KEYS[2]) end
+announce(KEYS[3], ARGV[4], KEYS[1])
+return filled
+"
+);
+
+/// `KEYS`: value, lease, waiters. `ARGV`: token, channel. Deletes the lease
+/// if it is still that token's, and tells waiters.
+const RELEASE_LEASE: &str = lease_script!(
+    r"
+local held = read(KEYS[2])
+if held and string.match(held, '^(%d+)|') == ARGV[1] then redis.call('DEL', KEYS[2]) end
+announce(KEYS[3], ARGV[2], KEYS[1])
 return 1
-";
+"
+);
 
 /// The scripts, loaded once per store.
 struct Scripts {
     release_lease: redis::Script,
-    set_many: redis::Script,
     get_or_lease: redis::Script,
     take_lease: redis::Script,
     fill_leased: redis::Script,
@@ -144,7 +198,6 @@ impl RedisStore {
             connection: Arc::new(connection),
             blocking: Arc::default(),
             scripts: Arc::new(Scripts {
-                set_many: redis::Script::new(SET_MANY),
                 get_or_lease: redis::Script::new(GET_OR_LEASE),
                 take_lease: redis::Script::new(TAKE_LEASE),
                 fill_leased: redis::Script::new(FILL_LEASED),
@@ -255,6 +308,11 @@ fn malformed(what: &str, err: impl std::error::Error + Send + Sync + 'static) ->
     Error::new(ErrorKind::Store, format!("unexpected {what} reply")).with_source(err)
 }
 
+/// A fresh random stamp value: decimal digits, never 0.
+fn nonce() -> u64 {
+    rand::random::<u64>() | 1
+}
+
 fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -306,21 +364,51 @@ impl Store for RedisStore {
             if entries.is_empty() {
                 return Ok(());
             }
-            let mut invocation = self.scripts.set_many.prepare_invoke();
+            // Plain commands in one pipeline, not a script: each is O(1),
+            // so no batch size can block Redis. A lease goes before its
+            // value, so no fill that began before this write lands after it.
+            let mut pipe = redis::pipe();
             for entry in entries {
-                invocation
-                    .key(&entry.key)
+                if let Some(lease) = &entry.void_lease {
+                    pipe.cmd("DEL").arg(lease).ignore();
+                }
+                pipe.cmd("SET")
+                    .arg(&entry.key)
                     .arg(entry.value.as_ref())
-                    .arg(millis(entry.ttl));
+                    .arg("PX")
+                    .arg(millis(entry.ttl))
+                    .ignore();
             }
-            for lease in entries.iter().filter_map(|e| e.void_lease.as_ref()) {
-                invocation.key(lease);
-            }
-            let invocation = &invocation;
-            self.run("set_many script", |mut conn| async move {
-                invocation.invoke_async::<u64>(&mut conn).await.map(drop)
-            })
+            let pipe = &pipe;
+            self.run(
+                "SET",
+                |mut conn| async move { pipe.exec_async(&mut conn).await },
+            )
             .await
+        }
+        .boxed()
+    }
+
+    fn unlink_entries<'a>(
+        &'a self,
+        values: &'a [String],
+        leases: &'a [String],
+    ) -> StoreFuture<'a, u64> {
+        async move {
+            if values.is_empty() || leases.is_empty() {
+                self.unlink(leases).await?;
+                return self.unlink(values).await;
+            }
+            let mut pipe = redis::pipe();
+            pipe.cmd("UNLINK").arg(leases).ignore();
+            pipe.cmd("UNLINK").arg(values);
+            let pipe = &pipe;
+            let (removed,): (u64,) = self
+                .run("UNLINK", |mut conn| async move {
+                    pipe.query_async(&mut conn).await
+                })
+                .await?;
+            Ok(removed)
         }
         .boxed()
     }
@@ -422,9 +510,12 @@ impl Store for RedisStore {
             invocation
                 .key(keys.value)
                 .key(keys.lease)
-                .key(keys.epoch)
+                .key(keys.waiters)
+                .key(keys.stamps)
                 .arg(token)
-                .arg(millis(ttl));
+                .arg(millis(ttl))
+                .arg(nonce())
+                .arg(millis(STAMP_TTL));
             let invocation = &invocation;
             let reply: Vec<redis::Value> = self
                 .run("get_or_lease script", |mut conn| async move {
@@ -435,11 +526,13 @@ impl Store for RedisStore {
             let tag: u8 = parse(reply.next(), "get_or_lease")?;
             match tag {
                 1 => Ok(LeaseRead::Hit(parse(reply.next(), "get_or_lease")?)),
-                2 => {
-                    let epoch: u64 = parse(reply.next(), "get_or_lease")?;
-                    Ok(LeaseRead::Granted(Lease { token, epoch }))
+                2 => Ok(LeaseRead::Granted(Lease { token })),
+                _ => {
+                    let left: u64 = parse(reply.next(), "get_or_lease")?;
+                    Ok(LeaseRead::Held {
+                        remaining: Duration::from_millis(left),
+                    })
                 }
-                _ => Ok(LeaseRead::Held),
             }
         }
         .boxed()
@@ -456,17 +549,19 @@ impl Store for RedisStore {
             let mut invocation = self.scripts.take_lease.prepare_invoke();
             invocation
                 .key(keys.lease)
-                .key(keys.epoch)
+                .key(keys.stamps)
                 .arg(token)
                 .arg(millis(ttl))
-                .arg(u8::from(force));
+                .arg(u8::from(force))
+                .arg(nonce())
+                .arg(millis(STAMP_TTL));
             let invocation = &invocation;
-            let epoch: Option<u64> = self
+            let taken: u8 = self
                 .run("take_lease script", |mut conn| async move {
                     invocation.invoke_async(&mut conn).await
                 })
                 .await?;
-            Ok(epoch.map(|epoch| Lease { token, epoch }))
+            Ok((taken == 1).then_some(Lease { token }))
         }
         .boxed()
     }
@@ -483,11 +578,12 @@ impl Store for RedisStore {
             invocation
                 .key(keys.value)
                 .key(keys.lease)
-                .key(keys.epoch)
+                .key(keys.waiters)
+                .key(keys.stamps)
                 .arg(lease.token)
-                .arg(lease.epoch)
                 .arg(value.as_ref())
-                .arg(millis(ttl));
+                .arg(millis(ttl))
+                .arg(keys.channel);
             let invocation = &invocation;
             let stored: u8 = self
                 .run("fill_leased script", |mut conn| async move {
@@ -503,24 +599,17 @@ impl Store for RedisStore {
         async move {
             let mut invocation = self.scripts.release_lease.prepare_invoke();
             invocation
+                .key(keys.value)
                 .key(keys.lease)
-                .arg(Lease::encoded(lease.token, lease.epoch));
+                .key(keys.waiters)
+                .arg(lease.token)
+                .arg(keys.channel);
             let invocation = &invocation;
             self.run("release_lease script", |mut conn| async move {
                 invocation.invoke_async::<u8>(&mut conn).await.map(drop)
             })
             .await
         }
-        .boxed()
-    }
-
-    fn bump_epoch<'a>(&'a self, epoch_key: &'a str) -> StoreFuture<'a, ()> {
-        self.run("INCR", move |mut conn| async move {
-            redis::cmd("INCR")
-                .arg(epoch_key)
-                .exec_async(&mut conn)
-                .await
-        })
         .boxed()
     }
 

@@ -1,0 +1,219 @@
+//! Fill announcements: a caller waiting for another process's computation
+//! learns of the fill when it happens, not on its next poll.
+//!
+//! A caller that finds a key's lease held is marked as waiting by the store
+//! (in the same atomic step); the holder's fill — or its giving up, or a
+//! fill rejected by an invalidation — then publishes the value key on the
+//! cache's fill channel. Each cache has one subscriber, made on Larder's
+//! I/O runtime and remade when its connection drops; it wakes the callers
+//! watching the announced key. A waiter registers its watch **before** it
+//! asks the store, so an announcement cannot slip between the two.
+//!
+//! While the subscriber is down, announcements are lost: waiters then fall
+//! back to polling with backoff, and every state change of the subscriber
+//! wakes all waiters so that none sleeps through a fill it was not told of.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{Notify, watch};
+
+use crate::store::Store;
+
+/// The fill channel's subscriber and the callers watching keys.
+#[derive(Debug)]
+pub(crate) struct FillSignals {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// Whether the subscription is up: announcements reach this process.
+    listening: AtomicBool,
+    /// Whether the first attempt to subscribe has ended, either way.
+    tried: AtomicBool,
+    /// Woken on every change of `listening`.
+    changed: Notify,
+    /// The value keys being waited on.
+    watches: Mutex<HashMap<String, watch::Sender<()>>>,
+    /// Ends the subscriber task (the cache was dropped).
+    shutdown: Notify,
+}
+
+impl FillSignals {
+    /// Starts the subscriber for `channel` on `store`, in the background.
+    pub(crate) fn start(store: Arc<dyn Store>, channel: &str) -> Self {
+        let shared = Arc::new(Shared::default());
+        crate::runtime::io().spawn(subscribe(Arc::clone(&shared), store, channel.to_owned()));
+        Self { shared }
+    }
+
+    /// Whether announcements reach this process now.
+    pub(crate) fn listening(&self) -> bool {
+        self.shared.listening.load(Ordering::Acquire)
+    }
+
+    /// Waits until the subscription is up, at most `timeout`.
+    pub(crate) async fn until_listening(&self, timeout: Duration) {
+        let changed = self.shared.changed.notified();
+        if self.listening() {
+            return;
+        }
+        let _ = tokio::time::timeout(timeout, changed).await;
+    }
+
+    /// Whether the first subscription attempt is still under way: a new
+    /// cache's first waiter does better to wait for it than to poll.
+    pub(crate) fn starting(&self) -> bool {
+        !self.shared.tried.load(Ordering::Acquire)
+    }
+
+    /// Watches `value_key`: the returned watch resolves when a fill of it is
+    /// announced, or when the subscriber's state changes.
+    pub(crate) fn watch(&self, value_key: &str) -> Watch {
+        let mut watches = lock(&self.shared.watches);
+        let receiver = match watches.get(value_key) {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = watch::channel(());
+                watches.insert(value_key.to_owned(), sender);
+                receiver
+            }
+        };
+        Watch {
+            receiver,
+            key: value_key.to_owned(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for FillSignals {
+    fn drop(&mut self) {
+        // A permit: the task sees it whenever it next looks.
+        self.shared.shutdown.notify_one();
+    }
+}
+
+/// One caller's watch on a value key.
+#[derive(Debug)]
+pub(crate) struct Watch {
+    receiver: watch::Receiver<()>,
+    key: String,
+    shared: Arc<Shared>,
+}
+
+impl Watch {
+    /// Waits for an announcement, at most `timeout`.
+    pub(crate) async fn wait(mut self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.receiver.changed()).await;
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // An announced channel has left the map already (and may have been
+        // replaced by a newer watcher's). Otherwise the map holds this
+        // watch's channel, and its last watcher removes it.
+        if self.receiver.has_changed().unwrap_or(true) {
+            return;
+        }
+        let mut watches = lock(&self.shared.watches);
+        if watches
+            .get(&self.key)
+            .is_some_and(|sender| sender.receiver_count() <= 1)
+        {
+            watches.remove(&self.key);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    fn wake(&self, key: &[u8]) {
+        let Ok(key) = std::str::from_utf8(key) else {
+            return;
+        };
+        if let Some(sender) = lock(&self.watches).remove(key) {
+            sender.send_replace(());
+        }
+    }
+
+    fn wake_all(&self) {
+        for (_, sender) in lock(&self.watches).drain() {
+            sender.send_replace(());
+        }
+    }
+
+    fn set_listening(&self, listening: bool) {
+        self.listening.store(listening, Ordering::Release);
+        self.tried.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+        // Waiters that slept on the other assumption look again.
+        self.wake_all();
+    }
+}
+
+/// The subscriber: subscribes, wakes watchers per announcement, and on a
+/// lost connection marks itself deaf and subscribes again with backoff.
+async fn subscribe(shared: Arc<Shared>, store: Arc<dyn Store>, channel: String) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let subscribed = tokio::select! {
+            () = shared.shutdown.notified() => return,
+            subscribed = store.subscribe(&channel) => subscribed,
+        };
+        if subscribed.is_err() && !shared.tried.swap(true, Ordering::AcqRel) {
+            shared.changed.notify_waiters();
+        }
+        if let Ok(mut messages) = subscribed {
+            backoff = Duration::from_millis(50);
+            shared.set_listening(true);
+            loop {
+                tokio::select! {
+                    () = shared.shutdown.notified() => return,
+                    message = messages.next() => match message {
+                        Some(key) => shared.wake(&key),
+                        None => break,
+                    },
+                }
+            }
+            shared.set_listening(false);
+            tracing::debug!(%channel, "larder: fill announcements lost; resubscribing");
+        }
+        tokio::select! {
+            () = shared.shutdown.notified() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn an_announcement_wakes_the_watchers_of_its_key_only() {
+        let store = Arc::new(MemoryStore::new(1 << 20));
+        let signals = FillSignals::start(store.clone(), "fills");
+        signals.until_listening(Duration::from_secs(5)).await;
+        assert!(signals.listening());
+        let woken = signals.watch("k:1");
+        let other = signals.watch("k:2");
+        store.publish("fills", "k:1".into()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), woken.wait(Duration::from_secs(60)))
+            .await
+            .expect("the watcher of k:1 was woken");
+        assert!(!other.receiver.has_changed().unwrap());
+    }
+}
