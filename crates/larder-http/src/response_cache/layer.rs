@@ -1,6 +1,6 @@
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use http::header::HeaderName;
 use http::{StatusCode, request};
@@ -8,9 +8,7 @@ use larder::Cache;
 use tower_layer::Layer;
 
 use super::service::ResponseCache;
-
-/// Extracts the authenticated identity a route keys on.
-pub type IdentityFn = dyn Fn(&request::Parts) -> Option<String> + Send + Sync;
+use super::settings::Settings;
 
 /// Caches the responses of the wrapped service. Configure with by-value
 /// setters; see the [module docs](super) for the rules.
@@ -18,28 +16,6 @@ pub type IdentityFn = dyn Fn(&request::Parts) -> Option<String> + Send + Sync;
 #[must_use]
 pub struct ResponseCacheLayer {
     pub(crate) settings: Settings,
-}
-
-#[derive(Clone)]
-pub(crate) struct Settings {
-    pub(crate) cache: Cache,
-    pub(crate) namespace: String,
-    pub(crate) ttl: Duration,
-    pub(crate) query: Vec<String>,
-    pub(crate) strip_unlisted_query: bool,
-    pub(crate) vary: Vec<HeaderName>,
-    pub(crate) identity: Option<Arc<IdentityFn>>,
-    pub(crate) max_body_bytes: u64,
-    pub(crate) statuses: Vec<StatusCode>,
-    pub(crate) honour_request_no_cache: bool,
-    pub(crate) invalidate_on_write: bool,
-    pub(crate) clock: fn() -> u64,
-}
-
-fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl fmt::Debug for ResponseCacheLayer {
@@ -62,20 +38,7 @@ impl ResponseCacheLayer {
     /// parameters keyed (any query bypasses), 1 MiB bodies, status 200.
     pub fn new(cache: Cache) -> Self {
         Self {
-            settings: Settings {
-                cache,
-                namespace: "http".to_owned(),
-                ttl: Duration::from_secs(60),
-                query: Vec::new(),
-                strip_unlisted_query: false,
-                vary: Vec::new(),
-                identity: None,
-                max_body_bytes: 1024 * 1024,
-                statuses: vec![StatusCode::OK],
-                honour_request_no_cache: false,
-                invalidate_on_write: false,
-                clock: wall_clock_ms,
-            },
+            settings: Settings::new(cache),
         }
     }
 

@@ -95,9 +95,11 @@ pub mod key;
 mod layer;
 pub mod policy;
 mod service;
+mod settings;
 mod stored;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub use layer::{IdentityFn, ResponseCacheLayer};
+pub use layer::ResponseCacheLayer;
 pub use service::ResponseCache;
+pub use settings::IdentityFn;

@@ -4,17 +4,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header;
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use larder::__private::{self as support, Computed};
 use tower_service::Service;
 
 use super::body::ResponseBody;
-use super::future::ResponseFuture;
+use super::future::{ResponseFuture, x_cache};
 use super::key::{self, Query, Variant};
-use super::layer::Settings;
 use super::policy;
+use super::settings::Settings;
 use super::stored::StoredResponse;
 
 /// The service [`ResponseCacheLayer`](super::ResponseCacheLayer) wraps
@@ -115,14 +115,6 @@ where
         let request = Request::from_parts(parts, body);
         ResponseFuture::cache(Box::pin(through_cache(settings, inner, key, request)))
     }
-}
-
-pub(crate) fn x_cache<B>(mut response: Response<B>, value: &'static str) -> Response<B> {
-    response.headers_mut().insert(
-        header::HeaderName::from_static("x-cache"),
-        HeaderValue::from_static(value),
-    );
-    response
 }
 
 async fn pass<S, ReqBody, ResBody>(
