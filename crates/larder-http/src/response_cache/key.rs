@@ -176,7 +176,7 @@ fn is_plain(byte: u8) -> bool {
 /// from them, so a body built for one host must never answer a request for
 /// another (web cache poisoning). A front proxy should set or strip them:
 /// every distinct value is a variant of its own.
-static FORWARDING_HEADERS: [HeaderName; 7] = [
+pub static FORWARDING_HEADERS: [HeaderName; 7] = [
     HeaderName::from_static("x-forwarded-host"),
     HeaderName::from_static("x-forwarded-proto"),
     HeaderName::from_static("x-forwarded-prefix"),

@@ -97,6 +97,43 @@ impl ResponseCacheLayer {
         self
     }
 
+    /// Replaces the request headers that count as credentials (default
+    /// [`CREDENTIAL_HEADERS`](super::policy::CREDENTIAL_HEADERS)): a request
+    /// carrying any of them bypasses the cache unless the route keys on the
+    /// identity ([`vary_on`](Self::vary_on)) and finds one. Replacing drops
+    /// the defaults; to keep them, use
+    /// [`add_credential_headers`](Self::add_credential_headers).
+    pub fn credential_headers<I>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = HeaderName>,
+    {
+        self.settings.credentials = names.into_iter().collect();
+        self
+    }
+
+    /// Adds request headers that count as credentials (an API key header of
+    /// your own, say) to the ones already set.
+    pub fn add_credential_headers<I>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = HeaderName>,
+    {
+        self.settings.credentials.extend(names);
+        self
+    }
+
+    /// Adds request headers that every key includes, declared or not, to
+    /// the built-in host and forwarding family
+    /// ([`FORWARDING_HEADERS`](super::key::FORWARDING_HEADERS)): the ones
+    /// your proxy uses to tell the app the host, scheme, port or path the
+    /// client asked for. Each distinct value is a variant of its own.
+    pub fn add_forwarding_headers<I>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = HeaderName>,
+    {
+        self.settings.forwarding.extend(names);
+        self
+    }
+
     /// Largest body stored (default 1 MiB); larger or streaming (no known
     /// length) bodies pass through uncached.
     pub fn max_body_bytes(mut self, bytes: u64) -> Self {

@@ -91,6 +91,69 @@ pub fn check_request(
     Ok(())
 }
 
+/// The request headers that count as credentials by default (see
+/// [`credential_headers`](super::ResponseCacheLayer::credential_headers)):
+/// a request carrying any of them bypasses the cache unless the route keys
+/// on the authenticated identity and finds one. What a handler can unlock
+/// with them is someone's, never everyone's.
+///
+/// - HTTP authentication: `Authorization`, `Proxy-Authorization` (RFC 9110
+///   §11.6.2, §11.7.2; a proxy usually consumes the latter, but an app
+///   behind none can read it);
+/// - session cookies: `Cookie` (and the obsolete `Cookie2`);
+/// - API keys and tokens under their common names: `X-API-Key` (AWS API
+///   Gateway and most APIs), `Api-Key` (Azure), `ApiKey` (Kong, Supabase),
+///   `X-Goog-Api-Key`, `Ocp-Apim-Subscription-Key` (Azure API Management),
+///   `X-Functions-Key` (Azure Functions), `Private-Token` (GitLab),
+///   `X-Vault-Token`, `X-Auth-Token` (OpenStack, Spring Session),
+///   `X-Access-Token`, `X-Amz-Security-Token` (AWS temporary credentials);
+/// - anti-forgery tokens, which are per session: `X-CSRF-Token`,
+///   `X-XSRF-Token`;
+/// - the identity an authenticating proxy hands the app: oauth2-proxy's
+///   `X-Forwarded-User`, `X-Forwarded-Email`, `X-Forwarded-Access-Token`,
+///   `X-Auth-Request-User`, `X-Auth-Request-Email`,
+///   `X-Auth-Request-Access-Token`; AWS ALB's `X-Amzn-Oidc-Data`,
+///   `X-Amzn-Oidc-Identity`, `X-Amzn-Oidc-Accesstoken`; Google IAP's
+///   `X-Goog-IAP-JWT-Assertion`, `X-Goog-Authenticated-User-Email`;
+///   Cloudflare Access's `Cf-Access-Jwt-Assertion`; `Remote-User` and
+///   `X-Remote-User` (Apache, nginx `auth_request`).
+///
+/// A name not here that your app reads a user from is added with
+/// [`add_credential_headers`](super::ResponseCacheLayer::add_credential_headers).
+pub static CREDENTIAL_HEADERS: [HeaderName; 31] = [
+    header::AUTHORIZATION,
+    header::PROXY_AUTHORIZATION,
+    header::COOKIE,
+    HeaderName::from_static("cookie2"),
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("api-key"),
+    HeaderName::from_static("apikey"),
+    HeaderName::from_static("x-goog-api-key"),
+    HeaderName::from_static("ocp-apim-subscription-key"),
+    HeaderName::from_static("x-functions-key"),
+    HeaderName::from_static("private-token"),
+    HeaderName::from_static("x-vault-token"),
+    HeaderName::from_static("x-auth-token"),
+    HeaderName::from_static("x-access-token"),
+    HeaderName::from_static("x-amz-security-token"),
+    HeaderName::from_static("x-csrf-token"),
+    HeaderName::from_static("x-xsrf-token"),
+    HeaderName::from_static("x-forwarded-user"),
+    HeaderName::from_static("x-forwarded-email"),
+    HeaderName::from_static("x-forwarded-access-token"),
+    HeaderName::from_static("x-auth-request-user"),
+    HeaderName::from_static("x-auth-request-email"),
+    HeaderName::from_static("x-auth-request-access-token"),
+    HeaderName::from_static("x-amzn-oidc-data"),
+    HeaderName::from_static("x-amzn-oidc-identity"),
+    HeaderName::from_static("x-amzn-oidc-accesstoken"),
+    HeaderName::from_static("x-goog-iap-jwt-assertion"),
+    HeaderName::from_static("x-goog-authenticated-user-email"),
+    HeaderName::from_static("cf-access-jwt-assertion"),
+    HeaderName::from_static("remote-user"),
+    HeaderName::from_static("x-remote-user"),
+];
+
 /// Headers with which middleware lets a `GET` run another method.
 const METHOD_OVERRIDES: [&str; 3] = [
     "x-http-method-override",

@@ -21,6 +21,11 @@ pub(crate) struct Settings {
     pub(crate) strip_unlisted_query: bool,
     pub(crate) vary: Vec<HeaderName>,
     pub(crate) identity: Option<Arc<IdentityFn>>,
+    /// Request headers that carry credentials ([`policy::CREDENTIAL_HEADERS`](super::policy::CREDENTIAL_HEADERS) by default).
+    pub(crate) credentials: Vec<HeaderName>,
+    /// Request headers keyed besides the built-in host family
+    /// ([`key::FORWARDING_HEADERS`](super::key::FORWARDING_HEADERS)).
+    pub(crate) forwarding: Vec<HeaderName>,
     pub(crate) max_body_bytes: u64,
     pub(crate) statuses: Vec<StatusCode>,
     pub(crate) honour_request_no_cache: bool,
@@ -39,6 +44,8 @@ impl Settings {
             strip_unlisted_query: false,
             vary: Vec::new(),
             identity: None,
+            credentials: super::policy::CREDENTIAL_HEADERS.to_vec(),
+            forwarding: Vec::new(),
             max_body_bytes: 1024 * 1024,
             statuses: vec![StatusCode::OK],
             honour_request_no_cache: false,
