@@ -209,8 +209,11 @@ impl ResponseCacheLayer {
     ///
     /// Give the request as a client sends it, `Host` included: responses
     /// are stored per host (see [`key`](super::key)), so a request without
-    /// one names no stored response. To drop every variant of a path
-    /// whatever the host, use [`invalidate_path`](Self::invalidate_path).
+    /// one names no stored response. Its copies for HTTP/1.1 origin-form
+    /// (`GET /p`, `Host: h`) and for absolute-form or HTTP/2
+    /// (`http://h/p`, `https://h/p`), stored apart since the scheme is
+    /// keyed, all go. To drop every variant of a path whatever the host,
+    /// use [`invalidate_path`](Self::invalidate_path).
     ///
     /// # Errors
     /// The store failure, or [`ErrorKind::Config`](larder::ErrorKind::Config)
@@ -235,11 +238,57 @@ impl ResponseCacheLayer {
             })?;
         #[cfg(feature = "axum")]
         parts.extensions.remove::<axum::extract::OriginalUri>();
-        match super::service::request_key(&self.settings, &parts) {
-            Some(keyed) => self.settings.cache.delete_cached_data(&keyed.key).await,
-            None => Ok(false),
+        let Some(keyed) = super::service::request_key(&self.settings, &parts) else {
+            return Ok(false);
+        };
+        let mut deleted = self.settings.cache.delete_cached_data(&keyed.key).await?;
+        for spelled in transport_spellings(&parts) {
+            if let Some(other) = super::service::request_key(&self.settings, &spelled)
+                && other.key != keyed.key
+            {
+                deleted |= self.settings.cache.delete_cached_data(&other.key).await?;
+            }
         }
+        Ok(deleted)
     }
+}
+
+/// `parts` as HTTP/1.1 origin-form with a `Host`, and in absolute-form with
+/// `http` and `https`: one request to the handler, three keys (the scheme
+/// is keyed). None without a host.
+fn transport_spellings(parts: &request::Parts) -> Vec<request::Parts> {
+    let host = match parts.uri.authority() {
+        Some(authority) => authority.as_str().to_owned(),
+        None => match parts.headers.get(http::header::HOST) {
+            Some(host) => match host.to_str() {
+                Ok(host) => host.to_owned(),
+                Err(_) => return Vec::new(),
+            },
+            None => return Vec::new(),
+        },
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let targets = [
+        path_and_query.to_owned(),
+        format!("http://{host}{path_and_query}"),
+        format!("https://{host}{path_and_query}"),
+    ];
+    targets
+        .iter()
+        .filter_map(|target| {
+            let mut spelled = http::Request::new(()).into_parts().0;
+            spelled.method = parts.method.clone();
+            spelled.uri = target.parse().ok()?;
+            spelled.headers = parts.headers.clone();
+            spelled.extensions = parts.extensions.clone();
+            let host = http::HeaderValue::from_str(&host).ok()?;
+            spelled.headers.insert(http::header::HOST, host);
+            Some(spelled)
+        })
+        .collect()
 }
 
 impl<S> Layer<S> for ResponseCacheLayer {

@@ -90,6 +90,7 @@
 //! stale (RFC 9111 §4.2.4).
 
 mod body;
+mod fields;
 mod future;
 pub mod key;
 mod layer;

@@ -134,6 +134,9 @@ impl Client {
                     Body::Empty => request,
                     Body::Sized(text) => request.body(text),
                     Body::Streamed(text) => {
+                        // hyper sends a GET's body of unknown length only
+                        // when told to chunk it.
+                        let request = request.header("transfer-encoding", "chunked");
                         let frame =
                             http_body::Frame::data(bytes::Bytes::from_static(text.as_bytes()));
                         let frames = futures::stream::iter([Ok::<_, std::io::Error>(frame)]);
