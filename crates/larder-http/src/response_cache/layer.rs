@@ -43,7 +43,8 @@ impl ResponseCacheLayer {
     }
 
     /// How long responses are stored (shortened by the response's own
-    /// `s-maxage`/`max-age`). The seed's `timeout=900` is `ttl(15 min)`.
+    /// `s-maxage`/`max-age`). The Django original's `timeout=900` is
+    /// `ttl(15 min)`.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.settings.ttl = ttl;
         self
@@ -55,7 +56,7 @@ impl ResponseCacheLayer {
         self
     }
 
-    /// The query parameters that select a variant (the seed's
+    /// The query parameters that select a variant (the Django original's
     /// `vary_on_query_params`). A request with any other parameter bypasses
     /// the cache unless [`strip_unlisted_query`](Self::strip_unlisted_query).
     pub fn vary_on_query<I, N>(mut self, names: I) -> Self
@@ -86,9 +87,10 @@ impl ResponseCacheLayer {
 
     /// Key on the authenticated identity that `identity` reads from the
     /// request (e.g. an extension set by the auth middleware) — never on a
-    /// caller-supplied id, and never on the raw token. Requests carrying
-    /// `Authorization` or a cookie are cached only on such routes, and only
-    /// when `identity` returns one.
+    /// caller-supplied id, and never on the raw token. Requests carrying a
+    /// credential header ([`credential_headers`](Self::credential_headers):
+    /// `Authorization`, a cookie, an API key, …) are cached only on such
+    /// routes, and only when `identity` returns one.
     pub fn vary_on<F>(mut self, identity: F) -> Self
     where
         F: Fn(&request::Parts) -> Option<String> + Send + Sync + 'static,
@@ -151,8 +153,11 @@ impl ResponseCacheLayer {
         self
     }
 
-    /// Let `Cache-Control: no-cache` on a request bypass the cache (default
-    /// off: clients must not be able to force origin load).
+    /// Let `Cache-Control: no-cache` (or `no-store`) on a request bypass the
+    /// cache (default off: clients must not be able to force origin load).
+    /// Whatever this says, the response to a request saying `no-store` is
+    /// never stored (RFC 9111 §5.2.1.5); it may still be answered from the
+    /// cache.
     pub fn honour_request_no_cache(mut self, honour: bool) -> Self {
         self.settings.honour_request_no_cache = honour;
         self

@@ -18,12 +18,13 @@
 //! (in any casing, qualified forms and arguments too), nor with `Pragma:
 //! no-cache`; never with a `Cache-Control`, `Pragma`, `Vary`, `Age` or
 //! `Date` that cannot be read strictly (RFC 9110 §5.6 lists of
-//! `token [ "=" ( token / quoted-string ) ]`: `private; max-age=60` is not
-//! a list of directives, so nothing in it can be trusted); never `Vary: *` nor a `Vary` naming a header the
-//! route does not key on (it keys on the declared ones and the host and
-//! forwarding headers); never one already stale on arrival (`max-age=0`,
-//! an `Expires` in the past, unreadable or given twice, an `Age` past its
-//! lifetime). The TTL is the configured one, shortened by what is left of
+//! `token [ "=" ( token / quoted-string ) ]`, comma-separated, spaces and
+//! tabs around the commas only: `private; max-age=60` is not a list of
+//! directives, so nothing in it can be trusted); never `Vary: *` nor a
+//! `Vary` naming a header the route does not key on (it keys on the
+//! declared ones and the host and forwarding headers); never one already
+//! stale on arrival (`max-age=0`, an `Expires` in the past, unreadable or
+//! given twice, an `Age` past its lifetime). The TTL is the configured one, shortened by what is left of
 //! the response's own lifetime: `s-maxage`, else `max-age`, else `Expires`
 //! − `Date`, less its `Age` (the largest, if several).
 
