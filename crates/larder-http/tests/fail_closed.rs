@@ -21,8 +21,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use common::{Body, Calls, Client, Transport};
-use larder::Cache;
+use larder::{Cache, Config};
 use larder_http::ResponseCacheLayer;
+use larder_test_support::RedisServer;
 
 both_transports!(
     a_host_the_key_does_not_see_cannot_poison,
@@ -126,6 +127,30 @@ async fn http2_authority_and_a_disagreeing_host_cannot_poison() {
         (page, &[]),
     )
     .await;
+}
+
+/// Host poisoning, a credential and dot segments again, with a private
+/// redis-server behind the layer: invalidation goes through `SCAN`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_redis() {
+    let server = RedisServer::spawn();
+    let config = Config::builder().redis_url(server.url()).build().unwrap();
+    let cache = Cache::connect(config).await.unwrap();
+    for transport in [Transport::Oneshot, Transport::Socket] {
+        let layer = ResponseCacheLayer::new(cache.clone()).namespace(format!("host-{transport:?}"));
+        attack_then_visit(
+            transport,
+            layer,
+            &[],
+            ("http://shop.example/page", &[("host", "evil.example")]),
+            ("/page", &[("host", "shop.example")]),
+        )
+        .await;
+        let layer = ResponseCacheLayer::new(cache.clone()).namespace(format!("key-{transport:?}"));
+        alice_then_bob(transport, layer, "x-api-key").await;
+        let files = format!("files-{transport:?}");
+        dot_and_empty_segments_in(cache.clone(), &files, transport).await;
+    }
 }
 
 /// Request headers with which a proxy tells the app the host, scheme,
@@ -316,7 +341,7 @@ async fn a_get_with_a_body_bypasses(transport: Transport) {
 /// `/files/{*path}` answering `{path} v{version}` with the path resolved
 /// as a file server resolves it (`.`, `..` and empty segments), behind a
 /// layer that invalidates on writes.
-fn files_app() -> (Router, ResponseCacheLayer, Arc<AtomicUsize>) {
+fn files_app(cache: Cache, namespace: &str) -> (Router, ResponseCacheLayer, Arc<AtomicUsize>) {
     fn resolve(path: &str) -> String {
         let mut kept: Vec<&str> = Vec::new();
         for segment in path.split('/') {
@@ -331,8 +356,8 @@ fn files_app() -> (Router, ResponseCacheLayer, Arc<AtomicUsize>) {
         kept.join("/")
     }
     let version = Arc::new(AtomicUsize::new(1));
-    let layer = ResponseCacheLayer::new(Cache::in_memory())
-        .namespace("files")
+    let layer = ResponseCacheLayer::new(cache)
+        .namespace(namespace)
         .invalidate_on_write(true);
     let app = Router::new()
         .route(
@@ -364,7 +389,11 @@ const DOT_SPELLINGS: [&str; 11] = [
 ];
 
 async fn dot_and_empty_segments_bypass_and_are_invalidated(transport: Transport) {
-    let (app, layer, version) = files_app();
+    dot_and_empty_segments_in(Cache::in_memory(), "files", transport).await;
+}
+
+async fn dot_and_empty_segments_in(cache: Cache, namespace: &str, transport: Transport) {
+    let (app, layer, version) = files_app(cache, namespace);
     let client = Client::new(app, transport).await;
     for spelling in DOT_SPELLINGS {
         let reply = client.get(spelling).await;

@@ -63,7 +63,8 @@ pub enum Skip {
     NoStore,
     /// `Cache-Control: private`.
     Private,
-    /// `Cache-Control: no-cache` or `Pragma: no-cache`.
+    /// `Cache-Control: no-cache`, or a `Pragma` saying `no-cache` or that
+    /// cannot be read.
     NoCache,
     /// A field that cannot be read strictly (named here).
     Unreadable(&'static str),
