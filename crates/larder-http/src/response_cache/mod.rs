@@ -128,6 +128,7 @@ mod fields;
 mod future;
 pub mod key;
 mod layer;
+mod path;
 pub mod policy;
 mod service;
 mod settings;
