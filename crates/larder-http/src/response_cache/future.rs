@@ -5,10 +5,10 @@ use std::task::{Context, Poll, ready};
 
 use futures::future::BoxFuture;
 use http::Response;
+use http::header::{HeaderName, HeaderValue};
 use pin_project_lite::pin_project;
 
 use super::body::ResponseBody;
-use super::service::x_cache;
 
 pin_project! {
     /// The response future of [`ResponseCache`](super::ResponseCache).
@@ -80,4 +80,13 @@ where
             KindProj::Cache { future } => future.as_mut().poll(cx),
         }
     }
+}
+
+/// Labels `response` with what the cache did (`X-Cache`).
+pub(crate) fn x_cache<B>(mut response: Response<B>, value: &'static str) -> Response<B> {
+    response.headers_mut().insert(
+        HeaderName::from_static("x-cache"),
+        HeaderValue::from_static(value),
+    );
+    response
 }

@@ -1,6 +1,7 @@
 //! The cache key of a request: method, path, the allow-listed query
 //! parameters as the handler reads them, the declared `Vary` headers, the
-//! host the request was for, and the authenticated identity.
+//! host and scheme the request was for, the forwarding headers, and the
+//! authenticated identity.
 //!
 //! Everything that comes from the request goes through a digest, so no
 //! request can shape a key (or a pattern) beyond its own entry. The key is
@@ -12,11 +13,47 @@
 //! prefix (`/tenants/{tenant}/…`). Only its canonical spelling is stored
 //! ([`is_canonical`]): `/users/a%62c` reaches the same handler as
 //! `/users/abc`, and caching it under its own key would put it out of reach
-//! of `invalidate_path("/users/abc")`.
+//! of `invalidate_path("/users/abc")`; so do `/files/x/../report` and
+//! `/files//report` for a handler that resolves them as a file server does.
+//!
+//! # The host
+//!
+//! A handler can read the host from the target's authority (absolute-form
+//! HTTP/1.1, HTTP/2's `:authority`), from the `Host` header (axum-extra's
+//! `Host` extractor prefers it), or from what a proxy says
+//! ([`FORWARDING_HEADERS`], `Forwarded`). All of them are keyed, whether
+//! the route declares them or not:
+//!
+//! - the target's authority and the `Host` header must agree, byte for
+//!   byte, or the request bypasses the cache: `GET http://shop.example/`
+//!   with `Host: evil.example` would otherwise store a page built for
+//!   `evil.example` under `shop.example`. A request with several `Host`
+//!   headers bypasses too. The host is keyed as it was sent: a different
+//!   case, a trailing dot or an explicit port is a variant of its own
+//!   (only a handler knows whether it treats them alike);
+//! - the target's scheme (`http://…` in absolute-form, HTTP/2's `:scheme`)
+//!   is keyed: a page whose links follow `http` never answers a request
+//!   that did not name it;
+//! - every value of every [`FORWARDING_HEADERS`] name, plus the names a
+//!   layer adds with
+//!   [`add_forwarding_headers`](super::ResponseCacheLayer::add_forwarding_headers),
+//!   and `Forwarded` without its `for=` parameters.
+//!
+//! Headers that carry the client's own address — `X-Forwarded-For`,
+//! `X-Real-IP`, `X-ProxyUser-Ip`, `X-Client-IP`, `True-Client-IP`,
+//! `CF-Connecting-IP`, `Fastly-Client-IP`, `X-Cluster-Client-IP`, and
+//! `Forwarded`'s `for=` — are not keyed: a front proxy sets them on every
+//! request, different for every client, so keying them would turn the
+//! shared cache into one copy per client. A page that shows or depends on
+//! the client's address is per-client and should not be behind this layer;
+//! if it must, add the header with `add_forwarding_headers` (or
+//! `vary_on_headers`).
 
 use http::header::HeaderName;
 use http::request;
 use larder::key::ArgsDigest;
+
+pub use super::path::{canonical_path, is_canonical};
 
 /// How a request's query string maps to the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,152 +113,155 @@ pub(crate) fn with_path_and_query(uri: &http::Uri, path_and_query: &str) -> Opti
     http::Uri::from_parts(parts).ok()
 }
 
-/// Whether `path` is in the one spelling that is stored. axum matches the
-/// raw path and decodes what it captures, so many spellings reach the same
-/// handler with the same arguments; exactly one of them is canonical:
+/// Request headers every key includes, declared or not, besides `Host`,
+/// the target's authority and scheme, and `Forwarded`: what a proxy tells
+/// the app about the host, scheme, port or path the client asked for.
+/// Handlers build links, redirects and tenants from them, so a body built
+/// for one value must never answer a request with another (web cache
+/// poisoning). A front proxy should set or strip them: every distinct
+/// value is a variant of its own.
 ///
-/// - the unreserved characters (`A–Z a–z 0–9 - . _ ~`), the sub-delimiters
-///   (`! $ & ' ( ) * + , ; =`), `:` and `@` appear as themselves, never
-///   escaped;
-/// - `/` appears as itself; `%2F` is never canonical (a wildcard route
-///   decodes it into a separator, other routes do not);
-/// - every other byte (`%`, non-ASCII, `"`, `{`, …) is escaped, in
-///   upper-case hex.
+/// - host: `X-Forwarded-Host`, `X-Forwarded-Server`, `X-Host`,
+///   `X-HTTP-Host-Override`, `X-Original-Host`;
+/// - scheme: `X-Forwarded-Proto`, `X-Forwarded-Protocol`,
+///   `X-Forwarded-Scheme`, `X-Forwarded-Ssl`, `X-Url-Scheme`,
+///   `Front-End-Https`;
+/// - port and path: `X-Forwarded-Port`, `X-Forwarded-Prefix`,
+///   `X-Forwarded-Uri`, `X-Forwarded-Path`, `X-Original-URL`,
+///   `X-Original-URI`, `X-Rewrite-URL`, `X-Envoy-Original-Path`;
+/// - the proxies on the way: `Via`.
 ///
-/// Other spellings bypass the cache, so invalidating a path reaches every
-/// stored copy of it.
-pub fn is_canonical(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            match escaped(bytes, i) {
-                Some(byte) if !is_plain(byte) && byte != b'/' => {
-                    if bytes[i + 1..i + 3].iter().any(u8::is_ascii_lowercase) {
-                        return false;
-                    }
-                }
-                _ => return false,
-            }
-            i += 3;
-        } else if is_plain(bytes[i]) || bytes[i] == b'/' {
-            i += 1;
-        } else {
-            return false;
-        }
-    }
-    true
-}
-
-/// `path` in its canonical spelling ([`is_canonical`]). `%2F` and
-/// malformed escapes are kept as they are (such a path is never stored).
-pub fn canonical_path(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut canonical = String::with_capacity(path.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let (byte, width) = match (bytes[i], escaped(bytes, i)) {
-            (b'%', Some(byte)) => (byte, 3),
-            (byte, _) => (byte, 1),
-        };
-        if width == 3 && byte == b'/' {
-            canonical.push_str("%2F");
-        } else if is_plain(byte) || (byte == b'/' && width == 1) {
-            canonical.push(char::from(byte));
-        } else if byte == b'%' && width == 1 {
-            canonical.push('%'); // a malformed escape, as it was
-        } else {
-            canonical.push_str(&format!("%{byte:02X}"));
-        }
-        i += width;
-    }
-    canonical
-}
-
-/// The byte a `%XY` escape at `at` stands for.
-fn escaped(bytes: &[u8], at: usize) -> Option<u8> {
-    let hex = bytes.get(at + 1..at + 3)?;
-    let high = char::from(hex[0]).to_digit(16)?;
-    let low = char::from(hex[1]).to_digit(16)?;
-    u8::try_from(high * 16 + low).ok()
-}
-
-/// The bytes a canonical path spells as themselves (besides `/`): RFC
-/// 3986's `pchar` without escapes.
-fn is_plain(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric()
-        || matches!(
-            byte,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'@'
-        )
-}
-
-/// Request headers every key includes, declared or not, besides `Host`:
-/// what a proxy says about the host. Handlers build links and pick tenants
-/// from them, so a body built for one host must never answer a request for
-/// another (web cache poisoning). A front proxy should set or strip them:
-/// every distinct value is a variant of its own.
-static FORWARDING_HEADERS: [HeaderName; 7] = [
+/// Others are added per layer with
+/// [`add_forwarding_headers`](super::ResponseCacheLayer::add_forwarding_headers);
+/// the client-address headers are left out on purpose (see the [module
+/// docs](self#the-host)).
+pub static FORWARDING_HEADERS: [HeaderName; 20] = [
     HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("x-forwarded-proto"),
-    HeaderName::from_static("x-forwarded-prefix"),
-    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-server"),
+    HeaderName::from_static("x-host"),
+    HeaderName::from_static("x-http-host-override"),
     HeaderName::from_static("x-original-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-protocol"),
+    HeaderName::from_static("x-forwarded-scheme"),
+    HeaderName::from_static("x-forwarded-ssl"),
+    HeaderName::from_static("x-url-scheme"),
+    HeaderName::from_static("front-end-https"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-uri"),
+    HeaderName::from_static("x-forwarded-path"),
     HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-original-uri"),
     HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-envoy-original-path"),
+    http::header::VIA,
 ];
 
 /// Whether the key includes `name` whether or not the route declares it
-/// (a response may name it in `Vary`).
-pub(crate) fn is_always_keyed(name: &str) -> bool {
+/// (a response may name it in `Vary`); `added` are the layer's own
+/// forwarding headers.
+pub(crate) fn is_always_keyed(name: &str, added: &[HeaderName]) -> bool {
     name.eq_ignore_ascii_case("host")
         || name.eq_ignore_ascii_case("forwarded")
         || FORWARDING_HEADERS
             .iter()
+            .chain(added)
             .any(|h| h.as_str().eq_ignore_ascii_case(name))
 }
 
-/// The host-selecting inputs of a request: the host (the URI's authority
-/// under HTTP/2, the `Host` header under HTTP/1: one input either way, in
-/// lower case), the [`FORWARDING_HEADERS`], and `Forwarded` without its
-/// `for` parameters (which differ per client and would split the cache)
-/// but with its element boundaries (an application reads the first).
-fn host_inputs(request: &request::Parts) -> Vec<(&'static str, Vec<u8>)> {
-    let mut inputs = Vec::new();
-    let host = match request.uri.authority() {
-        Some(authority) => Some(authority.as_str().as_bytes()),
-        None => request
-            .headers
-            .get(http::header::HOST)
-            .map(http::HeaderValue::as_bytes),
-    };
-    if let Some(host) = host {
-        inputs.push(("host", host.to_ascii_lowercase()));
+/// The host a request is for: the target's authority and the `Host`
+/// header, which must agree (byte for byte) when both are there; `Err`
+/// when they do not, or when there are several `Host` headers.
+fn host(request: &request::Parts) -> Result<Option<&[u8]>, ()> {
+    let mut hosts = request.headers.get_all(http::header::HOST).iter();
+    let header = hosts.next().map(http::HeaderValue::as_bytes);
+    if hosts.next().is_some() {
+        return Err(());
     }
-    for name in &FORWARDING_HEADERS {
-        for value in request.headers.get_all(name) {
-            inputs.push((name.as_str(), value.as_bytes().to_vec()));
+    let authority = request.uri.authority().map(|a| a.as_str().as_bytes());
+    match (authority, header) {
+        (Some(authority), Some(header)) if authority != header => Err(()),
+        (authority, header) => Ok(authority.or(header)),
+    }
+}
+
+/// The host-selecting inputs of a request, serialized one by one (no
+/// copies): the target's scheme, the host ([`host`]), every value of the
+/// [`FORWARDING_HEADERS`] and the layer's `added` ones, and `Forwarded`
+/// without its `for` parameters (which differ per client and would split
+/// the cache) but with its element boundaries (an application reads the
+/// first).
+struct HostInputs<'a> {
+    request: &'a request::Parts,
+    host: Option<&'a [u8]>,
+    added: &'a [HeaderName],
+}
+
+impl serde::Serialize for HostInputs<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let headers = &self.request.headers;
+        let names = || FORWARDING_HEADERS.iter().chain(self.added);
+        let values: usize = names().map(|n| headers.get_all(n).iter().count()).sum();
+        let forwarded = headers.get_all(http::header::FORWARDED);
+        let mut seq = serializer.serialize_seq(Some(2 + values + forwarded.iter().count()))?;
+        seq.serialize_element(&("scheme", self.request.uri.scheme_str()))?;
+        seq.serialize_element(&("host", self.host.map(AsBytes)))?;
+        for name in names() {
+            for value in headers.get_all(name) {
+                seq.serialize_element(&(name.as_str(), AsBytes(value.as_bytes())))?;
+            }
         }
+        for value in forwarded {
+            let kept = forwarded_without_for(value.as_bytes());
+            seq.serialize_element(&("forwarded", AsBytes(&kept)))?;
+        }
+        seq.end()
     }
-    for value in request.headers.get_all(http::header::FORWARDED) {
-        inputs.push(("forwarded", forwarded_without_for(value.as_bytes())));
+}
+
+/// The declared `Vary` headers' values, serialized without copies.
+struct Declared<'a> {
+    request: &'a request::Parts,
+    vary: &'a [HeaderName],
+}
+
+impl serde::Serialize for Declared<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.vary.len()))?;
+        for name in self.vary {
+            let values = Values(self.request.headers.get_all(name));
+            seq.serialize_element(&(name.as_str(), values))?;
+        }
+        seq.end()
     }
-    inputs
+}
+
+/// Every value of one header, each as bytes.
+struct Values<'a>(http::header::GetAll<'a, http::HeaderValue>);
+
+impl serde::Serialize for Values<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.iter().count()))?;
+        for value in self.0.iter() {
+            seq.serialize_element(&AsBytes(value.as_bytes()))?;
+        }
+        seq.end()
+    }
+}
+
+/// Bytes serialized as bytes (one length-prefixed string), not as a
+/// sequence of numbers.
+#[derive(Clone, Copy)]
+struct AsBytes<'a>(&'a [u8]);
+
+impl serde::Serialize for AsBytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
 }
 
 /// A `Forwarded` value with every `for=` parameter removed and everything
@@ -275,6 +315,8 @@ pub struct Variant<'a> {
     pub query: &'a [(String, String)],
     /// The declared `Vary` headers to key on.
     pub vary: &'a [HeaderName],
+    /// Forwarding headers keyed besides [`FORWARDING_HEADERS`].
+    pub forwarding: &'a [HeaderName],
     /// The authenticated identity, if the route keys on it (never a token).
     pub identity: Option<&'a str>,
 }
@@ -287,32 +329,29 @@ pub fn path_prefix(namespace: &str, path: &str) -> String {
     format!("{namespace}:{}", digest.finish())
 }
 
-/// The full key of a request. `HEAD` shares `GET`'s key: it is answered from
-/// the stored `GET`.
-pub fn key(namespace: &str, request: &request::Parts, variant: &Variant<'_>) -> String {
+/// The full key of a request, or `None` when the target's authority and
+/// the `Host` header disagree or there are several `Host`s (see the
+/// [module docs](self#the-host)). `HEAD` shares `GET`'s key: it is answered
+/// from the stored `GET`.
+pub fn key(namespace: &str, request: &request::Parts, variant: &Variant<'_>) -> Option<String> {
+    let host = host(request).ok()?;
     let mut digest = ArgsDigest::new();
-    let headers: Vec<(&str, Vec<&[u8]>)> = variant
-        .vary
-        .iter()
-        .map(|name| {
-            let values = request
-                .headers
-                .get_all(name)
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect();
-            (name.as_str(), values)
-        })
-        .collect();
     // Strings, byte slices and options always serialize.
     let _ = digest.arg(variant.query);
-    let _ = digest.arg(&headers);
-    let _ = digest.arg(&host_inputs(request));
+    let _ = digest.arg(&Declared {
+        request,
+        vary: variant.vary,
+    });
+    let _ = digest.arg(&HostInputs {
+        request,
+        host,
+        added: variant.forwarding,
+    });
     let _ = digest.arg(&variant.identity);
     let mut key = path_prefix(namespace, request_path(request));
     key.push(':');
     digest.finish_into(&mut key);
-    key
+    Some(key)
 }
 
 #[cfg(test)]
@@ -346,40 +385,31 @@ mod tests {
     }
 
     #[test]
-    fn only_canonical_paths_are_stored() {
-        for canonical in [
-            "/users/abc",
-            "/users/a:b@c;d=e,f+g",
-            "/caf%C3%A9",
-            "/q%3F%23%25%20",
-            "/",
-            "",
-        ] {
-            assert!(is_canonical(canonical), "{canonical}");
-            assert_eq!(canonical_path(canonical), canonical);
-        }
-        for (other, canonical) in [
-            ("/users/a%62c", "/users/abc"),
-            ("/%7Euser/x%2Dy", "/~user/x-y"),
-            ("/users/a%3Ab%40c", "/users/a:b@c"),
-            ("/caf%c3%a9", "/caf%C3%A9"),
-            ("/café", "/caf%C3%A9"),
-            ("/a{b}", "/a%7Bb%7D"),
-        ] {
-            assert!(!is_canonical(other), "{other}");
-            assert_eq!(canonical_path(other), canonical, "{other}");
-            assert!(is_canonical(&canonical_path(other)), "{other}");
-        }
-        // A wildcard route decodes %2F into a separator, others do not:
-        // never stored, in any case.
-        for never in ["/files/a%2Fb", "/files/a%2fb"] {
-            assert!(!is_canonical(never), "{never}");
-            assert_eq!(canonical_path(never), "/files/a%2Fb");
-        }
-        for malformed in ["/bad%zz", "/bad%2", "/bad%"] {
-            assert!(!is_canonical(malformed), "{malformed}");
-            assert_eq!(canonical_path(malformed), malformed);
-        }
+    fn the_host_is_one_input_or_the_request_bypasses() {
+        let variant = Variant {
+            query: &[],
+            vary: &[],
+            forwarding: &[],
+            identity: None,
+        };
+        let of = |uri: &str, hosts: &[&str]| {
+            let headers: Vec<_> = hosts.iter().map(|h| ("host", *h)).collect();
+            super::key("n", &parts(uri, &headers), &variant)
+        };
+        let h1 = of("/p", &["shop.example"]);
+        assert!(h1.is_some());
+        assert_eq!(of("http://shop.example/p", &["evil.example"]), None);
+        assert_eq!(of("http://shop.example/p", &["SHOP.example"]), None);
+        assert_eq!(of("http://shop.example/p", &["shop.example:80"]), None);
+        assert_eq!(of("/p", &["shop.example", "evil.example"]), None);
+        assert_eq!(of("/p", &["shop.example", "shop.example"]), None);
+        let absolute = of("http://shop.example/p", &["shop.example"]);
+        assert!(absolute.is_some());
+        assert_eq!(absolute, of("http://shop.example/p", &[]), "Host agrees");
+        assert_ne!(absolute, h1, "the scheme is keyed");
+        assert_ne!(absolute, of("https://shop.example/p", &[]));
+        assert_ne!(h1, of("/p", &["Shop.example"]), "as sent");
+        assert_ne!(h1, of("/p", &["shop.example."]));
     }
 
     #[test]
@@ -422,6 +452,10 @@ mod tests {
         builder.body(()).unwrap().into_parts().0
     }
 
+    fn key(namespace: &str, request: &request::Parts, variant: &Variant<'_>) -> String {
+        super::key(namespace, request, variant).expect("one host")
+    }
+
     #[test]
     fn keys_separate_paths_variants_and_identities() {
         let vary = [HeaderName::from_static("accept-language")];
@@ -429,6 +463,7 @@ mod tests {
         let variant = |identity| Variant {
             query: &q,
             vary: &vary,
+            forwarding: &[],
             identity,
         };
         let a = key(

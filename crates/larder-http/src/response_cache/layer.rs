@@ -1,6 +1,6 @@
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use http::header::HeaderName;
 use http::{StatusCode, request};
@@ -8,9 +8,7 @@ use larder::Cache;
 use tower_layer::Layer;
 
 use super::service::ResponseCache;
-
-/// Extracts the authenticated identity a route keys on.
-pub type IdentityFn = dyn Fn(&request::Parts) -> Option<String> + Send + Sync;
+use super::settings::Settings;
 
 /// Caches the responses of the wrapped service. Configure with by-value
 /// setters; see the [module docs](super) for the rules.
@@ -18,28 +16,6 @@ pub type IdentityFn = dyn Fn(&request::Parts) -> Option<String> + Send + Sync;
 #[must_use]
 pub struct ResponseCacheLayer {
     pub(crate) settings: Settings,
-}
-
-#[derive(Clone)]
-pub(crate) struct Settings {
-    pub(crate) cache: Cache,
-    pub(crate) namespace: String,
-    pub(crate) ttl: Duration,
-    pub(crate) query: Vec<String>,
-    pub(crate) strip_unlisted_query: bool,
-    pub(crate) vary: Vec<HeaderName>,
-    pub(crate) identity: Option<Arc<IdentityFn>>,
-    pub(crate) max_body_bytes: u64,
-    pub(crate) statuses: Vec<StatusCode>,
-    pub(crate) honour_request_no_cache: bool,
-    pub(crate) invalidate_on_write: bool,
-    pub(crate) clock: fn() -> u64,
-}
-
-fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl fmt::Debug for ResponseCacheLayer {
@@ -62,25 +38,13 @@ impl ResponseCacheLayer {
     /// parameters keyed (any query bypasses), 1 MiB bodies, status 200.
     pub fn new(cache: Cache) -> Self {
         Self {
-            settings: Settings {
-                cache,
-                namespace: "http".to_owned(),
-                ttl: Duration::from_secs(60),
-                query: Vec::new(),
-                strip_unlisted_query: false,
-                vary: Vec::new(),
-                identity: None,
-                max_body_bytes: 1024 * 1024,
-                statuses: vec![StatusCode::OK],
-                honour_request_no_cache: false,
-                invalidate_on_write: false,
-                clock: wall_clock_ms,
-            },
+            settings: Settings::new(cache),
         }
     }
 
     /// How long responses are stored (shortened by the response's own
-    /// `s-maxage`/`max-age`). The seed's `timeout=900` is `ttl(15 min)`.
+    /// `s-maxage`/`max-age`). The Django original's `timeout=900` is
+    /// `ttl(15 min)`.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.settings.ttl = ttl;
         self
@@ -92,7 +56,7 @@ impl ResponseCacheLayer {
         self
     }
 
-    /// The query parameters that select a variant (the seed's
+    /// The query parameters that select a variant (the Django original's
     /// `vary_on_query_params`). A request with any other parameter bypasses
     /// the cache unless [`strip_unlisted_query`](Self::strip_unlisted_query).
     pub fn vary_on_query<I, N>(mut self, names: I) -> Self
@@ -123,14 +87,52 @@ impl ResponseCacheLayer {
 
     /// Key on the authenticated identity that `identity` reads from the
     /// request (e.g. an extension set by the auth middleware) — never on a
-    /// caller-supplied id, and never on the raw token. Requests carrying
-    /// `Authorization` or a cookie are cached only on such routes, and only
-    /// when `identity` returns one.
+    /// caller-supplied id, and never on the raw token. Requests carrying a
+    /// credential header ([`credential_headers`](Self::credential_headers):
+    /// `Authorization`, a cookie, an API key, …) are cached only on such
+    /// routes, and only when `identity` returns one.
     pub fn vary_on<F>(mut self, identity: F) -> Self
     where
         F: Fn(&request::Parts) -> Option<String> + Send + Sync + 'static,
     {
         self.settings.identity = Some(Arc::new(identity));
+        self
+    }
+
+    /// Replaces the request headers that count as credentials (default
+    /// [`CREDENTIAL_HEADERS`](super::policy::CREDENTIAL_HEADERS)): a request
+    /// carrying any of them bypasses the cache unless the route keys on the
+    /// identity ([`vary_on`](Self::vary_on)) and finds one. Replacing drops
+    /// the defaults; to keep them, use
+    /// [`add_credential_headers`](Self::add_credential_headers).
+    pub fn credential_headers<I>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = HeaderName>,
+    {
+        self.settings.credentials = names.into_iter().collect();
+        self
+    }
+
+    /// Adds request headers that count as credentials (an API key header of
+    /// your own, say) to the ones already set.
+    pub fn add_credential_headers<I>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = HeaderName>,
+    {
+        self.settings.credentials.extend(names);
+        self
+    }
+
+    /// Adds request headers that every key includes, declared or not, to
+    /// the built-in host and forwarding family
+    /// ([`FORWARDING_HEADERS`](super::key::FORWARDING_HEADERS)): the ones
+    /// your proxy uses to tell the app the host, scheme, port or path the
+    /// client asked for. Each distinct value is a variant of its own.
+    pub fn add_forwarding_headers<I>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = HeaderName>,
+    {
+        self.settings.forwarding.extend(names);
         self
     }
 
@@ -151,8 +153,11 @@ impl ResponseCacheLayer {
         self
     }
 
-    /// Let `Cache-Control: no-cache` on a request bypass the cache (default
-    /// off: clients must not be able to force origin load).
+    /// Let `Cache-Control: no-cache` (or `no-store`) on a request bypass the
+    /// cache (default off: clients must not be able to force origin load).
+    /// Whatever this says, the response to a request saying `no-store` is
+    /// never stored (RFC 9111 §5.2.1.5); it may still be answered from the
+    /// cache.
     pub fn honour_request_no_cache(mut self, honour: bool) -> Self {
         self.settings.honour_request_no_cache = honour;
         self
@@ -209,8 +214,11 @@ impl ResponseCacheLayer {
     ///
     /// Give the request as a client sends it, `Host` included: responses
     /// are stored per host (see [`key`](super::key)), so a request without
-    /// one names no stored response. To drop every variant of a path
-    /// whatever the host, use [`invalidate_path`](Self::invalidate_path).
+    /// one names no stored response. Its copies for HTTP/1.1 origin-form
+    /// (`GET /p`, `Host: h`) and for absolute-form or HTTP/2
+    /// (`http://h/p`, `https://h/p`), stored apart since the scheme is
+    /// keyed, all go. To drop every variant of a path whatever the host,
+    /// use [`invalidate_path`](Self::invalidate_path).
     ///
     /// # Errors
     /// The store failure, or [`ErrorKind::Config`](larder::ErrorKind::Config)
@@ -235,11 +243,57 @@ impl ResponseCacheLayer {
             })?;
         #[cfg(feature = "axum")]
         parts.extensions.remove::<axum::extract::OriginalUri>();
-        match super::service::request_key(&self.settings, &parts) {
-            Some(keyed) => self.settings.cache.delete_cached_data(&keyed.key).await,
-            None => Ok(false),
+        let Some(keyed) = super::service::request_key(&self.settings, &parts) else {
+            return Ok(false);
+        };
+        let mut deleted = self.settings.cache.delete_cached_data(&keyed.key).await?;
+        for spelled in transport_spellings(&parts) {
+            if let Some(other) = super::service::request_key(&self.settings, &spelled)
+                && other.key != keyed.key
+            {
+                deleted |= self.settings.cache.delete_cached_data(&other.key).await?;
+            }
         }
+        Ok(deleted)
     }
+}
+
+/// `parts` as HTTP/1.1 origin-form with a `Host`, and in absolute-form with
+/// `http` and `https`: one request to the handler, three keys (the scheme
+/// is keyed). None without a host.
+fn transport_spellings(parts: &request::Parts) -> Vec<request::Parts> {
+    let host = match parts.uri.authority() {
+        Some(authority) => authority.as_str().to_owned(),
+        None => match parts.headers.get(http::header::HOST) {
+            Some(host) => match host.to_str() {
+                Ok(host) => host.to_owned(),
+                Err(_) => return Vec::new(),
+            },
+            None => return Vec::new(),
+        },
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let targets = [
+        path_and_query.to_owned(),
+        format!("http://{host}{path_and_query}"),
+        format!("https://{host}{path_and_query}"),
+    ];
+    targets
+        .iter()
+        .filter_map(|target| {
+            let mut spelled = http::Request::new(()).into_parts().0;
+            spelled.method = parts.method.clone();
+            spelled.uri = target.parse().ok()?;
+            spelled.headers = parts.headers.clone();
+            spelled.extensions = parts.extensions.clone();
+            let host = http::HeaderValue::from_str(&host).ok()?;
+            spelled.headers.insert(http::header::HOST, host);
+            Some(spelled)
+        })
+        .collect()
 }
 
 impl<S> Layer<S> for ResponseCacheLayer {

@@ -1,4 +1,5 @@
-//! Caching whole responses, the seed's `@cache_api_response(timeout=900,
+//! Caching whole responses, the Django original's
+//! `@cache_api_response(timeout=900,
 //! vary_on_query_params=['category', 'sort'])`, as a tower layer.
 //!
 //! ```
@@ -23,16 +24,47 @@
 //! What is stored follows RFC 9111 for a shared cache ([`policy`]); what a
 //! request is keyed on is the method, the whole path the client sent (in
 //! its canonical spelling; other spellings bypass), allow-listed query
-//! parameters, declared headers, the host (`Host`, `X-Forwarded-Host` and
-//! kin, declared or not) and — for per-user routes — the authenticated
-//! identity ([`key`]). Hits carry `X-Cache: HIT`, a recomputed `Age` and a strong
-//! `ETag`; `If-None-Match` gets a 304. Misses go through Larder's read path,
-//! so concurrent identical misses call the handler once, and a failing Redis
-//! means the handler answers.
+//! parameters, declared headers, the host and scheme (the target's, which
+//! must agree with `Host`), the forwarding headers (`X-Forwarded-Host`,
+//! `X-Forwarded-Proto` and kin, declared or not) and — for per-user routes —
+//! the authenticated identity ([`key`]). Hits carry `X-Cache: HIT`, a
+//! recomputed `Age` and a strong `ETag`; `If-None-Match` gets a 304. Misses
+//! go through Larder's read path, so concurrent identical misses call the
+//! handler once, and a failing Redis means the handler answers.
+//!
+//! # Failing closed
+//!
+//! The layer stores one caller's answer and hands it to others, so a wrong
+//! key is a data leak. Every input a handler can read is in the key, or the
+//! request bypasses the cache; what the layer cannot read is not stored:
+//!
+//! - **host**: a target's authority (absolute-form, HTTP/2 `:authority`)
+//!   and a `Host` header that differ, or several `Host`s, bypass; the host
+//!   is keyed as sent, and so is the scheme ([`key`](key#the-host));
+//! - **forwarding headers**: [`key::FORWARDING_HEADERS`] and the ones added
+//!   with [`add_forwarding_headers`](ResponseCacheLayer::add_forwarding_headers)
+//!   are keyed; client-address headers (`X-Forwarded-For`, `X-Real-IP`, …)
+//!   are not, on purpose;
+//! - **credentials**: a request carrying any of
+//!   [`policy::CREDENTIAL_HEADERS`] (configurable with
+//!   [`credential_headers`](ResponseCacheLayer::credential_headers)) bypasses
+//!   unless the route keys on the identity and finds one;
+//! - **bodies**: a `GET` or `HEAD` with a body (`Content-Length` other than
+//!   `0` or unreadable, any `Transfer-Encoding`, a body not known to be
+//!   empty) bypasses;
+//! - **paths**: `.`/`..` segments (in any `%2e` spelling), empty segments
+//!   (`//`), `%2F` and `%5C` bypass; `invalidate_path` resolves them;
+//! - **response headers**: `private`, `no-store` or `no-cache` as a token
+//!   anywhere in `Cache-Control`, `Pragma: no-cache`, or a `Cache-Control`,
+//!   `Pragma`, `Vary`, `Age` or `Date` that is not strictly what RFC 9110/
+//!   9111 write (`private; max-age=60`) is not stored ([`policy`]);
+//! - **request `no-store`**: the response to a request saying
+//!   `Cache-Control: no-store` is never stored (it may be answered from the
+//!   cache).
 //!
 //! # Per-user responses
 //!
-//! The seed cached its user dashboard with
+//! The Django original cached its user dashboard with
 //! `vary_on_query_params=['user_id']`: the key came from a parameter the
 //! caller chooses, so anyone could read anyone's cached dashboard by asking
 //! for `?user_id=<victim>`. Here a per-user route keys on the identity the
@@ -61,9 +93,11 @@
 //! );
 //! ```
 //!
-//! Requests carrying `Authorization` or a cookie are cached only on such a
-//! route, and only when the closure finds an identity; the key holds the
-//! identity, never the token.
+//! Requests carrying a credential (`Authorization`, a cookie, an API key or
+//! token header, an authenticating proxy's identity header: see
+//! [`policy::CREDENTIAL_HEADERS`]) are cached only on such a route, and only
+//! when the closure finds an identity; the key holds the identity, never the
+//! token.
 //!
 //! # `X-Cache`
 //!
@@ -73,7 +107,7 @@
 //! |---|---|
 //! | `HIT` | answered from the cache; the handler was not called |
 //! | `MISS` | the handler answered (and the response was stored if it may be) |
-//! | `BYPASS` | the request may not be cached (a write, credentials without an identity, an unlisted query parameter, …): the handler answered |
+//! | `BYPASS` | the request may not be cached (a write, credentials without an identity, an unlisted query parameter, a body, a `Host` that disagrees with the target, a non-canonical path, …): the handler answered |
 //! | `STALE` | answered with an expired response (see below) |
 //!
 //! # Stale responses
@@ -90,14 +124,18 @@
 //! stale (RFC 9111 §4.2.4).
 
 mod body;
+mod fields;
 mod future;
 pub mod key;
 mod layer;
+mod path;
 pub mod policy;
 mod service;
+mod settings;
 mod stored;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub use layer::{IdentityFn, ResponseCacheLayer};
+pub use layer::ResponseCacheLayer;
 pub use service::ResponseCache;
+pub use settings::IdentityFn;

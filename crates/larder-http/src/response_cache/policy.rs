@@ -1,23 +1,41 @@
 //! What a shared cache may store (RFC 9111 §3, §5.2), and for how long.
 //!
-//! Requests: only `GET` (and `HEAD`, answered from a stored `GET`); never a
-//! request carrying `Authorization` or a cookie unless the route varies on
-//! the authenticated identity; never one asking for another method
-//! (`X-HTTP-Method-Override` and kin). Responses: only the configured
-//! statuses (200 by default; never 1xx, 206, 304 or 5xx); never with
-//! `Set-Cookie`; never with `Cache-Control: no-store`, `private` or
-//! `no-cache` (in any casing, qualified forms too); never `Vary: *` nor a
+//! Requests: only `GET` (and `HEAD`, answered from a stored `GET`), and
+//! only without a body: a `Content-Length` other than 0 (or unreadable),
+//! any `Transfer-Encoding`, or a body not known to be empty bypasses (the
+//! key holds no body, so a body's answer must not answer body-less
+//! requests). Never a request carrying a credential
+//! ([`CREDENTIAL_HEADERS`], configurable) unless the route varies on the
+//! authenticated identity; never one asking for another method
+//! (`X-HTTP-Method-Override` and kin). A request saying `Cache-Control:
+//! no-store` (or whose `Cache-Control` cannot be read) may be answered from
+//! the cache, but what the handler answers it is not stored (RFC 9111
+//! §5.2.1.5).
+//!
+//! Responses: only the configured statuses (200 by default; never 1xx, 206,
+//! 304 or 5xx); never with `Set-Cookie`; never with `private`, `no-store`
+//! or `no-cache` written as a token anywhere in any `Cache-Control` line
+//! (in any casing, qualified forms and arguments too), nor with `Pragma:
+//! no-cache`; never with a `Cache-Control`, `Pragma`, `Vary`, `Age` or
+//! `Date` that cannot be read strictly (RFC 9110 §5.6 lists of
+//! `token [ "=" ( token / quoted-string ) ]`, comma-separated, spaces and
+//! tabs around the commas only: `private; max-age=60` is not a list of
+//! directives, so nothing in it can be trusted); never `Vary: *` nor a
 //! `Vary` naming a header the route does not key on (it keys on the
-//! declared ones and the host headers); never one already
-//! stale on arrival (`max-age=0`, an `Expires` in the past or unreadable,
-//! an `Age` past its lifetime). The TTL is the configured one, shortened by
-//! what is left of the response's own lifetime: `s-maxage`, else
-//! `max-age`, else `Expires` − `Date`, less its `Age`.
+//! declared ones and the host and forwarding headers); never one already
+//! stale on arrival (`max-age=0`, an `Expires` in the past, unreadable or
+//! given twice, an `Age` past its lifetime). The TTL is the configured one, shortened by what is left of
+//! the response's own lifetime: `s-maxage`, else `max-age`, else `Expires`
+//! − `Date`, less its `Age` (the largest, if several).
 
 use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, StatusCode, request, response};
+use http_body::SizeHint;
+
+use super::fields;
+pub use super::fields::CacheControl;
 
 /// Why a request or response is not cached. Shown in logs and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +47,11 @@ pub enum Skip {
     Authorization,
     /// A cookie on a route that does not vary on identity.
     Cookie,
+    /// Another credential header ([`CREDENTIAL_HEADERS`]) on a route that
+    /// does not vary on identity.
+    Credential(HeaderName),
+    /// A `GET` or `HEAD` with a body, or one that may have one.
+    RequestBody,
     /// The request asked for a fresh response (`Cache-Control: no-cache`)
     /// and the layer honours that.
     RequestNoCache,
@@ -40,12 +63,15 @@ pub enum Skip {
     NoStore,
     /// `Cache-Control: private`.
     Private,
-    /// `Cache-Control: no-cache`.
+    /// `Cache-Control: no-cache`, or a `Pragma` saying `no-cache` or that
+    /// cannot be read.
     NoCache,
+    /// A field that cannot be read strictly (named here).
+    Unreadable(&'static str),
     /// `max-age=0` / `s-maxage=0`.
     MaxAgeZero,
-    /// Stale on arrival: an `Expires` in the past (or unreadable), or an
-    /// `Age` at or past the response's lifetime.
+    /// Stale on arrival: an `Expires` in the past, unreadable or given
+    /// twice, or an `Age` at or past the response's lifetime.
     Expired,
     /// The request asks the handler for another method
     /// (`X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`).
@@ -56,14 +82,28 @@ pub enum Skip {
     UndeclaredVary(String),
 }
 
-/// The request side of the policy.
+/// What the request side of the policy needs to know about the route.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRules<'a> {
+    /// The route keys on the authenticated identity
+    /// ([`vary_on`](super::ResponseCacheLayer::vary_on)): credentials are
+    /// checked against it instead.
+    pub varies_on_identity: bool,
+    /// A request's `Cache-Control: no-cache` bypasses the cache.
+    pub honour_no_cache: bool,
+    /// The request headers that count as credentials.
+    pub credentials: &'a [HeaderName],
+}
+
+/// The request side of the policy. `body` is the request body's size hint
+/// (exactly 0 when it is known to be empty).
 ///
 /// # Errors
 /// The reason the request bypasses the cache.
 pub fn check_request(
     request: &request::Parts,
-    varies_on_identity: bool,
-    honour_no_cache: bool,
+    body: &SizeHint,
+    rules: &RequestRules<'_>,
 ) -> Result<(), Skip> {
     if request.method != Method::GET && request.method != Method::HEAD {
         return Err(Skip::Method);
@@ -74,15 +114,18 @@ pub fn check_request(
     {
         return Err(Skip::MethodOverride);
     }
-    if !varies_on_identity {
-        if request.headers.contains_key(header::AUTHORIZATION) {
-            return Err(Skip::Authorization);
-        }
-        if request.headers.contains_key(header::COOKIE) {
-            return Err(Skip::Cookie);
+    if !has_no_body(&request.headers, body) {
+        return Err(Skip::RequestBody);
+    }
+    if !rules.varies_on_identity {
+        match credential(&request.headers, rules.credentials) {
+            Some(name) if name == header::AUTHORIZATION => return Err(Skip::Authorization),
+            Some(name) if name == header::COOKIE => return Err(Skip::Cookie),
+            Some(name) => return Err(Skip::Credential(name.clone())),
+            None => {}
         }
     }
-    if honour_no_cache {
+    if rules.honour_no_cache && request.headers.contains_key(header::CACHE_CONTROL) {
         let directives = CacheControl::parse(&request.headers);
         if directives.no_cache || directives.no_store {
             return Err(Skip::RequestNoCache);
@@ -91,6 +134,102 @@ pub fn check_request(
     Ok(())
 }
 
+/// The first of `credentials` that `headers` carries.
+pub fn credential<'a>(
+    headers: &HeaderMap,
+    credentials: &'a [HeaderName],
+) -> Option<&'a HeaderName> {
+    if headers.is_empty() {
+        return None;
+    }
+    credentials.iter().find(|name| headers.contains_key(*name))
+}
+
+/// Whether the request certainly has no body: no `Transfer-Encoding`, every
+/// `Content-Length` exactly `0`, and a body known to be empty.
+fn has_no_body(headers: &HeaderMap, body: &SizeHint) -> bool {
+    body.upper() == Some(0)
+        && !headers.contains_key(header::TRANSFER_ENCODING)
+        && headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .all(|length| length.as_bytes() == b"0")
+}
+
+/// Whether the response to `request` may be stored: not when it says
+/// `Cache-Control: no-store` (RFC 9111 §5.2.1.5), nor when its
+/// `Cache-Control` cannot be read. It may still be answered from the cache.
+pub fn request_allows_storing(request: &request::Parts) -> bool {
+    if !request.headers.contains_key(header::CACHE_CONTROL) {
+        return true;
+    }
+    let directives = CacheControl::parse(&request.headers);
+    !directives.no_store && !directives.unreadable
+}
+
+/// The request headers that count as credentials by default (see
+/// [`credential_headers`](super::ResponseCacheLayer::credential_headers)):
+/// a request carrying any of them bypasses the cache unless the route keys
+/// on the authenticated identity and finds one. What a handler can unlock
+/// with them is someone's, never everyone's.
+///
+/// - HTTP authentication: `Authorization`, `Proxy-Authorization` (RFC 9110
+///   §11.6.2, §11.7.2; a proxy usually consumes the latter, but an app
+///   behind none can read it);
+/// - session cookies: `Cookie` (and the obsolete `Cookie2`);
+/// - API keys and tokens under their common names: `X-API-Key` (AWS API
+///   Gateway and most APIs), `Api-Key` (Azure), `ApiKey` (Kong, Supabase),
+///   `X-Goog-Api-Key`, `Ocp-Apim-Subscription-Key` (Azure API Management),
+///   `X-Functions-Key` (Azure Functions), `Private-Token` (GitLab),
+///   `X-Vault-Token`, `X-Auth-Token` (OpenStack, Spring Session),
+///   `X-Access-Token`, `X-Amz-Security-Token` (AWS temporary credentials);
+/// - anti-forgery tokens, which are per session: `X-CSRF-Token`,
+///   `X-XSRF-Token`;
+/// - the identity an authenticating proxy hands the app: oauth2-proxy's
+///   `X-Forwarded-User`, `X-Forwarded-Email`, `X-Forwarded-Access-Token`,
+///   `X-Auth-Request-User`, `X-Auth-Request-Email`,
+///   `X-Auth-Request-Access-Token`; AWS ALB's `X-Amzn-Oidc-Data`,
+///   `X-Amzn-Oidc-Identity`, `X-Amzn-Oidc-Accesstoken`; Google IAP's
+///   `X-Goog-IAP-JWT-Assertion`, `X-Goog-Authenticated-User-Email`;
+///   Cloudflare Access's `Cf-Access-Jwt-Assertion`; `Remote-User` and
+///   `X-Remote-User` (Apache, nginx `auth_request`).
+///
+/// A name not here that your app reads a user from is added with
+/// [`add_credential_headers`](super::ResponseCacheLayer::add_credential_headers).
+pub static CREDENTIAL_HEADERS: [HeaderName; 31] = [
+    header::AUTHORIZATION,
+    header::PROXY_AUTHORIZATION,
+    header::COOKIE,
+    HeaderName::from_static("cookie2"),
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("api-key"),
+    HeaderName::from_static("apikey"),
+    HeaderName::from_static("x-goog-api-key"),
+    HeaderName::from_static("ocp-apim-subscription-key"),
+    HeaderName::from_static("x-functions-key"),
+    HeaderName::from_static("private-token"),
+    HeaderName::from_static("x-vault-token"),
+    HeaderName::from_static("x-auth-token"),
+    HeaderName::from_static("x-access-token"),
+    HeaderName::from_static("x-amz-security-token"),
+    HeaderName::from_static("x-csrf-token"),
+    HeaderName::from_static("x-xsrf-token"),
+    HeaderName::from_static("x-forwarded-user"),
+    HeaderName::from_static("x-forwarded-email"),
+    HeaderName::from_static("x-forwarded-access-token"),
+    HeaderName::from_static("x-auth-request-user"),
+    HeaderName::from_static("x-auth-request-email"),
+    HeaderName::from_static("x-auth-request-access-token"),
+    HeaderName::from_static("x-amzn-oidc-data"),
+    HeaderName::from_static("x-amzn-oidc-identity"),
+    HeaderName::from_static("x-amzn-oidc-accesstoken"),
+    HeaderName::from_static("x-goog-iap-jwt-assertion"),
+    HeaderName::from_static("x-goog-authenticated-user-email"),
+    HeaderName::from_static("cf-access-jwt-assertion"),
+    HeaderName::from_static("remote-user"),
+    HeaderName::from_static("x-remote-user"),
+];
+
 /// Headers with which middleware lets a `GET` run another method.
 const METHOD_OVERRIDES: [&str; 3] = [
     "x-http-method-override",
@@ -98,15 +237,17 @@ const METHOD_OVERRIDES: [&str; 3] = [
     "x-method-override",
 ];
 
-/// The response side of the policy: `Ok(ttl)` to store for `ttl`. `now` is
-/// the time an `Expires` is measured from when there is no `Date`.
+/// The response side of the policy: `Ok(ttl)` to store for `ttl`. `keyed`
+/// tells whether the route keys on a request header (a `Vary` may name
+/// those); `now` is the time an `Expires` is measured from when there is
+/// no `Date`.
 ///
 /// # Errors
 /// The reason the response is not stored.
 pub fn check_response(
     response: &response::Parts,
     statuses: &[StatusCode],
-    declared_vary: &[HeaderName],
+    keyed: impl Fn(&str) -> bool,
     ttl: Duration,
     now: SystemTime,
 ) -> Result<Duration, Skip> {
@@ -118,46 +259,54 @@ pub fn check_response(
     if never || !statuses.contains(&status) {
         return Err(Skip::Status(status));
     }
-    if response.headers.contains_key(header::SET_COOKIE)
-        || response.headers.contains_key("set-cookie2")
-    {
+    let headers = &response.headers;
+    if headers.contains_key(header::SET_COOKIE) || headers.contains_key("set-cookie2") {
         return Err(Skip::SetCookie);
     }
-    let directives = CacheControl::parse(&response.headers);
+    let directives = CacheControl::parse(headers);
     if directives.no_store {
         return Err(Skip::NoStore);
     }
     if directives.private {
         return Err(Skip::Private);
     }
-    if directives.no_cache {
+    if directives.no_cache || fields::pragma_forbids_storing(headers) {
         return Err(Skip::NoCache);
     }
-    for value in response.headers.get_all(header::VARY) {
-        let Ok(value) = value.to_str() else {
-            return Err(Skip::UndeclaredVary("<non-ASCII>".into()));
-        };
-        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            if name == "*" {
-                return Err(Skip::VaryStar);
-            }
-            let declared = declared_vary
-                .iter()
-                .any(|d| d.as_str().eq_ignore_ascii_case(name));
-            if !declared && !super::key::is_always_keyed(name) {
-                return Err(Skip::UndeclaredVary(name.to_ascii_lowercase()));
-            }
+    if directives.unreadable {
+        return Err(Skip::Unreadable("cache-control"));
+    }
+    let Some(vary) = fields::vary(headers) else {
+        return Err(Skip::Unreadable("vary"));
+    };
+    for name in vary {
+        if name == b"*" {
+            return Err(Skip::VaryStar);
+        }
+        // Tokens are ASCII.
+        let name = std::str::from_utf8(name).unwrap_or_default();
+        if !keyed(name) {
+            return Err(Skip::UndeclaredVary(name.to_ascii_lowercase()));
         }
     }
+    let Some(age) = fields::age(headers) else {
+        return Err(Skip::Unreadable("age"));
+    };
+    let date = match single(headers, header::DATE) {
+        Err(()) => return Err(Skip::Unreadable("date")),
+        Ok(None) => None,
+        Ok(Some(date)) => Some(http_date(date).ok_or(Skip::Unreadable("date"))?),
+    };
     let lifetime = match directives.s_maxage.or(directives.max_age) {
         Some(0) => return Err(Skip::MaxAgeZero),
         Some(secs) => Some(Duration::from_secs(secs)),
-        None => expires_lifetime(&response.headers, now)?,
+        None => expires_lifetime(headers, date.unwrap_or(now))?,
     };
     let Some(lifetime) = lifetime else {
         return Ok(ttl);
     };
-    let age = Duration::from_secs(current_age_secs(&response.headers, now));
+    let apparent = date.and_then(|date| now.duration_since(date).ok());
+    let age = Duration::from_secs(age).max(apparent.unwrap_or_default());
     let left = lifetime.saturating_sub(age);
     if left.is_zero() {
         return Err(Skip::Expired);
@@ -165,146 +314,43 @@ pub fn check_response(
     Ok(ttl.min(left))
 }
 
-/// `Expires` − `Date` (or − `now` without a readable `Date`), if there is
-/// an `Expires`; one in the past, or unreadable (`Expires: 0`), means the
-/// response is already stale (RFC 9111 §5.3).
-fn expires_lifetime(headers: &HeaderMap, now: SystemTime) -> Result<Option<Duration>, Skip> {
-    let Some(expires) = headers.get(header::EXPIRES) else {
+/// The one value of `name`, if any; `Err` if there are several.
+fn single(headers: &HeaderMap, name: HeaderName) -> Result<Option<&http::HeaderValue>, ()> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (value, None) => Ok(value),
+        _ => Err(()),
+    }
+}
+
+fn http_date(value: &http::HeaderValue) -> Option<SystemTime> {
+    httpdate::parse_http_date(value.to_str().ok()?).ok()
+}
+
+/// `Expires` − `date`, if there is an `Expires`; one in the past, unreadable
+/// (`Expires: 0`) or given twice means the response is already stale (RFC
+/// 9111 §4.2.1, §5.3).
+fn expires_lifetime(headers: &HeaderMap, date: SystemTime) -> Result<Option<Duration>, Skip> {
+    let Some(expires) = single(headers, header::EXPIRES).map_err(|()| Skip::Expired)? else {
         return Ok(None);
     };
-    let date = |value: &http::HeaderValue| {
-        value
-            .to_str()
-            .ok()
-            .and_then(|v| httpdate::parse_http_date(v).ok())
-    };
-    let expires = date(expires).ok_or(Skip::Expired)?;
-    let date = headers.get(header::DATE).and_then(date).unwrap_or(now);
+    let expires = http_date(expires).ok_or(Skip::Expired)?;
     match expires.duration_since(date) {
         Ok(lifetime) if !lifetime.is_zero() => Ok(Some(lifetime)),
         _ => Err(Skip::Expired),
     }
 }
 
-/// How old the response already is, in seconds (RFC 9111 §4.2.3): its
-/// `Age`, or the time since its `Date` if that is longer.
+/// How old a stored response already was when it arrived, in seconds (RFC
+/// 9111 §4.2.3): its `Age`, or the time since its `Date` if that is longer.
+/// Only called on responses [`check_response`] accepted.
 pub(crate) fn current_age_secs(headers: &HeaderMap, now: SystemTime) -> u64 {
     let apparent = headers
         .get(header::DATE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .and_then(http_date)
         .and_then(|date| now.duration_since(date).ok())
         .map_or(0, |age| age.as_secs());
-    age_secs(headers).max(apparent)
-}
-
-/// The largest `Age` a cache reports (RFC 9111 §1.2.2): larger values,
-/// including ones that do not fit a `u64`, count as this.
-const MAX_AGE_SECS: u64 = 1 << 31;
-
-/// The response's `Age` in seconds: 0 when absent or not a number (only
-/// the first of several values counts), at most [`MAX_AGE_SECS`].
-fn age_secs(headers: &HeaderMap) -> u64 {
-    let Some(value) = headers.get(header::AGE).and_then(|v| v.to_str().ok()) else {
-        return 0;
-    };
-    let first = value.split(',').next().unwrap_or_default().trim();
-    if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
-        return 0;
-    }
-    first
-        .parse::<u64>()
-        .map_or(MAX_AGE_SECS, |age| age.min(MAX_AGE_SECS))
-}
-
-/// The directives of every `Cache-Control` header, as far as a shared cache
-/// cares. Directive names are case-insensitive; `private="x"` and
-/// `no-cache="x"` (qualified forms) count as `private` and `no-cache`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct CacheControl {
-    /// `no-store`
-    pub no_store: bool,
-    /// `private`
-    pub private: bool,
-    /// `no-cache`
-    pub no_cache: bool,
-    /// `max-age`
-    pub max_age: Option<u64>,
-    /// `s-maxage`
-    pub s_maxage: Option<u64>,
-    /// `must-revalidate` or `proxy-revalidate`
-    pub must_revalidate: bool,
-}
-
-impl CacheControl {
-    /// Whether a shared cache may serve the response after it expires
-    /// (RFC 9111 §5.2.2.2, §5.2.2.8, §5.2.2.10: `must-revalidate`,
-    /// `proxy-revalidate` and `s-maxage` forbid it).
-    pub fn allows_stale(&self) -> bool {
-        !self.must_revalidate && self.s_maxage.is_none()
-    }
-}
-
-impl CacheControl {
-    /// Reads every `Cache-Control` header in `headers`.
-    pub fn parse(headers: &HeaderMap) -> Self {
-        let mut parsed = Self::default();
-        for value in headers.get_all(header::CACHE_CONTROL) {
-            // Unreadable bytes: be safe, store nothing.
-            let Ok(value) = value.to_str() else {
-                parsed.no_store = true;
-                continue;
-            };
-            for directive in split_directives(value) {
-                let (name, argument) = match directive.split_once('=') {
-                    Some((name, argument)) => {
-                        (name.trim(), Some(argument.trim().trim_matches('"')))
-                    }
-                    None => (directive.trim(), None),
-                };
-                match name.to_ascii_lowercase().as_str() {
-                    "no-store" => parsed.no_store = true,
-                    "private" => parsed.private = true,
-                    "no-cache" => parsed.no_cache = true,
-                    "must-revalidate" | "proxy-revalidate" => parsed.must_revalidate = true,
-                    // A malformed age is treated as 0: do not store.
-                    "max-age" => {
-                        parsed.max_age = Some(argument.and_then(|a| a.parse().ok()).unwrap_or(0))
-                    }
-                    "s-maxage" => {
-                        parsed.s_maxage = Some(argument.and_then(|a| a.parse().ok()).unwrap_or(0))
-                    }
-                    _ => {}
-                }
-            }
-        }
-        parsed
-    }
-}
-
-/// Splits a header value on commas outside quoted strings
-/// (`no-cache="set-cookie, x-private", max-age=60`).
-fn split_directives(value: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, c) in value.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                parts.push(&value[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&value[start..]);
-    parts
-        .into_iter()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect()
+    fields::age(headers).unwrap_or(0).max(apparent)
 }
 
 #[cfg(test)]
@@ -329,10 +375,14 @@ mod tests {
     }
 
     fn stored(status: u16, headers: &[(&str, &str)]) -> Result<Duration, Skip> {
+        let keyed = |name: &str| {
+            name.eq_ignore_ascii_case("accept-language")
+                || super::super::key::is_always_keyed(name, &[])
+        };
         check_response(
             &response(status, headers),
             &[StatusCode::OK, StatusCode::NOT_FOUND],
-            &[HeaderName::from_static("accept-language")],
+            keyed,
             HOUR,
             now(),
         )
@@ -351,7 +401,14 @@ mod tests {
             ("No-Cache=\"Set-Cookie, X-Foo\"", Skip::NoCache),
             ("max-age=0", Skip::MaxAgeZero),
             ("s-maxage=0, max-age=60", Skip::MaxAgeZero),
-            ("max-age=soon", Skip::MaxAgeZero),
+            ("max-age=soon", Skip::Unreadable("cache-control")),
+            ("private; max-age=60", Skip::Private),
+            ("no-store; no-cache", Skip::NoStore),
+            ("public;private", Skip::Private),
+            ("public\tprivate", Skip::Private),
+            ("max-age=60, x=\"no-cache\"", Skip::NoCache),
+            ("public max-age=60", Skip::Unreadable("cache-control")),
+            ("max-age=60, max-age=30", Skip::Unreadable("cache-control")),
         ] {
             assert_eq!(
                 stored(200, &[("cache-control", value)]),
@@ -431,14 +488,36 @@ mod tests {
             );
         }
         assert_eq!(
-            stored(200, &[("cache-control", "max-age=60"), ("age", "30, 30")]),
+            stored(200, &[("cache-control", "max-age=60"), ("age", "30, 20")]),
             Ok(Duration::from_secs(30)),
-            "the first of a list"
+            "the oldest of a list"
         );
         assert_eq!(
             stored(200, &[("cache-control", "max-age=60"), ("age", "soon")]),
-            Ok(Duration::from_secs(60))
+            Err(Skip::Unreadable("age"))
         );
+        assert_eq!(
+            stored(
+                200,
+                &[
+                    ("expires", "Wed, 25 Nov 2026 12:10:00 GMT"),
+                    ("expires", "Wed, 25 Nov 2026 12:20:00 GMT")
+                ]
+            ),
+            Err(Skip::Expired),
+            "two Expires: stale (RFC 9111 §4.2.1)"
+        );
+        assert_eq!(
+            stored(
+                200,
+                &[
+                    ("expires", "Wed, 25 Nov 2026 12:10:00 GMT"),
+                    ("date", "soon")
+                ]
+            ),
+            Err(Skip::Unreadable("date"))
+        );
+        assert_eq!(stored(200, &[("pragma", "no-cache")]), Err(Skip::NoCache));
         // A Date 50 s ago counts as an age of 50 s.
         let old_date = [("date", "Wed, 25 Nov 2026 11:59:10 GMT")];
         assert_eq!(
@@ -474,8 +553,13 @@ mod tests {
             StatusCode::BAD_GATEWAY,
         ];
         for status in statuses {
-            let refused =
-                check_response(&response(status.as_u16(), &[]), &statuses, &[], HOUR, now());
+            let refused = check_response(
+                &response(status.as_u16(), &[]),
+                &statuses,
+                |_: &str| false,
+                HOUR,
+                now(),
+            );
             assert_eq!(
                 refused,
                 Err(Skip::Status(status)),
@@ -499,8 +583,12 @@ mod tests {
             Err(Skip::UndeclaredVary("x-tenant".into()))
         );
         assert!(
-            stored(200, &[("vary", "Host, X-Forwarded-Host, Forwarded")]).is_ok(),
+            stored(200, &[("vary", "Host, X-Forwarded-Host, Forwarded, Via")]).is_ok(),
             "keyed on the host anyway"
+        );
+        assert_eq!(
+            stored(200, &[("vary", "accept-language;q=1")]),
+            Err(Skip::Unreadable("vary"))
         );
         assert!(
             stored(200, &[("vary", "accept-language")]).is_ok(),
@@ -516,13 +604,22 @@ mod tests {
         builder.body(()).unwrap().into_parts().0
     }
 
+    fn check(parts: &request::Parts, identity: bool, honour_no_cache: bool) -> Result<(), Skip> {
+        let rules = RequestRules {
+            varies_on_identity: identity,
+            honour_no_cache,
+            credentials: &CREDENTIAL_HEADERS,
+        };
+        check_request(parts, &SizeHint::with_exact(0), &rules)
+    }
+
     #[test]
     fn requests_with_credentials_bypass_unless_keyed_on_identity() {
-        assert_eq!(check_request(&request("GET", &[]), false, false), Ok(()));
-        assert_eq!(check_request(&request("HEAD", &[]), false, false), Ok(()));
+        assert_eq!(check(&request("GET", &[]), false, false), Ok(()));
+        assert_eq!(check(&request("HEAD", &[]), false, false), Ok(()));
         for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
             assert_eq!(
-                check_request(&request(method, &[]), false, false),
+                check(&request(method, &[]), false, false),
                 Err(Skip::Method)
             );
         }
@@ -532,26 +629,73 @@ mod tests {
             "X-Method-Override",
         ] {
             assert_eq!(
-                check_request(&request("GET", &[(name, "DELETE")]), true, false),
+                check(&request("GET", &[(name, "DELETE")]), true, false),
                 Err(Skip::MethodOverride),
                 "{name}"
             );
         }
         let auth = request("GET", &[("authorization", "Bearer t")]);
-        assert_eq!(check_request(&auth, false, false), Err(Skip::Authorization));
-        assert_eq!(check_request(&auth, true, false), Ok(()));
+        assert_eq!(check(&auth, false, false), Err(Skip::Authorization));
+        assert_eq!(check(&auth, true, false), Ok(()));
         let cookie = request("GET", &[("cookie", "session=1")]);
-        assert_eq!(check_request(&cookie, false, false), Err(Skip::Cookie));
-        assert_eq!(check_request(&cookie, true, false), Ok(()));
+        assert_eq!(check(&cookie, false, false), Err(Skip::Cookie));
+        assert_eq!(check(&cookie, true, false), Ok(()));
+        let key = request("GET", &[("X-Api-Key", "k")]);
+        assert_eq!(
+            check(&key, false, false),
+            Err(Skip::Credential(HeaderName::from_static("x-api-key")))
+        );
+        assert_eq!(check(&key, true, false), Ok(()));
         let no_cache = request("GET", &[("cache-control", "No-Cache")]);
+        assert_eq!(check(&no_cache, false, false), Ok(()), "ignored by default");
+        assert_eq!(check(&no_cache, false, true), Err(Skip::RequestNoCache));
+    }
+
+    #[test]
+    fn requests_with_a_body_bypass() {
+        let rules = RequestRules {
+            varies_on_identity: false,
+            honour_no_cache: false,
+            credentials: &[],
+        };
+        let empty = SizeHint::with_exact(0);
+        let check = |headers: &[(&str, &str)], body: &SizeHint| {
+            check_request(&request("GET", headers), body, &rules)
+        };
+        assert_eq!(check(&[("content-length", "0")], &empty), Ok(()));
+        assert_eq!(check(&[], &SizeHint::with_exact(3)), Err(Skip::RequestBody));
         assert_eq!(
-            check_request(&no_cache, false, false),
-            Ok(()),
-            "ignored by default"
+            check(&[], &SizeHint::new()),
+            Err(Skip::RequestBody),
+            "unknown"
         );
-        assert_eq!(
-            check_request(&no_cache, false, true),
-            Err(Skip::RequestNoCache)
-        );
+        for headers in [
+            &[("content-length", "3")][..],
+            &[("content-length", "x")],
+            &[("content-length", "00")],
+            &[("content-length", "0, 0")],
+            &[("content-length", "0"), ("content-length", "3")],
+            &[("transfer-encoding", "chunked")],
+            &[("transfer-encoding", "identity")],
+        ] {
+            assert_eq!(
+                check(headers, &empty),
+                Err(Skip::RequestBody),
+                "{headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_saying_no_store_allows_no_storing() {
+        assert!(request_allows_storing(&request("GET", &[])));
+        assert!(request_allows_storing(&request(
+            "GET",
+            &[("cache-control", "max-age=0")]
+        )));
+        for value in ["no-store", "No-Store", "max-age=0, no-store", "no-cache; x"] {
+            let parts = request("GET", &[("cache-control", value)]);
+            assert!(!request_allows_storing(&parts), "{value}");
+        }
     }
 }

@@ -4,17 +4,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header;
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use larder::__private::{self as support, Computed};
 use tower_service::Service;
 
 use super::body::ResponseBody;
-use super::future::ResponseFuture;
+use super::future::{ResponseFuture, x_cache};
 use super::key::{self, Query, Variant};
-use super::layer::Settings;
 use super::policy;
+use super::settings::Settings;
 use super::stored::StoredResponse;
 
 /// The service [`ResponseCacheLayer`](super::ResponseCacheLayer) wraps
@@ -52,7 +52,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Send + 'static,
+    ReqBody: Body + Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: fmt::Display + Send,
 {
@@ -84,11 +84,17 @@ where
             }));
         }
         let (parts, body) = request.into_parts();
-        if let Err(skip) = policy::check_request(
-            &parts,
-            settings.identity.is_some(),
-            settings.honour_request_no_cache,
-        ) {
+        let body_hint = if body.is_end_stream() {
+            http_body::SizeHint::with_exact(0)
+        } else {
+            body.size_hint()
+        };
+        let rules = policy::RequestRules {
+            varies_on_identity: settings.identity.is_some(),
+            honour_no_cache: settings.honour_request_no_cache,
+            credentials: &settings.credentials,
+        };
+        if let Err(skip) = policy::check_request(&parts, &body_hint, &rules) {
             tracing::trace!(?skip, "larder-http: request bypasses the cache");
             let request = Request::from_parts(parts, body);
             return ResponseFuture::inner(self.inner.call(request), "BYPASS");
@@ -108,21 +114,16 @@ where
                 return ResponseFuture::inner(self.inner.call(request), "BYPASS");
             }
         };
+        let may_store = policy::request_allows_storing(&parts);
         // The ready service goes into the future; a clone stays for the next call.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let settings = Arc::clone(settings);
         let request = Request::from_parts(parts, body);
-        ResponseFuture::cache(Box::pin(through_cache(settings, inner, key, request)))
+        ResponseFuture::cache(Box::pin(through_cache(
+            settings, inner, key, request, may_store,
+        )))
     }
-}
-
-pub(crate) fn x_cache<B>(mut response: Response<B>, value: &'static str) -> Response<B> {
-    response.headers_mut().insert(
-        header::HeaderName::from_static("x-cache"),
-        HeaderValue::from_static(value),
-    );
-    response
 }
 
 async fn pass<S, ReqBody, ResBody>(
@@ -141,12 +142,14 @@ fn is_write(method: &Method) -> bool {
     [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(method)
 }
 
-/// A GET or HEAD that may be answered from the cache.
+/// A GET or HEAD that may be answered from the cache; what the handler
+/// answers it is stored only if `may_store`.
 async fn through_cache<S, ReqBody, ResBody>(
     settings: Arc<Settings>,
     mut inner: S,
     key: String,
     request: Request<ReqBody>,
+    may_store: bool,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
@@ -181,6 +184,10 @@ where
         async move {
             let request = request.expect("the read path computes at most once");
             let response = handler.call(request).await.map_err(Pass::Error)?;
+            if !may_store {
+                // The request said `no-store` (RFC 9111 §5.2.1.5).
+                return Err(Pass::Response(response.map(ResponseBody::inner)));
+            }
             store_or_pass(layer, response, now()).await
         }
     };
@@ -250,7 +257,8 @@ pub(crate) struct Keyed {
 
 /// The key a request is stored under, or `None` when it must bypass the
 /// cache: a non-canonical path spelling, a query parameter outside the
-/// allow-list, or credentials on an identity route without an identity.
+/// allow-list, credentials on an identity route without an identity, or a
+/// target and `Host` that disagree.
 pub(crate) fn request_key(settings: &Settings, parts: &http::request::Parts) -> Option<Keyed> {
     if !key::is_canonical(key::request_path(parts)) {
         tracing::trace!("larder-http: non-canonical path spelling; bypassing");
@@ -272,9 +280,7 @@ pub(crate) fn request_key(settings: &Settings, parts: &http::request::Parts) -> 
         Some(identify) => match identify(parts) {
             Some(identity) => Some(identity),
             // Credentials but no identity: never share what they unlock.
-            None if parts.headers.contains_key(header::AUTHORIZATION)
-                || parts.headers.contains_key(header::COOKIE) =>
-            {
+            None if policy::credential(&parts.headers, &settings.credentials).is_some() => {
                 return None;
             }
             None => None,
@@ -287,9 +293,14 @@ pub(crate) fn request_key(settings: &Settings, parts: &http::request::Parts) -> 
         &Variant {
             query: &query,
             vary: &settings.vary,
+            forwarding: &settings.forwarding,
             identity: identity.as_deref(),
         },
     );
+    let Some(key) = key else {
+        tracing::trace!("larder-http: the target and Host disagree; bypassing");
+        return None;
+    };
     Some(Keyed {
         key,
         stripped: stripped.then_some(query),
@@ -357,13 +368,14 @@ where
 {
     let (parts, body) = response.into_parts();
     let now = std::time::UNIX_EPOCH + std::time::Duration::from_millis(now_ms);
-    let ttl = match policy::check_response(
-        &parts,
-        &settings.statuses,
-        &settings.vary,
-        settings.ttl,
-        now,
-    ) {
+    let keyed = |name: &str| {
+        settings
+            .vary
+            .iter()
+            .any(|declared| declared.as_str().eq_ignore_ascii_case(name))
+            || key::is_always_keyed(name, &settings.forwarding)
+    };
+    let ttl = match policy::check_response(&parts, &settings.statuses, keyed, settings.ttl, now) {
         Ok(ttl) => ttl,
         Err(skip) => {
             tracing::trace!(?skip, "larder-http: response not stored");
