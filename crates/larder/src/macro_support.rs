@@ -197,6 +197,7 @@ where
         ttl: default_ttl,
         fail_open: true,
         refresh: mode == Mode::Refresh,
+        tags: &[],
     };
     let argument = ttls.argument;
     let compute = || async move {
@@ -248,10 +249,11 @@ where
         share: &|_| None,
         unshare: &|_| None,
     };
-    cached_served_sharing(cache, key, ttl, &sharing, compute).await
+    cached_served_sharing(cache, key, ttl, &[], &sharing, compute).await
 }
 
-/// [`cached_served`] with full control over what waiters get when the
+/// [`cached_served`] with the filled entry joining `tags` (see
+/// [`invalidate_tag`]) and full control over what waiters get when the
 /// origin fails (see [`Sharing`]).
 ///
 /// # Errors
@@ -260,6 +262,7 @@ pub async fn cached_served_sharing<T, E, F, Fut>(
     cache: &Cache,
     key: &str,
     ttl: Duration,
+    tags: &[String],
     sharing: &Sharing<'_, E>,
     compute: F,
 ) -> Result<Served<T>, (E, Option<T>)>
@@ -272,6 +275,7 @@ where
         ttl,
         fail_open: true,
         refresh: false,
+        tags,
     };
     match cache
         .read_through_served(key, options, sharing, compute)
@@ -281,6 +285,15 @@ where
         Err(ReadFailure::Origin { error, stale }) => Err((error, stale)),
         Err(ReadFailure::Cache(err)) => unreachable_cache_error(err),
     }
+}
+
+/// Removes every entry filled under `tag` and voids the fills of those
+/// being computed under it; costs in proportion to the tag's entries.
+///
+/// # Errors
+/// The store failure.
+pub async fn invalidate_tag(cache: &Cache, tag: &str) -> Result<u64> {
+    cache.invalidate_tag(tag).await
 }
 
 /// Counts a value served stale by the caller of [`cached_served`].

@@ -13,6 +13,7 @@ use super::budget::Budget;
 use super::lease::HeldLease;
 use super::read_through::{ComputeError, Computed, ReadThrough};
 use crate::envelope;
+use crate::store::StoreEntry;
 
 /// What became of a computed value.
 pub(super) enum Filled {
@@ -36,7 +37,7 @@ impl Cache {
         &self,
         key: &str,
         physical: &str,
-        options: ReadThrough,
+        options: ReadThrough<'_>,
         mut lease: Option<HeldLease>,
         budget: &Budget,
         compute: F,
@@ -92,14 +93,22 @@ impl Cache {
                 }
                 filled
             }
-            None if !self.inner.config.leases => self
-                .call_in(
-                    "SET",
-                    budget,
-                    self.inner.store.set(physical, bytes.clone(), ttl),
-                )
-                .await
-                .map(|()| true),
+            None if !self.inner.config.leases => {
+                let entry = [StoreEntry {
+                    key: physical.to_owned(),
+                    value: bytes.clone(),
+                    ttl,
+                    void_lease: None,
+                    indexes: options
+                        .tags
+                        .iter()
+                        .map(|tag| self.inner.keys.tag_index(tag))
+                        .collect(),
+                }];
+                self.call_in("SET", budget, self.inner.store.mset(&entry))
+                    .await
+                    .map(|()| true)
+            }
             None => Ok(false),
         };
         match stored {

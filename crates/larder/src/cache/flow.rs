@@ -43,7 +43,7 @@ impl Cache {
     pub(crate) async fn read_through<T, E, F, Fut>(
         &self,
         key: &str,
-        options: ReadThrough,
+        options: ReadThrough<'_>,
         sharing: &Sharing<'_, E>,
         compute: F,
     ) -> Result<T, ComputeError<E>>
@@ -75,7 +75,7 @@ impl Cache {
     pub(crate) async fn read_through_served<T, E, F, Fut>(
         &self,
         key: &str,
-        options: ReadThrough,
+        options: ReadThrough<'_>,
         sharing: &Sharing<'_, E>,
         compute: F,
     ) -> Result<Served<T>, ReadFailure<T, E>>
@@ -93,7 +93,7 @@ impl Cache {
         let leases = self.inner.config.leases;
         if options.refresh {
             let flight_key = format!("{physical}\0refresh");
-            let keyset = self.lease_keyset(key, physical);
+            let keyset = self.lease_keyset(key, physical, options.tags);
             let plan = refresh_plan(leases);
             return self
                 .compute_in_flight(
@@ -137,7 +137,7 @@ impl Cache {
                         xfetch::sample(),
                     )
                 {
-                    let early = self.lease_keyset(key, physical);
+                    let early = self.lease_keyset(key, physical, options.tags);
                     if let Ok(Some(held)) = self.take_lease(key, &early, false, true, &budget).await
                     {
                         self.inner
@@ -164,7 +164,7 @@ impl Cache {
                 // Stale-while-revalidate: one caller refreshes (with the
                 // lease it just took), the others get the old value at once.
                 if leases {
-                    let grace = self.lease_keyset(key, physical.clone());
+                    let grace = self.lease_keyset(key, physical.clone(), options.tags);
                     match self.take_lease(key, &grace, false, true, &budget).await {
                         Ok(Some(held)) => plan = LeasePlan::Held(held),
                         _ => {
@@ -183,7 +183,7 @@ impl Cache {
             _ => {}
         }
         self.count_read(key, false);
-        let keyset = keyset.unwrap_or_else(|| self.lease_keyset(key, physical));
+        let keyset = keyset.unwrap_or_else(|| self.lease_keyset(key, physical, options.tags));
         let flight_key = keyset.value.clone();
         self.compute_in_flight(
             key,
@@ -209,7 +209,7 @@ impl Cache {
         keyset: &std::sync::Arc<LeaseKeyset>,
         flight_key: &str,
         sharing: &Sharing<'_, E>,
-        options: ReadThrough,
+        options: ReadThrough<'_>,
         mut plan: LeasePlan,
         budget: &Budget,
         compute: F,

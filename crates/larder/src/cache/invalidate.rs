@@ -105,6 +105,33 @@ impl Cache {
         Ok(removed)
     }
 
+    /// Removes every entry filled under `tag` (see
+    /// [`ReadThrough::tags`](super::ReadThrough)), and voids the leases of
+    /// entries being computed under it: their computations return their
+    /// values but do not store them. Costs in proportion to the tag's
+    /// entries, never to the keyspace: the store keeps an index per tag.
+    ///
+    /// In-process flights need no detaching: a caller that joins one after
+    /// this call does not get its voided value (see `single_flight.rs`).
+    ///
+    /// # Errors
+    /// The store failure; entries removed before it stay removed.
+    pub(crate) async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
+        let keys = &self.inner.keys;
+        self.call("UNLINK", self.inner.store.unlink(&[keys.tag_stamp(tag)]))
+            .await?;
+        let index = keys.tag_index(tag);
+        let config = &self.inner.config;
+        self.call_within(
+            "SSCAN/UNLINK",
+            None,
+            self.inner
+                .store
+                .unlink_index(&index, config.scan_batch, config.deadline),
+        )
+        .await
+    }
+
     fn detach_flights(&self, matches: impl Fn(&str) -> bool) {
         self.inner.flights.detach(matches);
     }

@@ -24,8 +24,10 @@ pub(super) struct LeaseKeyset {
     lease: String,
     waiters: String,
     channel: String,
-    /// The cache-wide stamp and the key's namespace stamp.
-    stamps: [String; 2],
+    /// The cache-wide stamp, the key's namespace stamp, its tags' stamps.
+    stamps: Vec<String>,
+    /// Its tags' indexes.
+    indexes: Vec<String>,
 }
 
 impl LeaseKeyset {
@@ -36,6 +38,7 @@ impl LeaseKeyset {
             waiters: &self.waiters,
             channel: &self.channel,
             stamps: &self.stamps,
+            indexes: &self.indexes,
         }
     }
 }
@@ -94,18 +97,25 @@ impl Drop for HeldLease {
 
 impl Cache {
     /// The lease keys of the logical `key`, whose physical key is
-    /// `physical`.
-    pub(super) fn lease_keyset(&self, key: &str, physical: String) -> Arc<LeaseKeyset> {
+    /// `physical`, filled under `tags`.
+    pub(super) fn lease_keyset(
+        &self,
+        key: &str,
+        physical: String,
+        tags: &[String],
+    ) -> Arc<LeaseKeyset> {
         let scheme = &self.inner.keys;
+        let mut stamps = Vec::with_capacity(2 + tags.len());
+        stamps.push(scheme.stamp().to_owned());
+        stamps.push(scheme.namespace_stamp(namespace_of(key)));
+        stamps.extend(tags.iter().map(|tag| scheme.tag_stamp(tag)));
         Arc::new(LeaseKeyset {
             value: physical,
             lease: scheme.lease(key),
             waiters: scheme.waiters(key),
             channel: scheme.channel().to_owned(),
-            stamps: [
-                scheme.stamp().to_owned(),
-                scheme.namespace_stamp(namespace_of(key)),
-            ],
+            stamps,
+            indexes: tags.iter().map(|tag| scheme.tag_index(tag)).collect(),
         })
     }
 
@@ -122,7 +132,7 @@ impl Cache {
         &self,
         key: &str,
         keyset: &Arc<LeaseKeyset>,
-        options: ReadThrough,
+        options: ReadThrough<'_>,
         budget: &Budget,
     ) -> Result<Acquired<T>, ComputeError<E>>
     where

@@ -81,13 +81,15 @@ pub enum ReadFailure<T, E> {
 
 /// How a read-through call behaves.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ReadThrough {
+pub(crate) struct ReadThrough<'a> {
     /// TTL when the computed value picks none.
     pub(crate) ttl: Duration,
     /// Treat store failures as misses whatever the cache's fail mode.
     pub(crate) fail_open: bool,
     /// Skip the read: recompute and store (refresh).
     pub(crate) refresh: bool,
+    /// Tags the filled entry joins (see [`Cache::invalidate_tag`]).
+    pub(crate) tags: &'a [String],
 }
 
 /// What callers waiting on a computation get when the origin fails.
@@ -267,7 +269,7 @@ impl Cache {
             }
             return Ok(entry.value);
         }
-        let keys = self.lease_keyset(key, physical);
+        let keys = self.lease_keyset(key, physical, &[]);
         if let Ok(Some(lease)) = self.take_lease(key, &keys, false, true, &budget).await {
             let (cache, key) = (self.clone(), key.to_owned());
             let options = self.options(ttl);
@@ -304,11 +306,12 @@ impl Cache {
             .map_err(never_origin)
     }
 
-    pub(super) fn options(&self, ttl: Duration) -> ReadThrough {
+    pub(super) fn options(&self, ttl: Duration) -> ReadThrough<'static> {
         ReadThrough {
             ttl,
             fail_open: self.fail_open(),
             refresh: false,
+            tags: &[],
         }
     }
 

@@ -64,6 +64,7 @@ impl Cache {
             value: encoded.bytes,
             ttl: encoded.ttl,
             void_lease: self.inner.config.leases.then(|| keys.lease(key)),
+            indexes: Vec::new(),
         }
     }
 

@@ -3,8 +3,8 @@ use super::escape_glob;
 /// Maps logical keys and patterns to physical ones:
 /// `{prefix}:{version}:{logical}`, and names Larder's bookkeeping keys
 /// beside them: `{prefix}:{version}~lease:{logical}`, `~wait:{logical}`,
-/// `~stamp` (cache-wide) and `~stamp:{namespace}`, and the fill channel
-/// `~fills`. Prefix and version hold neither `:` nor `~` (the config
+/// `~stamp` (cache-wide), `~stamp:{namespace}`, `~tag:{tag}` and
+/// `~tagstamp:{tag}`, and the fill channel `~fills`. Prefix and version hold neither `:` nor `~` (the config
 /// checks), so no value key of one cache is a bookkeeping key of another,
 /// and no value pattern (which always starts `{prefix}:{version}:`) can
 /// match a bookkeeping key.
@@ -66,6 +66,17 @@ impl KeyScheme {
     /// logical key): deleting it voids the leases of that namespace only.
     pub(crate) fn namespace_stamp(&self, namespace: &str) -> String {
         self.bookkeeping("stamp", namespace)
+    }
+
+    /// The stamp of a tag: deleting it voids the leases of entries being
+    /// computed under that tag.
+    pub(crate) fn tag_stamp(&self, tag: &str) -> String {
+        self.bookkeeping("tagstamp", tag)
+    }
+
+    /// The index of a tag: the value keys filled under it.
+    pub(crate) fn tag_index(&self, tag: &str) -> String {
+        self.bookkeeping("tag", tag)
     }
 
     /// The channel fills are announced on.

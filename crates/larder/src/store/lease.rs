@@ -32,6 +32,9 @@ pub struct LeaseKeys<'a> {
     pub channel: &'a str,
     /// The stamps the lease is granted under; deleting any of them voids it.
     pub stamps: &'a [String],
+    /// Sets the value key joins when it is filled (tag indexes): an
+    /// invalidation of the tag removes exactly its members.
+    pub indexes: &'a [String],
 }
 
 /// A lease: the holder's token. What it was granted under stays in the

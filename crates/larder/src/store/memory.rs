@@ -31,6 +31,8 @@ struct Leases {
     stamps: HashMap<String, u64>,
     /// Waiter keys → until when the mark holds.
     waiters: HashMap<String, Instant>,
+    /// Tag indexes → the value keys that joined them.
+    indexes: HashMap<String, std::collections::HashSet<String>>,
 }
 
 /// A granted lease: its token, the stamps it was granted under, its expiry.
@@ -147,6 +149,18 @@ impl MemoryStore {
             .insert(key.to_owned(), MemoryEntry { value, ttl });
     }
 
+    /// Adds `key` to each of `indexes`; members whose value is gone are
+    /// pruned as an index grows, which bounds it by its live members.
+    fn index(&self, leases: &mut Leases, key: &str, indexes: &[String]) {
+        for index in indexes {
+            let members = leases.indexes.entry(index.clone()).or_default();
+            if members.len() >= 1024 && members.len().is_power_of_two() {
+                members.retain(|member| self.entries.contains_key(member));
+            }
+            members.insert(key.to_owned());
+        }
+    }
+
     /// Removes `key` — a value, a lease, a stamp or a waiter mark; whether
     /// it held a live one (an expired entry that moka has not evicted yet
     /// does not count, as in Redis).
@@ -154,7 +168,8 @@ impl MemoryStore {
         let mut leases = self.lock_leases();
         let lease = leases.held.remove(key).is_some()
             | leases.stamps.remove(key).is_some()
-            | leases.waiters.remove(key).is_some();
+            | leases.waiters.remove(key).is_some()
+            | leases.indexes.remove(key).is_some();
         let live = self.entries.contains_key(key);
         self.entries.invalidate(key);
         live || lease
@@ -230,6 +245,7 @@ impl Store for MemoryStore {
                 leases.held.remove(lease);
             }
             self.insert(&entry.key, entry.value.clone(), entry.ttl);
+            self.index(&mut leases, &entry.key, &entry.indexes);
         }
         drop(leases);
         async { Ok(()) }.boxed()
@@ -253,6 +269,17 @@ impl Store for MemoryStore {
             .filter(|key| glob_match(pattern.as_bytes(), key.as_bytes()))
             .collect();
         let removed = matching.iter().filter(|k| self.remove(k)).count() as u64;
+        async move { Ok(removed) }.boxed()
+    }
+
+    fn unlink_index<'a>(
+        &'a self,
+        index: &'a str,
+        _batch: usize,
+        _deadline: Duration,
+    ) -> StoreFuture<'a, u64> {
+        let members = self.lock_leases().indexes.remove(index).unwrap_or_default();
+        let removed = members.iter().filter(|key| self.remove(key)).count() as u64;
         async move { Ok(removed) }.boxed()
     }
 
@@ -306,6 +333,7 @@ impl Store for MemoryStore {
         });
         if valid {
             self.insert(keys.value, value, ttl);
+            self.index(&mut leases, keys.value, keys.indexes);
         }
         leases.release(keys.lease, lease.token);
         let waiting = leases.take_waiters(keys);

@@ -55,6 +55,8 @@ pub struct StoreEntry {
     /// A lease to void in the same atomic step (a write must not be
     /// overwritten by a computation that began before it).
     pub void_lease: Option<String>,
+    /// Tag indexes the key joins (see [`Store::unlink_index`]).
+    pub indexes: Vec<String>,
 }
 
 impl fmt::Debug for StoreEntry {
@@ -64,6 +66,7 @@ impl fmt::Debug for StoreEntry {
             .field("key", &self.key)
             .field("value_len", &self.value.len())
             .field("ttl", &self.ttl)
+            .field("indexes", &self.indexes)
             .finish()
     }
 }
@@ -175,6 +178,29 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// failed), so that the next caller need not wait for it to expire, and
     /// tells waiters.
     fn release_lease<'a>(&'a self, keys: LeaseKeys<'a>, lease: Lease) -> StoreFuture<'a, ()>;
+
+    /// Removes every member of the tag index `index` (value keys that
+    /// joined it when filled), `batch` per round trip, each round trip
+    /// bounded by `deadline`; returns how many values existed. Members are
+    /// taken out of the index as they go, so keys that join it meanwhile
+    /// stay indexed for the next invalidation. Costs in proportion to the
+    /// index, never to the keyspace.
+    ///
+    /// Stores without sets refuse it ([`ErrorKind::Rejected`](crate::ErrorKind::Rejected)).
+    fn unlink_index<'a>(
+        &'a self,
+        index: &'a str,
+        batch: usize,
+        deadline: Duration,
+    ) -> StoreFuture<'a, u64> {
+        let _ = (index, batch, deadline);
+        Box::pin(async move {
+            Err(crate::Error::new(
+                crate::ErrorKind::Rejected,
+                format!("the {} store keeps no tag indexes", self.name()),
+            ))
+        })
+    }
 
     /// Publishes `message` on `channel`.
     fn publish<'a>(&'a self, channel: &'a str, message: Bytes) -> StoreFuture<'a, ()>;

@@ -19,9 +19,11 @@ use crate::{Error, ErrorKind, Result};
 ///
 /// - `read(key)`: a key of ours; a value of another type is foreign, and
 ///   is removed (`false`).
-/// - `stamps(first, nonce, ttl)`: what the stamps `KEYS[first..]` hold, as
-///   `|s1|s2…`. A missing or foreign stamp gets `nonce` (a fresh random
-///   value) when one is given; without one it voids (`nil`).
+/// - `stamps(first, last, nonce, ttl)`: what the stamps `KEYS[first..=last]`
+///   hold, as `|s1|s2…`. A missing or foreign stamp gets `nonce` (a fresh
+///   random value) when one is given; without one it voids (`nil`).
+/// - `index(key, member, ttl)`: adds `member` to the tag index `key`, whose
+///   expiry is kept at least `ttl` (a foreign key there is replaced).
 /// - `live(key, held, seen)`: the milliseconds left of the lease `held`
 ///   (`token|s1|s2…`) if it was granted under `seen` and expires; else 0.
 /// - `announce(waiters, channel, value)`: tells waiting callers, if any.
@@ -37,9 +39,9 @@ local function read(key)
   end
   return value
 end
-local function stamps(first, nonce, ttl)
+local function stamps(first, last, nonce, ttl)
   local seen = ''
-  for i = first, #KEYS do
+  for i = first, last do
     local stamp = read(KEYS[i])
     if not stamp or not string.match(stamp, '^%d+$') then
       if not nonce then return nil end
@@ -57,6 +59,13 @@ local function live(key, held, seen)
   local left = redis.call('PTTL', key)
   if left > 0 then return left end
   return 0
+end
+local function index(key, member, ttl)
+  if type(redis.pcall('SADD', key, member)) == 'table' then
+    redis.call('DEL', key)
+    redis.call('SADD', key, member)
+  end
+  if redis.call('PTTL', key) < tonumber(ttl) then redis.call('PEXPIRE', key, ttl) end
 end
 local function announce(waiters, channel, value)
   if redis.call('EXISTS', waiters) == 1 then
@@ -77,7 +86,7 @@ const GET_OR_LEASE: &str = lease_script!(
     r"
 local value = read(KEYS[1])
 if value then return {1, value} end
-local seen = stamps(4, ARGV[3], ARGV[4])
+local seen = stamps(4, #KEYS, ARGV[3], ARGV[4])
 local left = live(KEYS[2], read(KEYS[2]), seen)
 if left > 0 then
   redis.call('SET', KEYS[3], '1', 'PX', left)
@@ -92,23 +101,26 @@ return {2}
 /// stamp ms. Returns 1 if taken, 0 if held and not forced.
 const TAKE_LEASE: &str = lease_script!(
     r"
-local seen = stamps(2, ARGV[4], ARGV[5])
+local seen = stamps(2, #KEYS, ARGV[4], ARGV[5])
 if ARGV[3] ~= '1' and live(KEYS[1], read(KEYS[1]), seen) > 0 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1] .. seen, 'PX', ARGV[2])
 return 1
 "
 );
 
-/// `KEYS`: value, lease, waiters, stamps…. `ARGV`: token, value, ttl ms,
-/// channel. Stores only for the holder of a lease whose stamps are all
-/// unchanged; returns 1 if it stored. Releases the lease either way.
+/// `KEYS`: value, lease, waiters, stamps…, indexes…. `ARGV`: token, value,
+/// ttl ms, channel, number of stamps. Stores only for the holder of a
+/// lease whose stamps are all unchanged, and indexes what it stored;
+/// returns 1 if it stored. Releases the lease either way.
 const FILL_LEASED: &str = lease_script!(
     r"
-local seen = stamps(4)
+local last = 3 + tonumber(ARGV[5])
+local seen = stamps(4, last)
 local held = read(KEYS[2])
 local filled = 0
 if seen and held == ARGV[1] .. seen then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  for i = last + 1, #KEYS do index(KEYS[i], KEYS[1], ARGV[3]) end
   filled = 1
 end
 if held and string.match(held, '^(%d+)|') == ARGV[1] then redis.call('DEL', KEYS[2]) end
@@ -281,7 +293,7 @@ impl RedisStore {
     }
 }
 
-/// Runs one round trip of a pattern invalidation under `deadline`.
+/// Runs one round trip of a pattern or index invalidation under `deadline`.
 async fn bounded<T>(
     deadline: Duration,
     pattern: &str,
@@ -378,6 +390,18 @@ impl Store for RedisStore {
                     .arg("PX")
                     .arg(millis(entry.ttl))
                     .ignore();
+                for index in &entry.indexes {
+                    // An index outlives its members: set an expiry if it
+                    // has none, lengthen it if it is shorter.
+                    pipe.cmd("SADD").arg(index).arg(&entry.key).ignore();
+                    for when in ["NX", "GT"] {
+                        pipe.cmd("PEXPIRE")
+                            .arg(index)
+                            .arg(millis(entry.ttl))
+                            .arg(when)
+                            .ignore();
+                    }
+                }
             }
             let pipe = &pipe;
             self.run(
@@ -499,6 +523,66 @@ impl Store for RedisStore {
         .boxed()
     }
 
+    fn unlink_index<'a>(
+        &'a self,
+        index: &'a str,
+        batch: usize,
+        deadline: Duration,
+    ) -> StoreFuture<'a, u64> {
+        async move {
+            let sscan = |cursor: u64| {
+                let mut cmd = redis::cmd("SSCAN");
+                cmd.arg(index).arg(cursor).arg("COUNT").arg(batch);
+                cmd
+            };
+            let first = &sscan(0);
+            let (mut cursor, mut members): (u64, Vec<String>) = bounded(
+                deadline,
+                index,
+                self.run("SSCAN", |mut conn| async move {
+                    first.query_async(&mut conn).await
+                }),
+            )
+            .await?;
+            let mut removed = 0_u64;
+            loop {
+                // This batch's removal and the next batch's scan travel in
+                // one round trip. Members leave the index one by one (not
+                // the whole index at the end): keys that join it meanwhile
+                // stay indexed.
+                let mut pipe = redis::pipe();
+                if !members.is_empty() {
+                    pipe.cmd("UNLINK").arg(&members);
+                    pipe.cmd("SREM").arg(index).arg(&members).ignore();
+                }
+                if cursor != 0 {
+                    pipe.add_command(sscan(cursor));
+                }
+                if members.is_empty() && cursor == 0 {
+                    return Ok(removed);
+                }
+                let pipe = &pipe;
+                let replies: Vec<redis::Value> = bounded(
+                    deadline,
+                    index,
+                    self.run("UNLINK/SSCAN", |mut conn| async move {
+                        pipe.query_async(&mut conn).await
+                    }),
+                )
+                .await?;
+                let mut replies = replies.into_iter();
+                if !members.is_empty() {
+                    removed += parse::<u64>(replies.next(), "UNLINK")?;
+                }
+                if cursor == 0 {
+                    return Ok(removed);
+                }
+                (cursor, members) = parse(replies.next(), "SSCAN")?;
+            }
+        }
+        .boxed()
+    }
+
     fn get_or_lease<'a>(
         &'a self,
         keys: LeaseKeys<'a>,
@@ -580,10 +664,12 @@ impl Store for RedisStore {
                 .key(keys.lease)
                 .key(keys.waiters)
                 .key(keys.stamps)
+                .key(keys.indexes)
                 .arg(lease.token)
                 .arg(value.as_ref())
                 .arg(millis(ttl))
-                .arg(keys.channel);
+                .arg(keys.channel)
+                .arg(keys.stamps.len());
             let invocation = &invocation;
             let stored: u8 = self
                 .run("fill_leased script", |mut conn| async move {
