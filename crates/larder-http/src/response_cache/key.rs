@@ -329,6 +329,13 @@ pub fn path_prefix(namespace: &str, path: &str) -> String {
     format!("{namespace}:{}", digest.finish())
 }
 
+/// The tag every variant of a key's path joins: the key without its
+/// variant digest, `{namespace}:{path digest}` — what
+/// [`path_prefix`] gives for the path.
+pub(crate) fn path_tag(key: &str) -> &str {
+    key.rsplit_once(':').map_or(key, |(tag, _)| tag)
+}
+
 /// The full key of a request, or `None` when the target's authority and
 /// the `Host` header disagree or there are several `Host`s (see the
 /// [module docs](self#the-host)). `HEAD` shares `GET`'s key: it is answered

@@ -199,13 +199,17 @@ impl ResponseCacheLayer {
     /// identities); returns how many went. Any spelling of the path will
     /// do: `/users/a%62c` is `/users/abc`.
     ///
+    /// Every variant of a path joins the path's tag when it is stored, so
+    /// this costs in proportion to the path's variants, not to the
+    /// keyspace (no `SCAN`); responses being computed meanwhile are not
+    /// stored.
+    ///
     /// # Errors
     /// The store failure.
     pub async fn invalidate_path(&self, path: &str) -> larder::Result<u64> {
         let path = super::key::canonical_path(path);
-        let prefix = super::key::path_prefix(&self.settings.namespace, &path);
-        let pattern = format!("{}:*", larder::key::escape_glob(&prefix));
-        self.settings.cache.invalidate_cache_pattern(&pattern).await
+        let tag = super::key::path_prefix(&self.settings.namespace, &path);
+        larder::__private::invalidate_tag(&self.settings.cache, &tag).await
     }
 
     /// Drops the one stored response that `request` would be answered with

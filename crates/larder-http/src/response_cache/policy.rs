@@ -260,6 +260,48 @@ pub fn check_response(
         return Err(Skip::Status(status));
     }
     let headers = &response.headers;
+    let directives = check_reusable(response, &keyed)?;
+    let Some(age) = fields::age(headers) else {
+        return Err(Skip::Unreadable("age"));
+    };
+    let date = match single(headers, header::DATE) {
+        Err(()) => return Err(Skip::Unreadable("date")),
+        Ok(None) => None,
+        Ok(Some(date)) => Some(http_date(date).ok_or(Skip::Unreadable("date"))?),
+    };
+    let lifetime = match directives.s_maxage.or(directives.max_age) {
+        Some(0) => return Err(Skip::MaxAgeZero),
+        Some(secs) => Some(Duration::from_secs(secs)),
+        None => expires_lifetime(headers, date.unwrap_or(now))?,
+    };
+    let Some(lifetime) = lifetime else {
+        return Ok(ttl);
+    };
+    let apparent = date.and_then(|date| now.duration_since(date).ok());
+    let age = Duration::from_secs(age).max(apparent.unwrap_or_default());
+    let left = lifetime.saturating_sub(age);
+    if left.is_zero() {
+        return Err(Skip::Expired);
+    }
+    Ok(ttl.min(left))
+}
+
+/// Whether a failure (a 5xx) may answer the requests that waited on its
+/// computation: by its headers, it could be stored but for its status — no
+/// cookie, nothing private, `no-store` or `no-cache`, a readable `Vary`
+/// naming only keyed headers. It is never stored; only requests with the
+/// same key, already waiting, receive it.
+pub(crate) fn shareable_failure(response: &response::Parts, keyed: impl Fn(&str) -> bool) -> bool {
+    response.status.is_server_error() && check_reusable(response, &keyed).is_ok()
+}
+
+/// The checks of a response's headers that decide whether it may answer
+/// anyone but the request it was made for; the parsed `Cache-Control`.
+fn check_reusable(
+    response: &response::Parts,
+    keyed: &impl Fn(&str) -> bool,
+) -> Result<CacheControl, Skip> {
+    let headers = &response.headers;
     if headers.contains_key(header::SET_COOKIE) || headers.contains_key("set-cookie2") {
         return Err(Skip::SetCookie);
     }
@@ -289,29 +331,7 @@ pub fn check_response(
             return Err(Skip::UndeclaredVary(name.to_ascii_lowercase()));
         }
     }
-    let Some(age) = fields::age(headers) else {
-        return Err(Skip::Unreadable("age"));
-    };
-    let date = match single(headers, header::DATE) {
-        Err(()) => return Err(Skip::Unreadable("date")),
-        Ok(None) => None,
-        Ok(Some(date)) => Some(http_date(date).ok_or(Skip::Unreadable("date"))?),
-    };
-    let lifetime = match directives.s_maxage.or(directives.max_age) {
-        Some(0) => return Err(Skip::MaxAgeZero),
-        Some(secs) => Some(Duration::from_secs(secs)),
-        None => expires_lifetime(headers, date.unwrap_or(now))?,
-    };
-    let Some(lifetime) = lifetime else {
-        return Ok(ttl);
-    };
-    let apparent = date.and_then(|date| now.duration_since(date).ok());
-    let age = Duration::from_secs(age).max(apparent.unwrap_or_default());
-    let left = lifetime.saturating_sub(age);
-    if left.is_zero() {
-        return Err(Skip::Expired);
-    }
-    Ok(ttl.min(left))
+    Ok(directives)
 }
 
 /// The one value of `name`, if any; `Err` if there are several.

@@ -44,8 +44,16 @@ impl<S> ResponseCache<S> {
 /// Why a computed response was not stored: it is passed on as it is.
 enum Pass<B, E> {
     Response(Response<ResponseBody<B>>),
+    /// A 5xx whose headers would let it be stored but for its status,
+    /// buffered: it also answers the requests that waited on it.
+    Failure(StoredResponse),
     Error(E),
 }
+
+/// The largest failure body that is buffered to answer waiting requests;
+/// a longer one goes to its own request only, and the waiters call the
+/// handler themselves (at once, in parallel).
+const SHARED_FAILURE_MAX_BYTES: u64 = 64 * 1024;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ResponseCache<S>
 where
@@ -192,13 +200,27 @@ where
         }
     };
     // An unstorable response is not a failure: requests waiting on it go to
-    // the handler at once rather than one at a time.
-    let passes = |pass: &Pass<ResBody, S::Error>| !pass.is_error();
-    let result = support::cached_served::<StoredResponse, Pass<ResBody, S::Error>, _, _>(
+    // the handler at once. A failure reaches them too, at once: a buffered
+    // 5xx as it is, anything else by a call of their own.
+    let share = |pass: &Pass<ResBody, S::Error>| match pass {
+        Pass::Failure(stored) => rmp_serde::to_vec_named(stored).ok().map(Bytes::from),
+        _ => None,
+    };
+    let unshare = |bytes: &Bytes| rmp_serde::from_slice(bytes).ok().map(Pass::Failure);
+    let sharing = support::Sharing {
+        passes: &|pass: &Pass<ResBody, S::Error>| !pass.is_error(),
+        share: &share,
+        unshare: &unshare,
+    };
+    // Every variant of a path joins the path's tag: a write to the path
+    // drops them all at a cost in proportion to their number.
+    let tags = [key::path_tag(&key).to_owned()];
+    let result = support::cached_served_sharing::<StoredResponse, Pass<ResBody, S::Error>, _, _>(
         cache,
         &key,
         settings.ttl,
-        &passes,
+        &tags,
+        &sharing,
         compute,
     )
     .await;
@@ -232,6 +254,7 @@ where
             Ok(respond(&stale, now(), "STALE", &validators, true))
         }
         Err((Pass::Response(response), _)) => Ok(x_cache(response, "MISS")),
+        Err((Pass::Failure(failure), _)) => Ok(respond(&failure, now(), "MISS", &validators, true)),
         Err((Pass::Error(err), _)) => Err(err),
     }
 }
@@ -241,7 +264,7 @@ impl<B, E> Pass<B, E> {
     fn is_error(&self) -> bool {
         match self {
             Pass::Response(response) => response.status().is_server_error(),
-            Pass::Error(_) => true,
+            Pass::Failure(_) | Pass::Error(_) => true,
         }
     }
 }
@@ -375,16 +398,6 @@ where
             .any(|declared| declared.as_str().eq_ignore_ascii_case(name))
             || key::is_always_keyed(name, &settings.forwarding)
     };
-    let ttl = match policy::check_response(&parts, &settings.statuses, keyed, settings.ttl, now) {
-        Ok(ttl) => ttl,
-        Err(skip) => {
-            tracing::trace!(?skip, "larder-http: response not stored");
-            return Err(Pass::Response(Response::from_parts(
-                parts,
-                ResponseBody::inner(body),
-            )));
-        }
-    };
     // Size first, from the declared length: streaming bodies (no known
     // length) and large ones are never buffered.
     let declared = parts
@@ -393,6 +406,25 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .or(body.size_hint().exact());
+    let ttl = match policy::check_response(&parts, &settings.statuses, keyed, settings.ttl, now) {
+        Ok(ttl) => ttl,
+        Err(skip) => {
+            tracing::trace!(?skip, "larder-http: response not stored");
+            let limit = settings.max_body_bytes.min(SHARED_FAILURE_MAX_BYTES);
+            if let Some(declared) = declared.filter(|len| *len <= limit)
+                && policy::shareable_failure(&parts, keyed)
+            {
+                return Err(match buffer(body, declared).await {
+                    Ok(bytes) => Pass::Failure(StoredResponse::new(&parts, bytes, now_ms)),
+                    Err(reason) => bad_gateway(&reason),
+                });
+            }
+            return Err(Pass::Response(Response::from_parts(
+                parts,
+                ResponseBody::inner(body),
+            )));
+        }
+    };
     let declared = match declared {
         Some(len) if len <= settings.max_body_bytes => len,
         _ => {
@@ -404,17 +436,21 @@ where
     };
     let bytes = match buffer(body, declared).await {
         Ok(bytes) => bytes,
-        Err(reason) => {
-            tracing::warn!(%reason, "larder-http: response body not buffered; answering 502");
-            let mut failed = Response::new(ResponseBody::empty());
-            *failed.status_mut() = StatusCode::BAD_GATEWAY;
-            return Err(Pass::Response(failed));
-        }
+        Err(reason) => return Err(bad_gateway(&reason)),
     };
     Ok(Computed {
         value: StoredResponse::new(&parts, bytes, now_ms),
         ttl: Some(ttl),
     })
+}
+
+/// A body that broke while it was buffered: the request gets a 502, and
+/// nothing is stored.
+fn bad_gateway<B, E>(reason: &str) -> Pass<B, E> {
+    tracing::warn!(%reason, "larder-http: response body not buffered; answering 502");
+    let mut failed = Response::new(ResponseBody::empty());
+    *failed.status_mut() = StatusCode::BAD_GATEWAY;
+    Pass::Response(failed)
 }
 
 /// Reads a body that declared `declared` bytes, never holding more: a body
@@ -455,9 +491,8 @@ where
 
 /// Drops every stored variant of `path` in this layer's namespace.
 pub(crate) async fn invalidate_path(settings: &Settings, path: &str) {
-    let prefix = key::path_prefix(&settings.namespace, path);
-    let pattern = format!("{}:*", larder::key::escape_glob(&prefix));
-    if let Err(err) = settings.cache.invalidate_cache_pattern(&pattern).await {
+    let tag = key::path_prefix(&settings.namespace, path);
+    if let Err(err) = support::invalidate_tag(&settings.cache, &tag).await {
         tracing::warn!(path, error = %err, "larder-http: invalidation after a write failed");
     }
 }
