@@ -76,14 +76,16 @@ impl ConfigBuilder {
     }
 
     /// First segment of every physical key (default `larder`); lets several
-    /// services share one Redis.
+    /// services share one Redis. 1 to 64 ASCII letters, digits, `.`, `_`
+    /// or `-`: other characters could let two caches share keys.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.config.prefix = prefix.into();
         self
     }
 
-    /// Global version (the seed's `CACHE_VERSION`): changing it makes every
-    /// entry written under another version unreachable, with no scan.
+    /// Global version (the Django original's `CACHE_VERSION`): changing it
+    /// makes every entry written under another version unreachable, with
+    /// no scan. Same characters as the prefix.
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.config.version = version.into();
         self
@@ -102,8 +104,12 @@ impl ConfigBuilder {
         self
     }
 
-    /// Deadline of each store call (default 250 ms). A call that takes longer
-    /// is abandoned and counts as a store failure.
+    /// The most the cache's store calls may add to one operation (default
+    /// 250 ms, at most 10 minutes). The store calls of one operation share
+    /// it — a read-through miss's read, lease and fill together — so
+    /// against a Redis that accepts and then hangs, a call waits this long
+    /// once, then carries on without the cache. A call cut short counts as
+    /// a store failure.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.config.deadline = deadline;
         self
@@ -115,8 +121,12 @@ impl ConfigBuilder {
         self
     }
 
-    /// Largest envelope that is stored or decoded (default 4 MiB). Larger
-    /// values are returned to the caller but not cached.
+    /// Largest value that is stored or decoded (default 4 MiB), measured
+    /// encoded and **before** compression, on writes and reads alike:
+    /// whatever is stored can be read back, and no stored value can
+    /// decompress past it. Larger values are returned to the caller but
+    /// not cached ([`ErrorKind::TooLarge`](crate::ErrorKind::TooLarge) from
+    /// [`Cache::set`](crate::Cache::set)).
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
         self.config.max_value_bytes = bytes;
         self

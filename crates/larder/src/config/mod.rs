@@ -6,13 +6,13 @@
 //! | variable | setting | default |
 //! |---|---|---|
 //! | `REDIS_URL` | Redis to use (`redis://`, `rediss://`, `redis://user:password@host:port/db`); unset = in-process store | unset |
-//! | `LARDER_PREFIX` | first segment of every physical key | `larder` |
-//! | `LARDER_VERSION` | global version (the seed's `CACHE_VERSION`); changing it makes every older entry unreachable | `1` |
+//! | `LARDER_PREFIX` | first segment of every physical key: 1–64 of `A-Z a-z 0-9 . _ -` | `larder` |
+//! | `LARDER_VERSION` | global version (the Django original's `CACHE_VERSION`), same characters; changing it makes every older entry unreachable | `1` |
 //! | `LARDER_DEFAULT_TTL` | TTL in seconds when a call gives none | `300` |
 //! | `LARDER_TTL_JITTER` | TTLs are spread by ± this fraction | `0.1` |
-//! | `LARDER_DEADLINE_MS` | deadline of each store call | `250` |
+//! | `LARDER_DEADLINE_MS` | the most the cache's store calls add to one operation (a read-through miss's read, lease and fill share it) | `250` |
 //! | `LARDER_CONNECT_TIMEOUT_MS` | deadline of each connection attempt | `1000` |
-//! | `LARDER_MAX_VALUE_BYTES` | larger values are neither stored nor decoded | `4194304` |
+//! | `LARDER_MAX_VALUE_BYTES` | values whose encoding (before compression) is larger are neither stored nor decoded | `4194304` |
 //! | `LARDER_CODEC` | `msgpack` or `json` | `msgpack` |
 //! | `LARDER_COMPRESSION` | `lz4`, `zstd` or `none` | `lz4` |
 //! | `LARDER_COMPRESSION_THRESHOLD` | compress payloads of at least this many bytes | `1024` |
@@ -187,11 +187,12 @@ impl Config {
     pub fn ttl_jitter(&self) -> f64 {
         self.ttl_jitter
     }
-    /// The deadline of each store call.
+    /// The most the store calls of one operation may take together.
     pub fn deadline(&self) -> Duration {
         self.deadline
     }
-    /// The largest envelope that is stored or decoded.
+    /// The largest value (encoded, before compression) that is stored or
+    /// decoded.
     pub fn max_value_bytes(&self) -> usize {
         self.max_value_bytes
     }
