@@ -167,9 +167,11 @@ impl Cache {
         if signals.starting() {
             // A new cache: its subscription is moments away. Polling now
             // would cost round trips; waiting costs at most the budget.
+            let started = tokio::time::Instant::now();
             signals
                 .until_listening(budget.left().min(self.inner.config.connect_timeout))
                 .await;
+            budget.spend(started.elapsed());
         }
         loop {
             let watch = signals.watch(keys.value);

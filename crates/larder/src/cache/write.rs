@@ -32,12 +32,17 @@ impl Cache {
         self.absorb(stored).map(drop)
     }
 
-    /// Stores every `(key, value)` pair for `ttl` (each jittered on its own)
-    /// in one round trip.
+    /// Stores every `(key, value)` pair for `ttl` (each jittered on its own):
+    /// one round trip per 1,000 entries (or 4 MiB of values),
+    /// each round trip bounded by the deadline. Every command is a plain
+    /// `SET` (and the `DEL` of the key's lease before it), so no batch size
+    /// can block Redis. Each entry is written with its lease voided; the
+    /// entries are not atomic as a group.
     ///
     /// # Errors
     /// As [`Cache::set`]; if any value is too large or unserializable,
-    /// nothing is written.
+    /// nothing is written. A store failure may leave the batches before it
+    /// written.
     pub async fn set_many<T: Serialize, K: AsRef<str>>(
         &self,
         entries: &[(K, T)],
@@ -50,9 +55,16 @@ impl Cache {
             self.check_size(key, &encoded)?;
             batch.push(self.entry(key, encoded));
         }
-        let stored = self.call("SET_MANY", self.inner.store.mset(&batch)).await;
+        let mut outcome = Ok(());
+        for chunk in batches(&batch) {
+            let stored = self.call("SET_MANY", self.inner.store.mset(chunk)).await;
+            if stored.is_err() {
+                outcome = stored;
+                break;
+            }
+        }
         self.detach_write(&batch);
-        self.absorb(stored).map(drop)
+        self.absorb(outcome).map(drop)
     }
 
     /// A write of `key`: it voids the key's lease (with leases on), so a
@@ -124,6 +136,35 @@ impl Cache {
     }
 }
 
+/// Entries per round trip of [`Cache::set_many`].
+const SET_MANY_BATCH: usize = 1000;
+/// Value bytes per round trip of [`Cache::set_many`].
+const SET_MANY_BATCH_BYTES: usize = 4 << 20;
+
+/// `entries` cut into round trips of at most [`SET_MANY_BATCH`] entries and
+/// about [`SET_MANY_BATCH_BYTES`] of values (at least one entry each).
+fn batches(entries: &[StoreEntry]) -> impl Iterator<Item = &[StoreEntry]> {
+    let mut rest = entries;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let len = rest
+            .iter()
+            .take(SET_MANY_BATCH)
+            .take_while(|entry| {
+                bytes += entry.value.len();
+                bytes <= SET_MANY_BATCH_BYTES
+            })
+            .count()
+            .max(1);
+        let (batch, tail) = rest.split_at(len);
+        rest = tail;
+        Some(batch)
+    })
+}
+
 /// A value ready to store.
 #[derive(Debug)]
 pub(super) struct Encoded {
@@ -133,4 +174,30 @@ pub(super) struct Encoded {
     pub(super) payload_len: usize,
     /// How long to store it.
     pub(super) ttl: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(len: usize) -> StoreEntry {
+        StoreEntry {
+            key: "k".into(),
+            value: Bytes::from(vec![0; len]),
+            ttl: Duration::from_secs(1),
+            void_lease: None,
+            indexes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn batches_are_bounded_by_count_and_bytes_and_lose_nothing() {
+        let small: Vec<_> = (0..2500).map(|_| entry(10)).collect();
+        let sizes: Vec<usize> = batches(&small).map(<[_]>::len).collect();
+        assert_eq!(sizes, [1000, 1000, 500]);
+        let large: Vec<_> = (0..5).map(|_| entry(3 << 20)).collect();
+        let sizes: Vec<usize> = batches(&large).map(<[_]>::len).collect();
+        assert_eq!(sizes, [1, 1, 1, 1, 1]);
+        assert_eq!(batches(&[]).count(), 0);
+    }
 }

@@ -23,6 +23,9 @@ pub struct MemoryStore {
     leases: Arc<Mutex<Leases>>,
 }
 
+/// Stamps kept before they are all forgotten (see `Leases::grant`).
+const MAX_STAMPS: usize = 16_384;
+
 #[derive(Default)]
 struct Leases {
     /// Lease key → the holder.
@@ -70,6 +73,12 @@ impl Leases {
     }
 
     fn grant(&mut self, keys: LeaseKeys<'_>, token: u64, ttl: Duration) -> Lease {
+        if self.stamps.len() >= MAX_STAMPS {
+            // Forgetting a stamp only voids the leases granted under it
+            // (their fills are refused): safe, and it bounds the map
+            // whatever number of namespaces and tags passes through.
+            self.stamps.clear();
+        }
         let seen = self.seen(keys.stamps, true).unwrap_or_default();
         let now = Instant::now();
         if self.held.len() > 1024 {
@@ -152,6 +161,14 @@ impl MemoryStore {
     /// Adds `key` to each of `indexes`; members whose value is gone are
     /// pruned as an index grows, which bounds it by its live members.
     fn index(&self, leases: &mut Leases, key: &str, indexes: &[String]) {
+        let count = leases.indexes.len();
+        if !indexes.is_empty() && count >= MAX_STAMPS && count.is_multiple_of(4096) {
+            // Indexes whose every member is gone go; the rest stay (now and
+            // then, not on every fill: the sweep reads them all).
+            leases
+                .indexes
+                .retain(|_, members| members.iter().any(|m| self.entries.contains_key(m)));
+        }
         for index in indexes {
             let members = leases.indexes.entry(index.clone()).or_default();
             if members.len() >= 1024 && members.len().is_power_of_two() {
