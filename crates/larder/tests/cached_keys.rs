@@ -191,6 +191,8 @@ async fn instantiations_of_a_generic_function_do_not_share_entries() {
     assert_eq!(type_of(1_u64).await, "u64");
 }
 
+#[derive(Serialize)]
+#[serde(bound = "")]
 struct Shelf<T>(std::marker::PhantomData<T>);
 
 impl<T: Named> Shelf<T> {
@@ -201,6 +203,21 @@ impl<T: Named> Shelf<T> {
     #[larder::cached(cache = *CACHE, receiver = "skip")]
     async fn label(&self, id: u64) -> String {
         format!("{} {id}", T::NAME)
+    }
+
+    /// `Shelf<Apples>` and `Shelf<Pears>` serialize alike (`PhantomData`):
+    /// only `Self`'s type, which `{self}` covers, tells them apart.
+    #[larder::cached(cache = *CACHE, receiver = "key", key = "shelf:{self}:{id}")]
+    async fn title(&self, id: u64) -> String {
+        format!("{} title {id}", T::NAME)
+    }
+
+    /// A template that places neither the receiver nor `Self`: runs
+    /// uncached rather than shared, whatever the namespace.
+    #[larder::cached(cache = *CACHE, namespace = "shelf", receiver = "skip", key = "{id}")]
+    async fn weight(&self, id: u64) -> String {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        format!("{} weight {id}", T::NAME)
     }
 
     /// Cannot name `Self` in its key: runs uncached rather than shared.
@@ -226,13 +243,25 @@ async fn instances_of_a_generic_impl_do_not_share_entries() {
         "cached_keys.Shelf<_>.label",
     );
 
-    // Without a receiver, `Self` cannot be named: fail closed.
+    let (apples, pears) = (Shelf::<Apples>::new(), Shelf::<Pears>::new());
+    assert_eq!(apples.title(1).await, "apples title 1");
+    assert_eq!(pears.title(1).await, "pears title 1");
+    assert_ne!(apples.title_key(1).unwrap(), pears.title_key(1).unwrap());
+
+    // Where `Self` is not in the key, fail closed: every call computes.
+    let before = RUNS.load(Ordering::SeqCst);
+    assert_eq!(apples.weight(1).await, "apples weight 1");
+    assert_eq!(pears.weight(1).await, "pears weight 1");
     assert_eq!(Shelf::<Apples>::size(1).await, "apples size 1");
     assert_eq!(Shelf::<Pears>::size(1).await, "pears size 1");
     assert_eq!(Shelf::<Apples>::size(1).await, "apples size 1");
-    assert_eq!(RUNS.load(Ordering::SeqCst), 3, "never cached");
-    let err = Shelf::<Apples>::size_key(1).unwrap_err();
-    assert!(err.to_string().contains("generic impl"), "{err}");
+    assert_eq!(RUNS.load(Ordering::SeqCst) - before, 5, "never cached");
+    for err in [
+        Shelf::<Apples>::size_key(1).unwrap_err(),
+        Shelf::<Apples>::weight_key(1).unwrap_err(),
+    ] {
+        assert!(err.to_string().contains("generic impl"), "{err}");
+    }
 }
 
 // ---- point 4: key templates ---------------------------------------------

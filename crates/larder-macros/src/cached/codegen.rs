@@ -285,6 +285,13 @@ impl Plan<'_> {
         let peek_fn = format_ident!("{ident}_peek");
         let prime_fn = format_ident!("{ident}_prime");
         let refresh_fn = format_ident!("{ident}_refresh");
+        // A key cannot name the implementor of a trait or the trait's
+        // parameters, so a default method would hand one implementor's
+        // answers to all. This item makes a trait definition (or impl)
+        // refuse the attribute: "functions in traits cannot be declared
+        // const", pointing at the function.
+        let not_in_traits = format_ident!("__larder_not_in_traits_{ident}");
+        let const_token = quote_spanned!(ident.span()=> const);
 
         let key_doc = format!(
             " The logical cache key of {name} for these arguments (under {}).",
@@ -338,6 +345,10 @@ impl Plan<'_> {
         let key = self.key.expr(&key_fn);
 
         quote! {
+            #[doc(hidden)]
+            #[allow(dead_code, non_snake_case)]
+            #const_token fn #not_in_traits() {}
+
             #[doc = #key_doc]
             #[doc = ""]
             #[doc = " # Errors"]
