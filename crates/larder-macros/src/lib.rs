@@ -11,7 +11,5 @@ use proc_macro::TokenStream;
 /// documentation.
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
-    cached::expand(args.into(), item.into())
-        .unwrap_or_else(|err| err.write_errors())
-        .into()
+    cached::expand(args.into(), item.into()).into()
 }

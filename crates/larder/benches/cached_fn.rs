@@ -5,7 +5,7 @@
 //! private Redis:
 //!
 //! - `larder_macro_hit`: `Repo::get_product(1)`, a method under
-//!   `#[larder::cached(namespace = "product", ttl = 3600, cache = self.cache)]`.
+//!   `#[larder::cached(namespace = "product", ttl = 3600, cache = self.cache, receiver = "skip")]`.
 //! - `larder_direct_get`: `Cache::get::<Product>` of the very same logical key
 //!   (from the generated `Repo::get_product_key(1)`) on the very same `Cache`.
 //! - `cached_crate_hit`: the `cached` crate's
@@ -61,7 +61,7 @@ struct Repo {
 }
 
 impl Repo {
-    #[larder::cached(namespace = "product", ttl = 3600, cache = self.cache)]
+    #[larder::cached(namespace = "product", ttl = 3600, cache = self.cache, receiver = "skip")]
     async fn get_product(&self, id: u64) -> Product {
         LARDER_COMPUTES.fetch_add(1, Ordering::Relaxed);
         product(id)

@@ -16,14 +16,14 @@ struct Reports {
 }
 
 impl Reports {
-    #[larder::cached(namespace = "expensive_report", ttl = 3600, cache = self.cache)]
+    #[larder::cached(namespace = "expensive_report", ttl = 3600, cache = self.cache, receiver = "skip")]
     async fn generate(&self, report_id: u64) -> String {
         self.runs.fetch_add(1, Ordering::SeqCst);
         tokio::task::yield_now().await;
         format!("report {report_id}")
     }
 
-    #[larder::cached(namespace = "job_stats", ttl = 3600, cache = self.cache)]
+    #[larder::cached(namespace = "job_stats", ttl = 3600, cache = self.cache, receiver = "skip")]
     fn statistics(&self, job_type: String) -> usize {
         self.runs.fetch_add(1, Ordering::SeqCst);
         job_type.len()

@@ -396,7 +396,7 @@ struct OddRepository {
 }
 
 impl OddRepository {
-    #[larder::cached(namespace = "user_data", cache = self.cache)]
+    #[larder::cached(namespace = "user_data", cache = self.cache, receiver = "skip")]
     async fn user(&self, id: u32) -> u32 {
         id
     }

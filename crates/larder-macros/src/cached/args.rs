@@ -9,7 +9,7 @@ use syn::{Expr, LitStr};
 /// points at the option.
 #[derive(Debug, FromMeta)]
 pub(crate) struct CachedArgs {
-    /// Key namespace; defaults to the function's name.
+    /// Key namespace; defaults to the function's path.
     pub(crate) namespace: Option<LitStr>,
     /// TTL in seconds; defaults to the cache's default TTL.
     #[darling(default, with = seconds)]
@@ -17,6 +17,8 @@ pub(crate) struct CachedArgs {
     /// A readable key from named arguments, e.g. `"{user_id}"`, instead of
     /// the digest of all arguments.
     pub(crate) key: Option<LitStr>,
+    /// Whether a method's `self` is part of the key; required on methods.
+    pub(crate) receiver: Option<ReceiverChoice>,
     /// An explicit cache instead of the global one.
     pub(crate) cache: Option<Expr>,
     /// Cache `None` results of an `Option`-returning function too.
@@ -25,6 +27,52 @@ pub(crate) struct CachedArgs {
     /// TTL in seconds of a cached `None` (requires `cache_none`).
     #[darling(default, with = seconds)]
     pub(crate) none_ttl: Option<u64>,
+}
+
+/// `receiver = "key"` or `receiver = "skip"`.
+#[derive(Debug, Clone)]
+pub(crate) struct ReceiverChoice {
+    pub(crate) keyed: bool,
+    /// The option's value, for errors.
+    pub(crate) span: LitStr,
+}
+
+/// What each receiver choice means, for errors that ask for one.
+pub(crate) const RECEIVER_CHOICES: &str = "`receiver = \"key\"` digests `self` into the key (`Self: Serialize`; mark fields such as a cache or a pool `#[serde(skip)]`), `receiver = \"skip\"` leaves it out (only when nothing in `self` can change the answer)";
+
+impl FromMeta for ReceiverChoice {
+    fn from_meta(meta: &syn::Meta) -> darling::Result<Self> {
+        let value = match meta {
+            syn::Meta::NameValue(syn::MetaNameValue {
+                value:
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(value),
+                        ..
+                    }),
+                ..
+            }) => value,
+            other => {
+                return Err(darling::Error::custom(format!(
+                    "expected a string: {RECEIVER_CHOICES}"
+                ))
+                .with_span(other));
+            }
+        };
+        let keyed = match value.value().as_str() {
+            "key" => true,
+            "skip" => false,
+            other => {
+                return Err(darling::Error::custom(format!(
+                    "unknown receiver option `{other}`: {RECEIVER_CHOICES}"
+                ))
+                .with_span(value));
+            }
+        };
+        Ok(Self {
+            keyed,
+            span: value.clone(),
+        })
+    }
 }
 
 /// A whole number of seconds, with an error that says so.

@@ -6,6 +6,7 @@ use syn::spanned::Spanned;
 use syn::{Ident, ItemFn};
 
 use super::args::CachedArgs;
+use super::key::KeyPlan;
 use super::returns::{Returns, Shape};
 use super::signature::{Params, Role};
 use crate::crate_path;
@@ -17,6 +18,8 @@ struct Plan<'a> {
     function: &'a ItemFn,
     params: &'a Params,
     returns: &'a Returns,
+    key: KeyPlan<'a>,
+    /// How the docs name the key's first segment.
     namespace: String,
     is_async: bool,
 }
@@ -37,16 +40,19 @@ pub(super) fn generate(
             "`none_ttl` needs `cache_none = true`",
         ));
     }
+    let larder = crate_path::larder();
+    let key = KeyPlan::new(larder.clone(), args, params, &function.sig.ident)?;
     let plan = Plan {
-        larder: crate_path::larder(),
+        larder,
         args,
         function,
         params,
         returns,
-        namespace: args
-            .namespace
-            .as_ref()
-            .map_or_else(|| function.sig.ident.to_string(), |ns| ns.value()),
+        key,
+        namespace: args.namespace.as_ref().map_or_else(
+            || "this function's path (`crate.module.name:…`)".to_owned(),
+            |ns| format!("`{}:…`", ns.value()),
+        ),
         is_async: function.sig.asyncness.is_some(),
     };
     let main = plan.main_fn();
@@ -69,33 +75,6 @@ impl Plan<'_> {
             quote!(::core::option::Option<#value>)
         } else {
             quote!(#value)
-        }
-    }
-
-    /// An expression of type `larder::Result<String>`: the logical key.
-    fn key_expr(&self) -> TokenStream {
-        let larder = &self.larder;
-        let namespace = &self.namespace;
-        let body = match &self.args.key {
-            Some(template) => quote! {
-                ::core::result::Result::Ok(::std::format!("{}:{}", #namespace, ::std::format!(#template)))
-            },
-            None => {
-                let args = self.params.with_role(Role::Key).map(|param| {
-                    let ident = &param.ident;
-                    quote_spanned! {param.ty.span()=>
-                        #larder::__private::KeyArg::digest_into(&#ident, &mut __larder_digest)?;
-                    }
-                });
-                quote! {
-                    let mut __larder_digest = #larder::__private::ArgsDigest::new();
-                    #(#args)*
-                    ::core::result::Result::Ok(#larder::__private::digest_key(#namespace, &__larder_digest))
-                }
-            }
-        };
-        quote! {
-            (|| -> #larder::Result<::std::string::String> { #body })()
         }
     }
 
@@ -128,7 +107,11 @@ impl Plan<'_> {
     /// `_refresh` companion.
     fn cached_body(&self, refresh: bool) -> TokenStream {
         let larder = &self.larder;
-        let key = self.key_expr();
+        let key = if refresh {
+            self.key.expr(&format_ident!("{}_refresh", self.ident()))
+        } else {
+            self.key.expr(self.ident())
+        };
         let cache = self.cache_binding();
         let ttl_attr = self.ttl_attr();
         let ttl_arg = match self.params.with_role(Role::Ttl).next() {
@@ -230,7 +213,7 @@ impl Plan<'_> {
             |s| format!("{s} s"),
         );
         let note = format!(
-            " Cached by Larder under `{}:…` for {ttl} (`#[larder::cached]`); see also `{}_invalidate`, `{}_refresh`, `{}_prime`, `{}_peek` and `{}_key`.",
+            " Cached by Larder under {} for {ttl} (`#[larder::cached]`); see also `{}_invalidate`, `{}_refresh`, `{}_prime`, `{}_peek` and `{}_key`.",
             self.namespace,
             self.ident(),
             self.ident(),
@@ -287,7 +270,6 @@ impl Plan<'_> {
                 quote!(let _ = &#ident;)
             })
             .collect();
-        let key = self.key_expr();
         let cache = self.cache_binding();
         let cached_type = self.cached_type();
         let ttl_attr = self.ttl_attr();
@@ -303,11 +285,24 @@ impl Plan<'_> {
         let peek_fn = format_ident!("{ident}_peek");
         let prime_fn = format_ident!("{ident}_prime");
         let refresh_fn = format_ident!("{ident}_refresh");
+        // A key cannot name the implementor of a trait or the trait's
+        // parameters, so a default method would hand one implementor's
+        // answers to all. This item makes a trait definition (or impl)
+        // refuse the attribute: "functions in traits cannot be declared
+        // const", pointing at the function.
+        let not_in_traits = format_ident!("__larder_not_in_traits_{ident}");
+        let const_token = quote_spanned!(ident.span()=> const);
 
         let key_doc = format!(
-            " The logical cache key of {name} for these arguments (`{}:…`).",
+            " The logical cache key of {name} for these arguments (under {}).",
             self.namespace
         );
+        let key_receiver = self
+            .args
+            .receiver
+            .as_ref()
+            .filter(|choice| choice.keyed)
+            .map(|_| quote!(&self,));
         let invalidate_doc = format!(
             " Removes the cached result of {name} for these arguments; returns whether one was cached."
         );
@@ -320,18 +315,21 @@ impl Plan<'_> {
         );
         let errors_doc = " # Errors\n When the store fails, the key cannot be computed, or no cache is available.";
 
+        let key = self.key.expr(&invalidate_fn);
         let invalidate_body = self.maybe_blocking(quote! {
             #(#mark_used)*
             let __larder_key = #key;
             #cache
             #larder::__private::invalidate(__larder_cache, __larder_key).await
         });
+        let key = self.key.expr(&peek_fn);
         let peek_body = self.maybe_blocking(quote! {
             #(#mark_used)*
             let __larder_key = #key;
             #cache
             #larder::__private::peek::<#cached_type>(__larder_cache, __larder_key).await
         });
+        let key = self.key.expr(&prime_fn);
         let prime_body = self.maybe_blocking(quote! {
             #(#mark_used)*
             let __larder_key = #key;
@@ -344,14 +342,19 @@ impl Plan<'_> {
         let outer = &self.returns.outer;
         refresh_sig.output = syn::parse_quote!(-> #outer);
         let refresh_body = self.cached_body(true);
+        let key = self.key.expr(&key_fn);
 
         quote! {
+            #[doc(hidden)]
+            #[allow(dead_code, non_snake_case)]
+            #const_token fn #not_in_traits() {}
+
             #[doc = #key_doc]
             #[doc = ""]
             #[doc = " # Errors"]
-            #[doc = " When an argument cannot be serialized."]
+            #[doc = " When an argument cannot be serialized, or the function cannot be keyed safely (the message says why)."]
             #[allow(clippy::redundant_closure_call, dead_code)]
-            #vis fn #key_fn #generics (#(#key_params),*) -> #larder::Result<::std::string::String> #where_clause {
+            #vis fn #key_fn #generics (#key_receiver #(#key_params),*) -> #larder::Result<::std::string::String> #where_clause {
                 #(#mark_used)*
                 #key
             }

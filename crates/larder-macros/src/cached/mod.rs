@@ -4,33 +4,49 @@
 
 mod args;
 mod codegen;
+mod key;
 mod returns;
 mod signature;
+mod template;
 
 use proc_macro2::TokenStream;
+use quote::quote;
 
 use self::args::CachedArgs;
 
-/// Expands `#[cached(args)] item`.
-pub(crate) fn expand(args: TokenStream, item: TokenStream) -> darling::Result<TokenStream> {
+/// Expands `#[cached(args)] item`. On an error the function is still
+/// emitted, uncached and without its `#[larder(...)]` attributes, so the
+/// compiler reports the error itself and not every call of the function.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = CachedArgs::parse(args);
-    let function: syn::ItemFn = syn::parse2(item).map_err(|err| {
-        darling::Error::custom(format!("#[cached] goes on a function: {err}"))
-            .with_span(&err.span())
-    })?;
+    let mut function: syn::ItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        Err(err) => {
+            let error = darling::Error::custom(format!("#[cached] goes on a function: {err}"))
+                .with_span(&err.span())
+                .write_errors();
+            return quote!(#error #item);
+        }
+    };
     let mut errors = darling::Error::accumulator();
     let args = errors.handle(args);
-    let mut function = function;
     let params = errors.handle(signature::analyze(&mut function.sig));
     let returns = errors.handle(returns::analyze(&function.sig));
-    errors.finish()?;
-    match (args, params, returns) {
+    let generated = match (args, params, returns) {
         (Some(args), Some(params), Some(returns)) => {
-            codegen::generate(&args, &function, &params, &returns)
+            errors.handle(codegen::generate(&args, &function, &params, &returns))
         }
-        // `finish()` has reported whatever failed to parse.
-        _ => Err(darling::Error::custom(
-            "#[cached] could not read this function",
-        )),
+        _ => None,
+    };
+    match (errors.finish(), generated) {
+        (Ok(()), Some(generated)) => generated,
+        (result, _) => {
+            let errors = result.err().map(darling::Error::write_errors);
+            quote! {
+                #errors
+                #[allow(dead_code)]
+                #function
+            }
+        }
     }
 }

@@ -2,8 +2,10 @@
 //! which are skipped — and the signatures Larder cannot cache.
 
 use darling::Error;
+use proc_macro2::{TokenStream, TokenTree};
+use quote::ToTokens;
 use syn::spanned::Spanned;
-use syn::{FnArg, Ident, Pat, Receiver, Signature, Type};
+use syn::{FnArg, GenericParam, Ident, Pat, Receiver, Signature, Type};
 
 /// What a parameter does for the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,12 +23,33 @@ pub(crate) struct Param {
     pub(crate) ident: Ident,
     pub(crate) ty: Type,
     pub(crate) role: Role,
+    /// The type holds `impl Trait`: a type parameter of its own.
+    pub(crate) impl_trait: bool,
+}
+
+/// A type or const parameter of the function that is part of the key.
+#[derive(Debug)]
+pub(crate) enum Generic {
+    /// `T`: its type name is digested.
+    Type(Ident),
+    /// `const N: usize`: its value is digested.
+    Const(Ident),
+}
+
+impl Generic {
+    pub(crate) fn ident(&self) -> &Ident {
+        match self {
+            Generic::Type(ident) | Generic::Const(ident) => ident,
+        }
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct Params {
     pub(crate) receiver: Option<Receiver>,
     pub(crate) params: Vec<Param>,
+    /// Type and const parameters not marked `#[larder(skip)]`.
+    pub(crate) generics: Vec<Generic>,
 }
 
 impl Params {
@@ -51,6 +74,40 @@ pub(crate) fn analyze(sig: &mut Signature) -> darling::Result<Params> {
     }
     if let Some(variadic) = &sig.variadic {
         errors.push(Error::custom("a #[cached] function cannot be variadic").with_span(variadic));
+    }
+    let mut generics = Vec::new();
+    for param in &mut sig.generics.params {
+        match param {
+            GenericParam::Type(ty) => {
+                if !errors
+                    .handle(take_larder_attrs(&mut ty.attrs))
+                    .unwrap_or(false)
+                {
+                    generics.push(Generic::Type(ty.ident.clone()));
+                }
+            }
+            GenericParam::Const(konst) => {
+                if !errors
+                    .handle(take_larder_attrs(&mut konst.attrs))
+                    .unwrap_or(false)
+                {
+                    generics.push(Generic::Const(konst.ident.clone()));
+                }
+            }
+            GenericParam::Lifetime(lifetime) => {
+                if errors
+                    .handle(take_larder_attrs(&mut lifetime.attrs))
+                    .unwrap_or(false)
+                {
+                    errors.push(
+                        Error::custom(
+                            "lifetimes are never part of the key; `#[larder(skip)]` is not needed",
+                        )
+                        .with_span(&lifetime.lifetime),
+                    );
+                }
+            }
+        }
     }
     let mut receiver = None;
     let mut params = Vec::new();
@@ -93,13 +150,28 @@ pub(crate) fn analyze(sig: &mut Signature) -> darling::Result<Params> {
                 };
                 params.push(Param {
                     ident,
+                    impl_trait: mentions_impl(typed.ty.to_token_stream()),
                     ty: (*typed.ty).clone(),
                     role,
                 });
             }
         }
     }
-    errors.finish_with(Params { receiver, params })
+    errors.finish_with(Params {
+        receiver,
+        params,
+        generics,
+    })
+}
+
+/// Whether a type holds `impl Trait` anywhere (`&impl Serialize`,
+/// `Vec<impl Serialize>`): `impl` is a keyword, so any such token is one.
+fn mentions_impl(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|token| match token {
+        TokenTree::Ident(ident) => ident == "impl",
+        TokenTree::Group(group) => mentions_impl(group.stream()),
+        _ => false,
+    })
 }
 
 /// Removes `#[larder(...)]` from an argument; returns whether it said `skip`.

@@ -46,7 +46,10 @@ fn main() {
     larder::block_on(async {
         assert_eq!(with_duration(1, Duration::from_secs(2)).await, 3);
         assert_eq!(skipped_and_mut(1, "t1", BTreeMap::new()).await, 1);
-        assert_eq!(readable_key(5, "bio".into()).unwrap(), "readable:5:bio");
+        assert_eq!(
+            readable_key(5, "bio".into()).unwrap(),
+            format!("{}.readable:5:bio", module_path!())
+        );
         assert_eq!(borrowed_args(&Query { term: "ab" }, &["x".into()]).await, 3);
         assert_eq!(generic("x").await, 7);
     });

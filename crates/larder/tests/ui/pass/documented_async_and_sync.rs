@@ -30,13 +30,13 @@ pub struct Repo {
 
 impl Repo {
     /// Loads a row through the repository's cache.
-    #[larder::cached(namespace = "repo_row", cache = self.cache)]
+    #[larder::cached(namespace = "repo_row", cache = self.cache, receiver = "skip")]
     pub async fn row(&self, id: u64) -> Row {
         Row { id }
     }
 
     /// A sync method with `&mut self`.
-    #[larder::cached(namespace = "repo_sum", cache = self.cache)]
+    #[larder::cached(namespace = "repo_sum", cache = self.cache, receiver = "skip")]
     pub fn sum(&mut self, a: u64, b: u64) -> u64 {
         a + b
     }

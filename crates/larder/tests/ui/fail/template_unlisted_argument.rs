@@ -1,0 +1,6 @@
+#[larder::cached(namespace = "profile", key = "{user_id}")]
+async fn profile(user_id: u64, include_private: bool) -> String {
+    format!("{user_id} {include_private}")
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+#[derive(serde::Serialize)]
+struct Invoices {
+    tenant: String,
+}
+
+impl Invoices {
+    #[larder::cached(namespace = "invoice_total", receiver = "keyed")]
+    async fn invoice_total(&self, invoice: u64) -> String {
+        format!("{}: {invoice}", self.tenant)
+    }
+}
+
+fn main() {}
