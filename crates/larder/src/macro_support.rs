@@ -314,6 +314,19 @@ where
     }
 }
 
+/// The value under `key` if it was filled under the current stamps of
+/// `tags` (a HEAD answered from a stored GET).
+///
+/// # Errors
+/// The store failure (fail-closed caches).
+pub async fn get_tagged<T: CachedValue>(
+    cache: &Cache,
+    key: &str,
+    tags: &[String],
+) -> Result<Option<T>> {
+    cache.get_tagged(key, tags).await
+}
+
 /// Removes every entry filled under `tag` and voids the fills of those
 /// being computed under it; costs in proportion to the tag's entries.
 ///

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::FutureExt;
 use larder::store::{
-    Lease, LeaseKeys, LeaseRead, MemoryStore, Store, StoreEntry, StoreFuture, Subscription,
+    Grant, Lease, LeaseKeys, LeaseRead, MemoryStore, Store, StoreEntry, StoreFuture, Subscription,
 };
 use larder::{Cache, Config, Error, ErrorKind};
 use larder_test_support::RedisServer;
@@ -71,7 +71,10 @@ impl Store for Flaky {
         async move {
             self.gets.fetch_add(1, Ordering::SeqCst);
             match self.mode.load(Ordering::SeqCst) {
-                0 => Ok(LeaseRead::Granted(Lease { token })),
+                0 => Ok(LeaseRead::Granted(Grant {
+                    lease: Lease { token },
+                    stamps: vec![0, 0],
+                })),
                 1 => Err(Error::new(ErrorKind::Store, "down")),
                 _ => futures::future::pending().await,
             }
@@ -84,7 +87,7 @@ impl Store for Flaky {
         _: u64,
         _: Duration,
         _: bool,
-    ) -> StoreFuture<'a, Option<Lease>> {
+    ) -> StoreFuture<'a, Option<Grant>> {
         async { Ok(None) }.boxed()
     }
     fn fill_leased<'a>(
@@ -371,7 +374,7 @@ impl Store for OddStore {
         _: u64,
         _: Duration,
         _: bool,
-    ) -> StoreFuture<'a, Option<Lease>> {
+    ) -> StoreFuture<'a, Option<Grant>> {
         async { Err(Error::new(ErrorKind::Decode, "proxy returned garbage")) }.boxed()
     }
     fn fill_leased<'a>(

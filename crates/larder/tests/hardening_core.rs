@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use larder::store::{Lease, LeaseKeys, LeaseRead, Store, StoreEntry, StoreFuture, Subscription};
+use larder::store::{
+    Grant, Lease, LeaseKeys, LeaseRead, Store, StoreEntry, StoreFuture, Subscription,
+};
 use larder::{Cache, Config, ErrorKind};
 use larder_test_support::RedisServer;
 use serde::{Deserialize, Serialize};
@@ -689,7 +691,7 @@ impl Store for Hanging {
         _: u64,
         _: Duration,
         _: bool,
-    ) -> StoreFuture<'a, Option<Lease>> {
+    ) -> StoreFuture<'a, Option<Grant>> {
         self.hang()
     }
     fn fill_leased<'a>(
@@ -927,7 +929,7 @@ impl<S: Store> Store for Counting<S> {
         token: u64,
         ttl: Duration,
         force: bool,
-    ) -> StoreFuture<'a, Option<Lease>> {
+    ) -> StoreFuture<'a, Option<Grant>> {
         self.count("take_lease");
         self.inner.take_lease(keys, token, ttl, force)
     }

@@ -129,6 +129,7 @@ mod future;
 pub mod key;
 mod layer;
 mod path;
+mod pending;
 pub mod policy;
 mod service;
 mod settings;

@@ -121,7 +121,7 @@ pub fn check_request(
         match credential(&request.headers, rules.credentials) {
             Some(name) if name == header::AUTHORIZATION => return Err(Skip::Authorization),
             Some(name) if name == header::COOKIE => return Err(Skip::Cookie),
-            Some(name) => return Err(Skip::Credential(name.clone())),
+            Some(name) => return Err(Skip::Credential(name)),
             None => {}
         }
     }
@@ -134,16 +134,61 @@ pub fn check_request(
     Ok(())
 }
 
-/// The first of `credentials` that `headers` carries.
-pub fn credential<'a>(
-    headers: &HeaderMap,
-    credentials: &'a [HeaderName],
-) -> Option<&'a HeaderName> {
+/// The first of `credentials` that `headers` carries, else the first
+/// header of a credential family ([`CREDENTIAL_PREFIXES`]).
+pub fn credential(headers: &HeaderMap, credentials: &[HeaderName]) -> Option<HeaderName> {
     if headers.is_empty() {
         return None;
     }
-    credentials.iter().find(|name| headers.contains_key(*name))
+    if let Some(name) = credentials.iter().find(|name| headers.contains_key(*name)) {
+        return Some(name.clone());
+    }
+    headers
+        .keys()
+        .find(|name| {
+            CREDENTIAL_PREFIXES
+                .iter()
+                .any(|prefix| name.as_str().starts_with(prefix))
+        })
+        .cloned()
 }
+
+/// Families of request headers that carry who the caller is, by the
+/// start of their names: whatever one a product adds, it is a credential.
+/// Always in force, besides [`CREDENTIAL_HEADERS`] (or the names that
+/// replace them).
+///
+/// Cloudflare Access (`Cf-Access-*`), Google IAP
+/// (`X-Goog-Authenticated-*`, `X-Goog-IAP-*`), AWS ALB (`X-Amzn-Oidc-*`),
+/// oauth2-proxy (`X-Auth-Request-*`, `X-Forwarded-Preferred-*`), Azure App
+/// Service (`X-MS-Client-Principal*`, `X-MS-Token-*`), authentik
+/// (`X-Authentik-*`), Pomerium (`X-Pomerium-*`), Vouch (`X-Vouch-*`),
+/// Tailscale (`Tailscale-User-*`), Grafana-style auth proxies
+/// (`X-WebAuth-*`), client certificates passed on by a TLS terminator
+/// (`X-SSL-Client-*`, `X-Client-Cert*`, `X-Forwarded-Client-Cert`,
+/// `SSL-Client-*`), and `X-Remote-*`, `Remote-*`, `X-User-*`.
+pub static CREDENTIAL_PREFIXES: [&str; 20] = [
+    "cf-access-",
+    "x-goog-authenticated-",
+    "x-goog-iap-",
+    "x-amzn-oidc-",
+    "x-auth-request-",
+    "x-forwarded-preferred-",
+    "x-ms-client-principal",
+    "x-ms-token-",
+    "x-authentik-",
+    "x-pomerium-",
+    "x-vouch-",
+    "tailscale-user-",
+    "x-webauth-",
+    "x-ssl-client-",
+    "x-client-cert",
+    "x-forwarded-client-cert",
+    "ssl-client-",
+    "x-remote-",
+    "remote-",
+    "x-user-",
+];
 
 /// Whether the request certainly has no body: no `Transfer-Encoding`, every
 /// `Content-Length` exactly `0`, and a body known to be empty.
@@ -192,11 +237,13 @@ pub fn request_allows_storing(request: &request::Parts) -> bool {
 ///   `X-Amzn-Oidc-Identity`, `X-Amzn-Oidc-Accesstoken`; Google IAP's
 ///   `X-Goog-IAP-JWT-Assertion`, `X-Goog-Authenticated-User-Email`;
 ///   Cloudflare Access's `Cf-Access-Jwt-Assertion`; `Remote-User` and
-///   `X-Remote-User` (Apache, nginx `auth_request`).
+///   `X-Remote-User` (Apache, nginx `auth_request`); `X-Forwarded-Groups`,
+///   `X-User`, `X-UserId`, `X-Email`;
+/// - and every header of the families in [`CREDENTIAL_PREFIXES`].
 ///
 /// A name not here that your app reads a user from is added with
 /// [`add_credential_headers`](super::ResponseCacheLayer::add_credential_headers).
-pub static CREDENTIAL_HEADERS: [HeaderName; 31] = [
+pub static CREDENTIAL_HEADERS: [HeaderName; 35] = [
     header::AUTHORIZATION,
     header::PROXY_AUTHORIZATION,
     header::COOKIE,
@@ -228,6 +275,10 @@ pub static CREDENTIAL_HEADERS: [HeaderName; 31] = [
     HeaderName::from_static("cf-access-jwt-assertion"),
     HeaderName::from_static("remote-user"),
     HeaderName::from_static("x-remote-user"),
+    HeaderName::from_static("x-forwarded-groups"),
+    HeaderName::from_static("x-user"),
+    HeaderName::from_static("x-userid"),
+    HeaderName::from_static("x-email"),
 ];
 
 /// Headers with which middleware lets a `GET` run another method.

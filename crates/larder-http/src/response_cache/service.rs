@@ -171,9 +171,18 @@ where
     for tag in request.headers().get_all(header::IF_NONE_MATCH) {
         validators.append(header::IF_NONE_MATCH, tag.clone());
     }
+    // Every variant of a path joins the path's tag: a write to the path
+    // makes them all misses at once, and drops them at a cost in proportion
+    // to their number.
+    let tags = [key::path_tag(&key).to_owned()];
+    if settings.pending.contains(&tags[0]) {
+        // A write's invalidation of this path is still owed: what is
+        // stored may predate it.
+        return pass(inner, request, "BYPASS").await;
+    }
     if request.method() == Method::HEAD {
         // Answered from a stored GET; never written into it.
-        return match settings.cache.get::<StoredResponse>(&key).await {
+        return match support::get_tagged::<StoredResponse>(&settings.cache, &key, &tags).await {
             Ok(Some(stored)) => Ok(respond(&stored, now(), "HIT", &validators, false)),
             _ => pass(inner, request, "MISS").await,
         };
@@ -212,9 +221,6 @@ where
         share: &share,
         unshare: &unshare,
     };
-    // Every variant of a path joins the path's tag: a write to the path
-    // drops them all at a cost in proportion to their number.
-    let tags = [key::path_tag(&key).to_owned()];
     let result = support::cached_served_sharing::<StoredResponse, Pass<ResBody, S::Error>, _, _>(
         cache,
         &key,
@@ -489,10 +495,18 @@ where
     })
 }
 
-/// Drops every stored variant of `path` in this layer's namespace.
+/// Drops every stored variant of `path` in this layer's namespace; if the
+/// store cannot take it now, retries in the background and bypasses the
+/// path meanwhile (see `pending.rs`).
 pub(crate) async fn invalidate_path(settings: &Settings, path: &str) {
     let tag = key::path_prefix(&settings.namespace, path);
     if let Err(err) = support::invalidate_tag(&settings.cache, &tag).await {
-        tracing::warn!(path, error = %err, "larder-http: invalidation after a write failed");
+        tracing::warn!(
+            path,
+            error = %err,
+            "larder-http: invalidation after a write failed; retrying, and bypassing the path meanwhile"
+        );
+        let lifetime = settings.ttl + settings.cache.config().stale_grace();
+        settings.pending.retry(&settings.cache, tag, lifetime);
     }
 }

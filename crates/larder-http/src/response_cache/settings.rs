@@ -30,6 +30,8 @@ pub(crate) struct Settings {
     pub(crate) statuses: Vec<StatusCode>,
     pub(crate) honour_request_no_cache: bool,
     pub(crate) invalidate_on_write: bool,
+    /// Write invalidations that failed and are being retried.
+    pub(crate) pending: super::pending::Pending,
     pub(crate) clock: fn() -> u64,
 }
 
@@ -50,6 +52,7 @@ impl Settings {
             statuses: vec![StatusCode::OK],
             honour_request_no_cache: false,
             invalidate_on_write: false,
+            pending: super::pending::Pending::default(),
             clock: wall_clock_ms,
         }
     }

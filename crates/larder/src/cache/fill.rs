@@ -12,18 +12,19 @@ use super::Cache;
 use super::budget::Budget;
 use super::lease::HeldLease;
 use super::read_through::{ComputeError, Computed, ReadThrough};
-use crate::envelope;
+use crate::envelope::{self, Stamp};
 use crate::store::StoreEntry;
 
 /// What became of a computed value.
 pub(super) enum Filled {
-    /// Stored, or left unstored for a reason that does not concern the
-    /// value (no lease, the store failing, over the size cap): its envelope,
-    /// for in-process waiters.
-    Shared(Bytes),
-    /// An invalidation voided the lease: not stored. The envelope still
-    /// answers callers that were waiting before that invalidation.
-    Rejected(Bytes),
+    /// Stored: its envelope answers every waiter.
+    Stored(Bytes),
+    /// Not stored — an invalidation voided the lease, or there was none
+    /// (the store failing), or the fill failed, or the value is over the
+    /// size cap. Nothing says no write came after the computation began,
+    /// so the envelope answers only callers that were waiting before the
+    /// leader began (see `single_flight.rs`).
+    Unstored(Bytes),
     /// The value could not be encoded: waiters compute their own.
     Unencodable,
 }
@@ -48,6 +49,23 @@ impl Cache {
         Fut: Future<Output = Result<Computed<T>, E>>,
     {
         let metrics = &self.inner.metrics;
+        // The tags' stamps as they were before the computation began: a
+        // tag invalidated while it runs makes the entry a miss on read.
+        let stamps = match lease.as_ref() {
+            Some(held) => Some(tag_stamps(options.tags, held.stamps.get(2..))),
+            None if self.inner.config.leases || options.tags.is_empty() => Some(Vec::new()),
+            None => {
+                let keys: Vec<String> = options
+                    .tags
+                    .iter()
+                    .map(|tag| self.inner.keys.tag_stamp(tag))
+                    .collect();
+                self.call_in("stamps", budget, self.inner.store.stamps(&keys))
+                    .await
+                    .ok()
+                    .map(|values| tag_stamps(options.tags, Some(&values)))
+            }
+        };
         let started = Instant::now();
         let computed = match compute()
             .instrument(tracing::debug_span!("larder.compute", key))
@@ -63,7 +81,12 @@ impl Cache {
         metrics.with(key, |m| m.compute.record(elapsed.as_secs_f64()));
         let ttl = computed.ttl.unwrap_or(options.ttl);
         let compute_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);
-        let encoded = match self.envelope_for(&computed.value, ttl, compute_ms) {
+        let encoded = match self.envelope_for(
+            &computed.value,
+            ttl,
+            compute_ms,
+            stamps.clone().unwrap_or_default(),
+        ) {
             Ok(encoded) => encoded,
             Err(err) => {
                 tracing::warn!(key, error = %err, "larder: computed value not cached");
@@ -73,7 +96,7 @@ impl Cache {
         };
         if self.check_size(key, &encoded).is_err() {
             self.give_back(lease, budget).await;
-            return Ok((computed.value, Filled::Shared(encoded.bytes)));
+            return Ok((computed.value, Filled::Unstored(encoded.bytes)));
         }
         let (bytes, ttl) = (encoded.bytes, encoded.ttl);
         let filling = Instant::now();
@@ -93,7 +116,8 @@ impl Cache {
                 }
                 filled
             }
-            None if !self.inner.config.leases => {
+            // Without the tags' stamps the entry could not be checked.
+            None if !self.inner.config.leases && stamps.is_some() => {
                 let entry = [StoreEntry {
                     key: physical.to_owned(),
                     value: bytes.clone(),
@@ -122,16 +146,27 @@ impl Cache {
                     key,
                     "larder: fill rejected: the lease was voided by an invalidation"
                 );
-                return Ok((computed.value, Filled::Rejected(bytes)));
+                return Ok((computed.value, Filled::Unstored(bytes)));
             }
-            Ok(false) => {}
+            Ok(false) => return Ok((computed.value, Filled::Unstored(bytes))),
             Err(err) if options.refresh && !options.fail_open => {
                 return Err(ComputeError::Cache(err));
             }
-            Err(_) => {}
+            Err(_) => return Ok((computed.value, Filled::Unstored(bytes))),
         }
-        Ok((computed.value, Filled::Shared(bytes)))
+        Ok((computed.value, Filled::Stored(bytes)))
     }
+}
+
+/// The stamps to record for `tags`: their values at the grant, in order.
+fn tag_stamps(tags: &[String], values: Option<&[u64]>) -> Vec<Stamp> {
+    tags.iter()
+        .zip(values.unwrap_or_default())
+        .map(|(tag, value)| Stamp {
+            key: tag.clone(),
+            value: *value,
+        })
+        .collect()
 }
 
 /// Decodes an envelope handed over by the flight leader: trusted bytes, so

@@ -12,9 +12,9 @@
 //!    (announced when it happens; at most 1.25 × the lease TTL), and
 //!    computes itself only as a last resort (then without filling).
 //! 4. Compute, fill if the lease is still ours (an invalidation voids it),
-//!    hand the value to the flight's waiters — when the fill was voided,
-//!    only to those that joined before the lease was granted (see
-//!    `single_flight.rs`).
+//!    hand the value to the flight's waiters — when it was not stored (a
+//!    voided lease, no lease, a failed fill, over the size cap), only to
+//!    those that joined before the leader began (see `single_flight.rs`).
 //!
 //! Every store call of one operation shares one deadline (`budget.rs`). On
 //! an origin failure the waiters are released at once (see [`Sharing`]);
@@ -112,7 +112,7 @@ impl Cache {
         }
         let now = now_ms();
         let entry = self
-            .fetch_entry::<T>(key, &physical, options.fail_open, &budget)
+            .fetch_tagged_entry::<T>(key, &physical, options.tags, options.fail_open, &budget)
             .await
             .map_err(ReadFailure::Cache)?;
         let mut stale = None;
@@ -290,8 +290,8 @@ impl Cache {
                         Err(err) => return Err(err),
                     };
                     match filled {
-                        Filled::Shared(bytes) => flight.complete(bytes),
-                        Filled::Rejected(bytes) => flight.complete_voided(bytes),
+                        Filled::Stored(bytes) => flight.complete(bytes),
+                        Filled::Unstored(bytes) => flight.complete_voided(bytes),
                         Filled::Unencodable => flight.pass(),
                     }
                     return Ok(value);

@@ -14,7 +14,7 @@ use super::read_through::{ComputeError, ReadThrough};
 use crate::Result;
 use crate::envelope::now_ms;
 use crate::key::namespace_of;
-use crate::store::{Lease, LeaseKeys, LeaseRead, Store};
+use crate::store::{Grant, Lease, LeaseKeys, LeaseRead, Store};
 
 /// The keys one entry's lease operations touch (owned: a held lease keeps
 /// them to give itself back from `Drop`).
@@ -70,6 +70,9 @@ pub(super) struct HeldLease {
     store: Arc<dyn Store>,
     keys: Arc<LeaseKeyset>,
     pub(super) lease: Lease,
+    /// The values of the keyset's stamps at the grant: the cache-wide and
+    /// namespace stamps, then the tags'.
+    pub(super) stamps: Vec<u64>,
     /// Filled (or voided): nothing to give back.
     pub(super) spent: bool,
 }
@@ -144,17 +147,22 @@ impl Cache {
             // A flight that ended between our read and our join may have
             // filled the key: look once more before computing.
             let fetched = self
-                .call_in("GET", budget, self.inner.store.get(keys.value))
-                .await;
-            match fetched {
-                Ok(Some(bytes)) => {
-                    if let Some(value) = self.fresh(key, keys.value, &bytes, budget).await {
-                        return Ok(Acquired::Value(value, bytes));
-                    }
-                }
-                Ok(None) => {}
-                Err(_) if options.fail_open => {}
-                Err(err) => return Err(ComputeError::Cache(err)),
+                .fetch_bytes(keys.value, options.tags, options.fail_open, budget)
+                .await
+                .map_err(ComputeError::Cache)?;
+            if let Some((bytes, current)) = fetched
+                && let Some(value) = self
+                    .fresh(
+                        key,
+                        keys.value,
+                        &bytes,
+                        options.tags,
+                        current.as_deref(),
+                        budget,
+                    )
+                    .await
+            {
+                return Ok(Acquired::Value(value, bytes));
             }
             return Ok(Acquired::Lease(None));
         }
@@ -183,12 +191,19 @@ impl Cache {
                 )
                 .await;
             let remaining = match read {
-                Ok(LeaseRead::Granted(lease)) => {
+                Ok(LeaseRead::Granted(grant)) => {
                     metrics.with(key, |m| m.lease_wins.increment(1));
-                    return Ok(Acquired::Lease(Some(self.held(keyset, lease))));
+                    return Ok(Acquired::Lease(Some(self.held(keyset, grant))));
                 }
-                Ok(LeaseRead::Hit(bytes)) => {
-                    if let Some(value) = self.fresh(key, keys.value, &bytes, budget).await {
+                Ok(LeaseRead::Hit {
+                    value: bytes,
+                    stamps,
+                }) => {
+                    let current = stamps.as_deref().map(|s| s.get(2..).unwrap_or_default());
+                    if let Some(value) = self
+                        .fresh(key, keys.value, &bytes, options.tags, current, budget)
+                        .await
+                    {
                         return Ok(Acquired::Value(value, bytes));
                     }
                     // Present but not fresh (in its grace period, or not
@@ -252,9 +267,9 @@ impl Cache {
             )
             .await;
         match taken {
-            Ok(Some(lease)) => {
+            Ok(Some(grant)) => {
                 self.inner.metrics.with(key, |m| m.lease_wins.increment(1));
-                Ok(Some(self.held(keyset, lease)))
+                Ok(Some(self.held(keyset, grant)))
             }
             Ok(None) => Ok(None),
             Err(_) if fail_open => Ok(None),
@@ -280,26 +295,29 @@ impl Cache {
         }
     }
 
-    /// The value in `bytes` if it decodes and is fresh; corrupt bytes are
-    /// removed.
+    /// The value in `bytes` if it decodes, is fresh and was filled under
+    /// the current stamps of `tags` (`current`); corrupt bytes are removed.
     pub(super) async fn fresh<T: DeserializeOwned>(
         &self,
         key: &str,
         physical: &str,
         bytes: &Bytes,
+        tags: &[String],
+        current: Option<&[u64]>,
         budget: &Budget,
     ) -> Option<T> {
         let entry = self
             .decode_or_discard::<T>(key, physical, bytes, budget)
             .await?;
-        entry.is_fresh(now_ms()).then_some(entry.value)
+        (entry.is_fresh(now_ms()) && entry.tags_hold(tags, current)).then_some(entry.value)
     }
 
-    fn held(&self, keyset: &Arc<LeaseKeyset>, lease: Lease) -> HeldLease {
+    fn held(&self, keyset: &Arc<LeaseKeyset>, grant: Grant) -> HeldLease {
         HeldLease {
             store: Arc::clone(&self.inner.store),
             keys: Arc::clone(keyset),
-            lease,
+            lease: grant.lease,
+            stamps: grant.stamps,
             spent: false,
         }
     }

@@ -196,7 +196,8 @@ impl Cache {
             max_value_bytes: config.max_value_bytes,
         };
         let breaker = Breaker::new(config.breaker_failures, config.breaker_open_for);
-        let signals = FillSignals::start(Arc::clone(&store), keys.channel());
+        let signals =
+            FillSignals::start(Arc::clone(&store), keys.channel(), config.connect_timeout);
         Cache {
             inner: Arc::new(Inner {
                 in_process: store.is_in_process(),

@@ -3,8 +3,8 @@ use serde::de::DeserializeOwned;
 
 use super::budget::Budget;
 use super::{Cache, absorb};
-use crate::envelope::{self, DecodeFailure, now_ms};
-use crate::{Error, Result};
+use crate::envelope::{self, DecodeFailure, Stamp, now_ms};
+use crate::{Error, ErrorKind, Result};
 
 impl Cache {
     /// The value under the logical `key`, or `None` on a miss.
@@ -55,6 +55,76 @@ impl Cache {
             Some(Some(bytes)) => Ok(self.decode_or_discard(key, physical, &bytes, budget).await),
             _ => Ok(None),
         }
+    }
+
+    /// [`Cache::get`] of an entry filled under `tags` (a miss if one of them
+    /// was invalidated since).
+    pub(crate) async fn get_tagged<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        tags: &[String],
+    ) -> Result<Option<T>> {
+        let physical = self.inner.keys.physical(key);
+        let budget = Budget::new(self.inner.config.deadline);
+        let now = now_ms();
+        let value = self
+            .fetch_tagged_entry(key, &physical, tags, self.fail_open(), &budget)
+            .await?
+            .filter(|entry: &Entry<T>| entry.is_fresh(now))
+            .map(|entry| entry.value);
+        self.count_read(key, value.is_some());
+        Ok(value)
+    }
+
+    /// [`Cache::fetch_entry`] of an entry filled under `tags`: the value and
+    /// the tags' stamps in one round trip (`MGET`); an entry whose tags'
+    /// stamps moved (an invalidation deleted one, or Redis evicted it) is
+    /// `None`. This is what makes tag invalidation exact whatever happens
+    /// to the tag's index.
+    pub(super) async fn fetch_tagged_entry<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        physical: &str,
+        tags: &[String],
+        fail_open: bool,
+        budget: &Budget,
+    ) -> Result<Option<Entry<T>>> {
+        if tags.is_empty() {
+            return self.fetch_entry(key, physical, fail_open, budget).await;
+        }
+        let Some((bytes, current)) = self.fetch_bytes(physical, tags, fail_open, budget).await?
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .decode_or_discard::<T>(key, physical, &bytes, budget)
+            .await
+            .filter(|entry| entry.tags_hold(tags, current.as_deref())))
+    }
+
+    /// The bytes under `physical` and the current stamps of `tags` (`None`
+    /// if one is missing), in one round trip.
+    pub(super) async fn fetch_bytes(
+        &self,
+        physical: &str,
+        tags: &[String],
+        fail_open: bool,
+        budget: &Budget,
+    ) -> Result<Option<(Bytes, Option<Vec<u64>>)>> {
+        let mut keys = Vec::with_capacity(1 + tags.len());
+        keys.push(physical.to_owned());
+        keys.extend(tags.iter().map(|tag| self.inner.keys.tag_stamp(tag)));
+        let fetched = self
+            .call_in("MGET", budget, self.inner.store.mget(&keys))
+            .await;
+        let Some(mut found) = absorb(fetched, fail_open)? else {
+            return Ok(None);
+        };
+        let current: Option<Vec<u64>> = found
+            .drain(1..)
+            .map(|stamp| std::str::from_utf8(stamp.as_deref()?).ok()?.parse().ok())
+            .collect();
+        Ok(found.pop().flatten().map(|bytes| (bytes, current)))
     }
 
     pub(super) fn count_read(&self, key: &str, hit: bool) {
@@ -171,12 +241,17 @@ impl Cache {
         bytes: &[u8],
     ) -> Result<Entry<T>, DecodeFailure> {
         let (header, payload) = envelope::parse(bytes, self.inner.envelope.max_value_bytes)
-            .map_err(DecodeFailure::Corrupt)?;
+            .map_err(|err| match err.kind() {
+                // Over this build's cap: left for a build that reads it.
+                ErrorKind::TooLarge => DecodeFailure::Shape(err),
+                _ => DecodeFailure::Corrupt(err),
+            })?;
         let value = envelope::decode_payload(&header, payload)?;
         Ok(Entry {
             value,
             expires_at_ms: header.expires_at_ms,
             compute_ms: header.compute_ms,
+            stamps: header.stamps,
         })
     }
 }
@@ -189,10 +264,29 @@ pub(super) struct Entry<T> {
     pub(super) expires_at_ms: u64,
     /// How long the value took to compute: XFetch's δ.
     pub(super) compute_ms: u32,
+    /// The tag stamps it was filled under.
+    pub(super) stamps: Vec<Stamp>,
 }
 
 impl<T> Entry<T> {
     pub(super) fn is_fresh(&self, now_ms: u64) -> bool {
         now_ms < self.expires_at_ms
+    }
+
+    /// Whether every one of `tags` still holds the stamp this entry was
+    /// filled under; `current` are the tags' stamps now (`None`: one is
+    /// missing — deleted by an invalidation, or evicted — which fails).
+    pub(super) fn tags_hold(&self, tags: &[String], current: Option<&[u64]>) -> bool {
+        if tags.is_empty() {
+            return true;
+        }
+        let Some(current) = current.filter(|c| c.len() == tags.len()) else {
+            return false;
+        };
+        tags.iter().zip(current).all(|(tag, now)| {
+            self.stamps
+                .iter()
+                .any(|stamp| stamp.key == *tag && stamp.value == *now)
+        })
     }
 }

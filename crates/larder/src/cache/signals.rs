@@ -44,10 +44,12 @@ struct Shared {
 }
 
 impl FillSignals {
-    /// Starts the subscriber for `channel` on `store`, in the background.
-    pub(crate) fn start(store: Arc<dyn Store>, channel: &str) -> Self {
+    /// Starts the subscriber for `channel` on `store`, in the background;
+    /// each attempt to subscribe may take at most `timeout`.
+    pub(crate) fn start(store: Arc<dyn Store>, channel: &str, timeout: Duration) -> Self {
         let shared = Arc::new(Shared::default());
-        crate::runtime::io().spawn(subscribe(Arc::clone(&shared), store, channel.to_owned()));
+        let task = subscribe(Arc::clone(&shared), store, channel.to_owned(), timeout);
+        crate::runtime::io().spawn(task);
         Self { shared }
     }
 
@@ -156,20 +158,22 @@ impl Shared {
     fn set_listening(&self, listening: bool) {
         self.listening.store(listening, Ordering::Release);
         self.tried.store(true, Ordering::Release);
-        self.changed.notify_waiters();
-        // Waiters that slept on the other assumption look again.
+        // Waiters that slept on the other assumption look again; then
+        // those waiting for the change itself are told.
         self.wake_all();
+        self.changed.notify_waiters();
     }
 }
 
 /// The subscriber: subscribes, wakes watchers per announcement, and on a
 /// lost connection marks itself deaf and subscribes again with backoff.
-async fn subscribe(shared: Arc<Shared>, store: Arc<dyn Store>, channel: String) {
+async fn subscribe(shared: Arc<Shared>, store: Arc<dyn Store>, channel: String, timeout: Duration) {
     let mut backoff = Duration::from_millis(50);
     loop {
+        let attempt = tokio::time::timeout(timeout, store.subscribe(&channel));
         let subscribed = tokio::select! {
             () = shared.shutdown.notified() => return,
-            subscribed = store.subscribe(&channel) => subscribed,
+            subscribed = attempt => subscribed.map_err(|_| ()).and_then(|s| s.map_err(drop)),
         };
         if subscribed.is_err() && !shared.tried.swap(true, Ordering::AcqRel) {
             shared.changed.notify_waiters();
@@ -205,7 +209,7 @@ mod tests {
     #[tokio::test]
     async fn an_announcement_wakes_the_watchers_of_its_key_only() {
         let store = Arc::new(MemoryStore::new(1 << 20));
-        let signals = FillSignals::start(store.clone(), "fills");
+        let signals = FillSignals::start(store.clone(), "fills", Duration::from_secs(1));
         signals.until_listening(Duration::from_secs(5)).await;
         assert!(signals.listening());
         let woken = signals.watch("k:1");

@@ -9,11 +9,13 @@
 //! If the origin fails, every waiter is released at once: with the
 //! leader's failure when it can be shared, else to call the origin itself.
 //!
-//! When an invalidation voids the leader's lease, its value is not stored;
-//! it still answers the waiters that joined **before the lease was
-//! granted**: their reads began before the invalidation (which came after
-//! the grant), so the old value is one they may see. Waiters that joined
-//! later may have begun after the invalidation: they read again.
+//! When the leader's value is not stored — an invalidation voided its
+//! lease, or it had none, or the fill failed — it still answers the
+//! waiters that joined **before the leader began** (took its lease, or
+//! decided to compute without one): their reads began before any write
+//! the computation could have missed, so the value is one they may see.
+//! Waiters that joined later may have begun after such a write: they read
+//! again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -132,7 +134,8 @@ pub(crate) struct LeaderGuard {
 }
 
 impl LeaderGuard {
-    /// Notes that the lease was granted now (see the module docs).
+    /// Notes that the leader begins now: its lease is granted, or it
+    /// computes without one (see the module docs).
     pub(crate) fn granted(&mut self) {
         self.granted_at = self.slot.joined.load(Ordering::Relaxed);
     }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::Cache;
 use super::single_flight::flight_of;
-use crate::envelope::{self, Header, now_ms};
+use crate::envelope::{self, Header, Stamp, now_ms};
 use crate::store::StoreEntry;
 use crate::{Error, ErrorKind, Result};
 
@@ -24,7 +24,7 @@ impl Cache {
         value: &T,
         ttl: Duration,
     ) -> Result<()> {
-        let encoded = self.envelope_for(value, ttl, 0)?;
+        let encoded = self.envelope_for(value, ttl, 0, Vec::new())?;
         self.check_size(key, &encoded)?;
         let entry = [self.entry(key, encoded)];
         let stored = self.call("SET", self.inner.store.mset(&entry)).await;
@@ -51,7 +51,7 @@ impl Cache {
         let mut batch = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             let key = key.as_ref();
-            let encoded = self.envelope_for(value, ttl, 0)?;
+            let encoded = self.envelope_for(value, ttl, 0, Vec::new())?;
             self.check_size(key, &encoded)?;
             batch.push(self.entry(key, encoded));
         }
@@ -96,6 +96,7 @@ impl Cache {
         value: &T,
         ttl: Duration,
         compute_ms: u32,
+        stamps: Vec<Stamp>,
     ) -> Result<Encoded> {
         let ttl = self.jittered(ttl);
         let created_at_ms = now_ms();
@@ -104,6 +105,7 @@ impl Cache {
             expires_at_ms: created_at_ms
                 .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
             compute_ms,
+            stamps,
             ..Header::default()
         };
         let encoded = envelope::encode(value, header, &self.inner.envelope)?;

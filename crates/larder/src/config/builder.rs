@@ -33,6 +33,9 @@ const MAX_LEASE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// The longest deadline and connect timeout: longer ones stop bounding
 /// anything a request would wait for.
 const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
+/// The most keys per `SCAN`/`UNLINK` round trip: more would hold Redis for
+/// long on each one (and Redis refuses counts beyond `i64`).
+const MAX_SCAN_BATCH: usize = 100_000;
 /// The longest an open circuit breaker may wait before probing.
 const MAX_BREAKER_OPEN: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -256,20 +259,24 @@ impl ConfigBuilder {
             ),
         )?;
         let max_ttl = crate::MAX_TTL;
-        for (name, value, max) in [
-            ("default_ttl", config.default_ttl, max_ttl),
-            ("deadline", config.deadline, MAX_WAIT),
-            ("connect_timeout", config.connect_timeout, MAX_WAIT),
-            ("lease_ttl", config.lease_ttl, MAX_LEASE_TTL),
+        let ms = Duration::from_millis;
+        // The floors: below them nothing would ever be stored (a lease
+        // that expires before any fill, a deadline no round trip meets).
+        for (name, value, min, max) in [
+            ("default_ttl", config.default_ttl, ms(1), max_ttl),
+            ("deadline", config.deadline, ms(1), MAX_WAIT),
+            ("connect_timeout", config.connect_timeout, ms(10), MAX_WAIT),
+            ("lease_ttl", config.lease_ttl, ms(100), MAX_LEASE_TTL),
             (
                 "breaker_open_for",
                 config.breaker_open_for,
+                ms(1),
                 MAX_BREAKER_OPEN,
             ),
         ] {
             check(
-                !value.is_zero() && value <= max,
-                format!("{name} {value:?} must be longer than zero and at most {max:?}"),
+                (min..=max).contains(&value),
+                format!("{name} {value:?} must be at least {min:?} and at most {max:?}"),
             )?;
         }
         check(
@@ -288,8 +295,11 @@ impl ConfigBuilder {
             "breaker_failures must be at least 1".into(),
         )?;
         check(
-            config.scan_batch > 0,
-            "scan_batch must be at least 1".into(),
+            (1..=MAX_SCAN_BATCH).contains(&config.scan_batch),
+            format!(
+                "scan_batch {} must be 1 to {MAX_SCAN_BATCH} keys per round trip",
+                config.scan_batch
+            ),
         )?;
         for (namespace, beta) in std::iter::once(("(default)", &config.xfetch_beta)).chain(
             config

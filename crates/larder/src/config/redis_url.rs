@@ -74,12 +74,33 @@ fn secrets(url: &str) -> impl Iterator<Item = &str> {
         .into_iter()
         .flat_map(|query| query.split('&'))
         .filter_map(|pair| pair.split_once('='))
-        .filter(|(name, _)| ["pass", "password"].contains(name))
+        .filter(|(name, _)| is_password_parameter(name))
         .map(|(_, value)| value);
     info.into_iter()
         .chain(password)
         .chain(query)
         .filter(|secret| !secret.is_empty())
+}
+
+/// Whether a query parameter named `name` carries a password, however it
+/// is spelled: the client decodes `p%61ss` to `pass` before reading it.
+fn is_password_parameter(name: &str) -> bool {
+    let mut decoded = Vec::with_capacity(name.len());
+    let mut bytes = name.bytes();
+    while let Some(byte) = bytes.next() {
+        let hex = |b: Option<u8>| b.and_then(|b| char::from(b).to_digit(16));
+        decoded.push(match byte {
+            b'%' => match (hex(bytes.next()), hex(bytes.next())) {
+                (Some(hi), Some(lo)) => u8::try_from(hi * 16 + lo).unwrap_or(0),
+                // Not an escape we can read: treat it as secret.
+                _ => return true,
+            },
+            b'+' => b' ',
+            byte => byte,
+        });
+    }
+    let decoded = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+    ["pass", "password"].contains(&decoded.trim())
 }
 
 /// `url` with every secret replaced by `***`: the user-info keeps only the
@@ -114,9 +135,7 @@ pub(crate) fn redact(url: &str) -> String {
             let params: Vec<String> = query
                 .split('&')
                 .map(|pair| match pair.split_once('=') {
-                    Some((name, _)) if ["pass", "password"].contains(&name) => {
-                        format!("{name}=***")
-                    }
+                    Some((name, _)) if is_password_parameter(name) => format!("{name}=***"),
                     _ => pair.to_owned(),
                 })
                 .collect();

@@ -232,7 +232,7 @@ mod tests {
         assert!(encoded.payload_len > 4000);
         // The compressed envelope is small; the cap is on the payload.
         assert!(encoded.bytes.len() < 1000);
-        assert!(parse(&encoded.bytes, 1000).unwrap_err().is_decode());
+        assert!(parse(&encoded.bytes, 1000).unwrap_err().is_too_large());
         assert!(parse(&encoded.bytes, encoded.payload_len).is_ok());
     }
 

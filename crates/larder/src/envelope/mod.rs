@@ -32,7 +32,7 @@ mod compression;
 mod header;
 
 pub(crate) use codec::{DecodeFailure, EnvelopeSettings, decode_payload, encode};
-pub(crate) use header::{Header, parse};
+pub(crate) use header::{Header, Stamp, parse};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

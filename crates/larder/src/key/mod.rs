@@ -35,6 +35,18 @@ mod digest;
 mod glob;
 mod scheme;
 
+/// Escapes a value the way a `#[cached(key = "…")]` template writes it
+/// (`%` `:` `*` `?` `[` `]` `\` and control bytes as `%XX`), so that a
+/// pattern built by hand matches the keys the template made:
+///
+/// ```
+/// use larder::key::{escape_glob, escape_segment};
+///
+/// let tenant = "acme:eu"; // as a template writes it: `acme%3Aeu`
+/// let pattern = format!("invoice:{}:*", escape_glob(&escape_segment(tenant)));
+/// assert_eq!(pattern, "invoice:acme%3Aeu:*");
+/// ```
+pub use crate::__private::escape_segment;
 pub use digest::ArgsDigest;
 pub use glob::escape_glob;
 pub(crate) use glob::glob_match;

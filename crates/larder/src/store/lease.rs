@@ -45,19 +45,41 @@ pub struct Lease {
     pub token: u64,
 }
 
+/// A lease just granted, with the values its stamps held: a fill under it
+/// records them in the envelope, so that a read can tell whether a stamp
+/// moved since (tags are checked on every read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The lease.
+    pub lease: Lease,
+    /// The values of [`LeaseKeys::stamps`], in order.
+    pub stamps: Vec<u64>,
+}
+
 /// The answer of [`Store::get_or_lease`](super::Store::get_or_lease).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseRead {
-    /// The value is there.
-    Hit(bytes::Bytes),
+    /// The value is there, and the values of [`LeaseKeys::stamps`] (`None`
+    /// if one is missing).
+    Hit {
+        /// The value.
+        value: bytes::Bytes,
+        /// The stamps' current values.
+        stamps: Option<Vec<u64>>,
+    },
     /// No value; the lease is the caller's.
-    Granted(Lease),
+    Granted(Grant),
     /// No value; another caller holds the lease for at most `remaining`.
     /// The caller is marked as waiting: the fill will be announced.
     Held {
         /// How long the holder's lease has left.
         remaining: std::time::Duration,
     },
+}
+
+/// Parses `|s1|s2…` (what the lease scripts return) into stamp values.
+pub(crate) fn parse_stamps(seen: &str) -> Option<Vec<u64>> {
+    seen.split('|').skip(1).map(|s| s.parse().ok()).collect()
 }
 
 /// How long a stamp lives without being rewritten. Long beyond any lease;

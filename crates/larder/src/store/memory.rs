@@ -7,7 +7,7 @@ use futures::FutureExt;
 use moka::Expiry;
 use tokio::sync::broadcast;
 
-use super::{Lease, LeaseKeys, LeaseRead, Store, StoreEntry, StoreFuture, Subscription};
+use super::{Grant, Lease, LeaseKeys, LeaseRead, Store, StoreEntry, StoreFuture, Subscription};
 use crate::key::glob_match;
 
 /// The in-process store: a bounded moka cache with per-entry TTLs.
@@ -23,8 +23,12 @@ pub struct MemoryStore {
     leases: Arc<Mutex<Leases>>,
 }
 
-/// Stamps kept before they are all forgotten (see `Leases::grant`).
-const MAX_STAMPS: usize = 16_384;
+/// Stamps (and tag indexes) kept before they are all forgotten (see
+/// `Leases::grant`): forgetting a stamp voids the leases granted under it
+/// and makes the entries filled under a tag stamp misses — safe, and it
+/// bounds the bookkeeping whatever number of namespaces and tags passes
+/// through.
+const MAX_STAMPS: usize = 4096;
 
 #[derive(Default)]
 struct Leases {
@@ -49,6 +53,9 @@ impl Leases {
     /// The stamps' values; missing ones get a fresh random value when
     /// `create`, else void (`None`).
     fn seen(&mut self, stamps: &[String], create: bool) -> Option<Vec<u64>> {
+        if create && self.stamps.len() >= MAX_STAMPS {
+            self.stamps.clear();
+        }
         stamps
             .iter()
             .map(|stamp| match self.stamps.get(stamp) {
@@ -72,13 +79,7 @@ impl Leases {
         (holder.seen == seen && !left.is_zero()).then_some(left)
     }
 
-    fn grant(&mut self, keys: LeaseKeys<'_>, token: u64, ttl: Duration) -> Lease {
-        if self.stamps.len() >= MAX_STAMPS {
-            // Forgetting a stamp only voids the leases granted under it
-            // (their fills are refused): safe, and it bounds the map
-            // whatever number of namespaces and tags passes through.
-            self.stamps.clear();
-        }
+    fn grant(&mut self, keys: LeaseKeys<'_>, token: u64, ttl: Duration) -> Grant {
         let seen = self.seen(keys.stamps, true).unwrap_or_default();
         let now = Instant::now();
         if self.held.len() > 1024 {
@@ -89,11 +90,14 @@ impl Leases {
             keys.lease.to_owned(),
             Holder {
                 token,
-                seen,
+                seen: seen.clone(),
                 expires: now + ttl,
             },
         );
-        Lease { token }
+        Grant {
+            lease: Lease { token },
+            stamps: seen,
+        }
     }
 
     /// Removes the lease if it is `token`'s.
@@ -161,13 +165,11 @@ impl MemoryStore {
     /// Adds `key` to each of `indexes`; members whose value is gone are
     /// pruned as an index grows, which bounds it by its live members.
     fn index(&self, leases: &mut Leases, key: &str, indexes: &[String]) {
-        let count = leases.indexes.len();
-        if !indexes.is_empty() && count >= MAX_STAMPS && count.is_multiple_of(4096) {
-            // Indexes whose every member is gone go; the rest stay (now and
-            // then, not on every fill: the sweep reads them all).
-            leases
-                .indexes
-                .retain(|_, members| members.iter().any(|m| self.entries.contains_key(m)));
+        if !indexes.is_empty() && leases.indexes.len() >= MAX_STAMPS {
+            // Indexes only speed up the removal of invalidated entries (a
+            // read checks the tags' stamps), so forgetting them is safe: it
+            // bounds the map whatever number of tags passes through.
+            leases.indexes.clear();
         }
         for index in indexes {
             let members = leases.indexes.entry(index.clone()).or_default();
@@ -190,6 +192,17 @@ impl MemoryStore {
         let live = self.entries.contains_key(key);
         self.entries.invalidate(key);
         live || lease
+    }
+
+    /// What a `GET` of `key` returns: a value, or — as a string of digits,
+    /// as on Redis — a stamp (tagged reads fetch the tags' stamps beside
+    /// the value).
+    fn read(&self, key: &str) -> Option<Bytes> {
+        if let Some(entry) = self.entries.get(key) {
+            return Some(entry.value);
+        }
+        let stamp = self.lock_leases().stamps.get(key).copied()?;
+        Some(Bytes::from(stamp.to_string()))
     }
 
     /// Tells the callers waiting on `keys`' lease, if any.
@@ -238,15 +251,12 @@ impl Store for MemoryStore {
     }
 
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        let value = self.entries.get(key).map(|e| e.value);
+        let value = self.read(key);
         async move { Ok(value) }.boxed()
     }
 
     fn mget<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
-        let values = keys
-            .iter()
-            .map(|k| self.entries.get(k).map(|e| e.value))
-            .collect();
+        let values = keys.iter().map(|k| self.read(k)).collect();
         async move { Ok(values) }.boxed()
     }
 
@@ -308,7 +318,10 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, LeaseRead> {
         let mut leases = self.lock_leases();
         let read = if let Some(entry) = self.entries.get(keys.value) {
-            LeaseRead::Hit(entry.value)
+            LeaseRead::Hit {
+                value: entry.value,
+                stamps: leases.seen(keys.stamps, false),
+            }
         } else if let Some(remaining) = leases.live(keys) {
             leases
                 .waiters
@@ -327,11 +340,16 @@ impl Store for MemoryStore {
         token: u64,
         ttl: Duration,
         force: bool,
-    ) -> StoreFuture<'a, Option<Lease>> {
+    ) -> StoreFuture<'a, Option<Grant>> {
         let mut leases = self.lock_leases();
         let taken = (force || leases.live(keys).is_none()).then(|| leases.grant(keys, token, ttl));
         drop(leases);
         async move { Ok(taken) }.boxed()
+    }
+
+    fn stamps<'a>(&'a self, stamps: &'a [String]) -> StoreFuture<'a, Vec<u64>> {
+        let seen = self.lock_leases().seen(stamps, true).unwrap_or_default();
+        async move { Ok(seen) }.boxed()
     }
 
     fn fill_leased<'a>(

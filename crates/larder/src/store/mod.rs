@@ -35,7 +35,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-pub use self::lease::{Lease, LeaseKeys, LeaseRead};
+pub use self::lease::{Grant, Lease, LeaseKeys, LeaseRead};
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 pub use self::subscription::Subscription;
@@ -160,7 +160,21 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         token: u64,
         ttl: Duration,
         force: bool,
-    ) -> StoreFuture<'a, Option<Lease>>;
+    ) -> StoreFuture<'a, Option<Grant>>;
+
+    /// The values of `stamps`, each created (a fresh random value) if it is
+    /// missing or foreign: what a fill without a lease records. Stores that
+    /// keep no stamps refuse it; tagged values are then not stored with
+    /// leases off.
+    fn stamps<'a>(&'a self, stamps: &'a [String]) -> StoreFuture<'a, Vec<u64>> {
+        let _ = stamps;
+        Box::pin(async move {
+            Err(crate::Error::new(
+                crate::ErrorKind::Rejected,
+                format!("the {} store keeps no stamps", self.name()),
+            ))
+        })
+    }
 
     /// Stores `value` for `ttl` if `lease` is still the key's lease and
     /// every stamp still holds what it held at the grant; releases the

@@ -9,8 +9,8 @@ use futures::{FutureExt, StreamExt};
 use redis::aio::MultiplexedConnection;
 
 use self::connection::{Connection, Home};
-use super::lease::STAMP_TTL;
-use super::{Lease, LeaseKeys, LeaseRead, Store, StoreEntry, StoreFuture, Subscription};
+use super::lease::{STAMP_TTL, parse_stamps};
+use super::{Grant, Lease, LeaseKeys, LeaseRead, Store, StoreEntry, StoreFuture, Subscription};
 use crate::config::RedisUrl;
 use crate::runtime;
 use crate::{Error, ErrorKind, Result};
@@ -26,7 +26,8 @@ use crate::{Error, ErrorKind, Result};
 ///   expiry is kept at least `ttl` (a foreign key there is replaced).
 /// - `live(key, held, seen)`: the milliseconds left of the lease `held`
 ///   (`token|s1|s2…`) if it was granted under `seen` and expires; else 0.
-/// - `announce(waiters, channel, value)`: tells waiting callers, if any.
+/// - `announce(waiters, channel, value)`: tells waiting callers, if any (an
+///   ACL user without the channel's permission only leaves them polling).
 macro_rules! lease_script {
     ($body:literal) => {
         concat!(
@@ -70,7 +71,7 @@ end
 local function announce(waiters, channel, value)
   if redis.call('EXISTS', waiters) == 1 then
     redis.call('DEL', waiters)
-    redis.call('PUBLISH', channel, value)
+    redis.pcall('PUBLISH', channel, value)
   end
 end
 ",
@@ -80,12 +81,12 @@ end
 }
 
 /// `KEYS`: value, lease, waiters, stamps…. `ARGV`: token, lease ms, nonce,
-/// stamp ms. Returns `{1, value}`, `{2}` (granted) or `{3, ms left}`
-/// (held; the caller is marked as waiting).
+/// stamp ms. Returns `{1, value, stamps or false}`, `{2, stamps}` (granted)
+/// or `{3, ms left}` (held; the caller is marked as waiting).
 const GET_OR_LEASE: &str = lease_script!(
     r"
 local value = read(KEYS[1])
-if value then return {1, value} end
+if value then return {1, value, stamps(4, #KEYS) or false} end
 local seen = stamps(4, #KEYS, ARGV[3], ARGV[4])
 local left = live(KEYS[2], read(KEYS[2]), seen)
 if left > 0 then
@@ -93,18 +94,26 @@ if left > 0 then
   return {3, left}
 end
 redis.call('SET', KEYS[2], ARGV[1] .. seen, 'PX', ARGV[2])
-return {2}
+return {2, seen}
 "
 );
 
 /// `KEYS`: lease, stamps…. `ARGV`: token, lease ms, force (`1`/`0`), nonce,
-/// stamp ms. Returns 1 if taken, 0 if held and not forced.
+/// stamp ms. Returns the stamps if taken, `false` if held and not forced.
 const TAKE_LEASE: &str = lease_script!(
     r"
 local seen = stamps(2, #KEYS, ARGV[4], ARGV[5])
-if ARGV[3] ~= '1' and live(KEYS[1], read(KEYS[1]), seen) > 0 then return 0 end
+if ARGV[3] ~= '1' and live(KEYS[1], read(KEYS[1]), seen) > 0 then return false end
 redis.call('SET', KEYS[1], ARGV[1] .. seen, 'PX', ARGV[2])
-return 1
+return seen
+"
+);
+
+/// `KEYS`: stamps…. `ARGV`: nonce, stamp ms. Returns their values, each
+/// created if missing.
+const STAMPS: &str = lease_script!(
+    r"
+return stamps(1, #KEYS, ARGV[1], ARGV[2])
 "
 );
 
@@ -142,6 +151,7 @@ return 1
 
 /// The scripts, loaded once per store.
 struct Scripts {
+    stamps: redis::Script,
     release_lease: redis::Script,
     get_or_lease: redis::Script,
     take_lease: redis::Script,
@@ -210,6 +220,7 @@ impl RedisStore {
             connection: Arc::new(connection),
             blocking: Arc::default(),
             scripts: Arc::new(Scripts {
+                stamps: redis::Script::new(STAMPS),
                 get_or_lease: redis::Script::new(GET_OR_LEASE),
                 take_lease: redis::Script::new(TAKE_LEASE),
                 fill_leased: redis::Script::new(FILL_LEASED),
@@ -318,6 +329,16 @@ fn parse<T: redis::FromRedisValue>(value: Option<redis::Value>, what: &str) -> R
 
 fn malformed(what: &str, err: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::new(ErrorKind::Store, format!("unexpected {what} reply")).with_source(err)
+}
+
+/// A grant of `token` under the stamps `seen` (`|s1|s2…`).
+fn grant(token: u64, seen: &str) -> Result<Grant> {
+    let stamps = parse_stamps(seen)
+        .ok_or_else(|| Error::new(ErrorKind::Store, "unexpected stamps in a lease reply"))?;
+    Ok(Grant {
+        lease: Lease { token },
+        stamps,
+    })
 }
 
 /// A fresh random stamp value: decimal digits, never 0.
@@ -536,14 +557,24 @@ impl Store for RedisStore {
                 cmd
             };
             let first = &sscan(0);
-            let (mut cursor, mut members): (u64, Vec<String>) = bounded(
+            let scanned = bounded(
                 deadline,
                 index,
                 self.run("SSCAN", |mut conn| async move {
                     first.query_async(&mut conn).await
                 }),
             )
-            .await?;
+            .await;
+            let (mut cursor, mut members): (u64, Vec<String>) = match scanned {
+                // Not a set (foreign bytes): it indexes nothing of ours.
+                // Read-time stamps keep the tag's entries out of reach.
+                Err(err) if err.kind() == ErrorKind::Rejected => {
+                    let foreign = [index.to_owned()];
+                    bounded(deadline, index, self.unlink(&foreign)).await?;
+                    return Ok(0);
+                }
+                scanned => scanned?,
+            };
             let mut removed = 0_u64;
             loop {
                 // This batch's removal and the next batch's scan travel in
@@ -609,8 +640,18 @@ impl Store for RedisStore {
             let mut reply = reply.into_iter();
             let tag: u8 = parse(reply.next(), "get_or_lease")?;
             match tag {
-                1 => Ok(LeaseRead::Hit(parse(reply.next(), "get_or_lease")?)),
-                2 => Ok(LeaseRead::Granted(Lease { token })),
+                1 => {
+                    let value = parse(reply.next(), "get_or_lease")?;
+                    let seen: Option<String> = parse(reply.next(), "get_or_lease")?;
+                    Ok(LeaseRead::Hit {
+                        value,
+                        stamps: seen.as_deref().and_then(parse_stamps),
+                    })
+                }
+                2 => {
+                    let seen: String = parse(reply.next(), "get_or_lease")?;
+                    Ok(LeaseRead::Granted(grant(token, &seen)?))
+                }
                 _ => {
                     let left: u64 = parse(reply.next(), "get_or_lease")?;
                     Ok(LeaseRead::Held {
@@ -628,7 +669,7 @@ impl Store for RedisStore {
         token: u64,
         ttl: Duration,
         force: bool,
-    ) -> StoreFuture<'a, Option<Lease>> {
+    ) -> StoreFuture<'a, Option<Grant>> {
         async move {
             let mut invocation = self.scripts.take_lease.prepare_invoke();
             invocation
@@ -640,12 +681,28 @@ impl Store for RedisStore {
                 .arg(nonce())
                 .arg(millis(STAMP_TTL));
             let invocation = &invocation;
-            let taken: u8 = self
+            let seen: Option<String> = self
                 .run("take_lease script", |mut conn| async move {
                     invocation.invoke_async(&mut conn).await
                 })
                 .await?;
-            Ok((taken == 1).then_some(Lease { token }))
+            seen.map(|seen| grant(token, &seen)).transpose()
+        }
+        .boxed()
+    }
+
+    fn stamps<'a>(&'a self, stamps: &'a [String]) -> StoreFuture<'a, Vec<u64>> {
+        async move {
+            let mut invocation = self.scripts.stamps.prepare_invoke();
+            invocation.key(stamps).arg(nonce()).arg(millis(STAMP_TTL));
+            let invocation = &invocation;
+            let seen: String = self
+                .run("stamps script", |mut conn| async move {
+                    invocation.invoke_async(&mut conn).await
+                })
+                .await?;
+            parse_stamps(&seen)
+                .ok_or_else(|| Error::new(ErrorKind::Store, "unexpected stamps reply"))
         }
         .boxed()
     }
