@@ -201,24 +201,44 @@ struct HostInputs<'a> {
 impl serde::Serialize for HostInputs<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
-        let headers = &self.request.headers;
-        let names = || FORWARDING_HEADERS.iter().chain(self.added);
-        let values: usize = names().map(|n| headers.get_all(n).iter().count()).sum();
-        let forwarded = headers.get_all(http::header::FORWARDED);
-        let mut seq = serializer.serialize_seq(Some(2 + values + forwarded.iter().count()))?;
-        seq.serialize_element(&("scheme", self.request.uri.scheme_str()))?;
-        seq.serialize_element(&("host", self.host.map(AsBytes)))?;
-        for name in names() {
-            for value in headers.get_all(name) {
-                seq.serialize_element(&(name.as_str(), AsBytes(value.as_bytes())))?;
+        // One walk over the request's (few) headers rather than a lookup
+        // per known name (most of which a request does not carry): the
+        // forwarding ones, in a canonical order — their place in the list,
+        // then their order in the request.
+        let mut found: Vec<(usize, &HeaderName, &[u8])> = Vec::new();
+        let mut forwarded = 0;
+        for (name, value) in &self.request.headers {
+            if name == http::header::FORWARDED {
+                forwarded += 1;
+            } else if let Some(rank) = forwarding_rank(name, self.added) {
+                found.push((rank, name, value.as_bytes()));
             }
         }
-        for value in forwarded {
-            let kept = forwarded_without_for(value.as_bytes());
-            seq.serialize_element(&("forwarded", AsBytes(&kept)))?;
+        found.sort_by_key(|(rank, _, _)| *rank); // stable: request order kept
+        let mut seq = serializer.serialize_seq(Some(2 + found.len() + forwarded))?;
+        seq.serialize_element(&("scheme", self.request.uri.scheme_str()))?;
+        seq.serialize_element(&("host", self.host.map(AsBytes)))?;
+        for (_, name, value) in found {
+            seq.serialize_element(&(name.as_str(), AsBytes(value)))?;
+        }
+        if forwarded > 0 {
+            for value in self.request.headers.get_all(http::header::FORWARDED) {
+                let kept = forwarded_without_for(value.as_bytes());
+                seq.serialize_element(&("forwarded", AsBytes(&kept)))?;
+            }
         }
         seq.end()
     }
+}
+
+/// Where `name` stands among [`FORWARDING_HEADERS`] and then `added`; `None`
+/// if it is neither. (`HeaderName`s compare without spelling themselves
+/// out: most misses cost a few instructions each.)
+fn forwarding_rank(name: &HeaderName, added: &[HeaderName]) -> Option<usize> {
+    FORWARDING_HEADERS
+        .iter()
+        .chain(added)
+        .position(|known| known == name)
 }
 
 /// The declared `Vary` headers' values, serialized without copies.

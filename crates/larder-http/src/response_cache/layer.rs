@@ -15,7 +15,7 @@ use super::settings::Settings;
 #[derive(Clone)]
 #[must_use]
 pub struct ResponseCacheLayer {
-    pub(crate) settings: Settings,
+    pub(crate) settings: Arc<Settings>,
 }
 
 impl fmt::Debug for ResponseCacheLayer {
@@ -38,7 +38,7 @@ impl ResponseCacheLayer {
     /// parameters keyed (any query bypasses), 1 MiB bodies, status 200.
     pub fn new(cache: Cache) -> Self {
         Self {
-            settings: Settings::new(cache),
+            settings: Arc::new(Settings::new(cache)),
         }
     }
 
@@ -46,13 +46,13 @@ impl ResponseCacheLayer {
     /// `s-maxage`/`max-age`). The Django original's `timeout=900` is
     /// `ttl(15 min)`.
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.settings.ttl = ttl;
+        Arc::make_mut(&mut self.settings).ttl = ttl;
         self
     }
 
     /// The key namespace of this route (for invalidation).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.settings.namespace = namespace.into();
+        Arc::make_mut(&mut self.settings).namespace = namespace.into();
         self
     }
 
@@ -64,14 +64,14 @@ impl ResponseCacheLayer {
         I: IntoIterator<Item = N>,
         N: Into<String>,
     {
-        self.settings.query = names.into_iter().map(Into::into).collect();
+        Arc::make_mut(&mut self.settings).query = names.into_iter().map(Into::into).collect();
         self
     }
 
     /// Drop unlisted query parameters from the key instead of bypassing —
     /// only for handlers that ignore them.
     pub fn strip_unlisted_query(mut self, strip: bool) -> Self {
-        self.settings.strip_unlisted_query = strip;
+        Arc::make_mut(&mut self.settings).strip_unlisted_query = strip;
         self
     }
 
@@ -81,7 +81,7 @@ impl ResponseCacheLayer {
     where
         I: IntoIterator<Item = HeaderName>,
     {
-        self.settings.vary = names.into_iter().collect();
+        Arc::make_mut(&mut self.settings).vary = names.into_iter().collect();
         self
     }
 
@@ -95,7 +95,7 @@ impl ResponseCacheLayer {
     where
         F: Fn(&request::Parts) -> Option<String> + Send + Sync + 'static,
     {
-        self.settings.identity = Some(Arc::new(identity));
+        Arc::make_mut(&mut self.settings).identity = Some(Arc::new(identity));
         self
     }
 
@@ -109,7 +109,7 @@ impl ResponseCacheLayer {
     where
         I: IntoIterator<Item = HeaderName>,
     {
-        self.settings.credentials = names.into_iter().collect();
+        Arc::make_mut(&mut self.settings).credentials = names.into_iter().collect();
         self
     }
 
@@ -119,7 +119,7 @@ impl ResponseCacheLayer {
     where
         I: IntoIterator<Item = HeaderName>,
     {
-        self.settings.credentials.extend(names);
+        Arc::make_mut(&mut self.settings).credentials.extend(names);
         self
     }
 
@@ -132,14 +132,14 @@ impl ResponseCacheLayer {
     where
         I: IntoIterator<Item = HeaderName>,
     {
-        self.settings.forwarding.extend(names);
+        Arc::make_mut(&mut self.settings).forwarding.extend(names);
         self
     }
 
     /// Largest body stored (default 1 MiB); larger or streaming (no known
     /// length) bodies pass through uncached.
     pub fn max_body_bytes(mut self, bytes: u64) -> Self {
-        self.settings.max_body_bytes = bytes;
+        Arc::make_mut(&mut self.settings).max_body_bytes = bytes;
         self
     }
 
@@ -149,7 +149,7 @@ impl ResponseCacheLayer {
     where
         I: IntoIterator<Item = StatusCode>,
     {
-        self.settings.statuses = statuses.into_iter().collect();
+        Arc::make_mut(&mut self.settings).statuses = statuses.into_iter().collect();
         self
     }
 
@@ -159,20 +159,20 @@ impl ResponseCacheLayer {
     /// never stored (RFC 9111 §5.2.1.5); it may still be answered from the
     /// cache.
     pub fn honour_request_no_cache(mut self, honour: bool) -> Self {
-        self.settings.honour_request_no_cache = honour;
+        Arc::make_mut(&mut self.settings).honour_request_no_cache = honour;
         self
     }
 
     /// After a 2xx/3xx answer to POST/PUT/PATCH/DELETE on a path, drop the
     /// stored variants of that path.
     pub fn invalidate_on_write(mut self, invalidate: bool) -> Self {
-        self.settings.invalidate_on_write = invalidate;
+        Arc::make_mut(&mut self.settings).invalidate_on_write = invalidate;
         self
     }
 
     /// The clock (ms since the Unix epoch) for `Age`; for tests.
     pub fn clock(mut self, now_ms: fn() -> u64) -> Self {
-        self.settings.clock = now_ms;
+        Arc::make_mut(&mut self.settings).clock = now_ms;
         self
     }
 }
@@ -304,6 +304,6 @@ impl<S> Layer<S> for ResponseCacheLayer {
     type Service = ResponseCache<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ResponseCache::new(inner, Arc::new(self.settings.clone()))
+        ResponseCache::new(inner, Arc::clone(&self.settings))
     }
 }

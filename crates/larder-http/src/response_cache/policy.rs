@@ -140,17 +140,28 @@ pub fn credential(headers: &HeaderMap, credentials: &[HeaderName]) -> Option<Hea
     if headers.is_empty() {
         return None;
     }
-    if let Some(name) = credentials.iter().find(|name| headers.contains_key(*name)) {
-        return Some(name.clone());
-    }
-    headers
-        .keys()
-        .find(|name| {
-            CREDENTIAL_PREFIXES
+    // One walk over the request's (few) headers rather than a lookup per
+    // credential name: names compare by length first, prefixes only for
+    // names starting with one of their first letters.
+    let mut family = None;
+    for name in headers.keys() {
+        if let Some(credential) = credentials.iter().find(|c| *c == name) {
+            return Some(credential.clone());
+        }
+        let spelled = name.as_str();
+        if family.is_none()
+            && spelled
+                .bytes()
+                .next()
+                .is_some_and(|first| PREFIX_FIRST_BYTES.contains(&first))
+            && CREDENTIAL_PREFIXES
                 .iter()
-                .any(|prefix| name.as_str().starts_with(prefix))
-        })
-        .cloned()
+                .any(|prefix| spelled.starts_with(prefix))
+        {
+            family = Some(name.clone());
+        }
+    }
+    family
 }
 
 /// Families of request headers that carry who the caller is, by the
@@ -189,6 +200,9 @@ pub static CREDENTIAL_PREFIXES: [&str; 20] = [
     "remote-",
     "x-user-",
 ];
+
+/// The first letters of [`CREDENTIAL_PREFIXES`]: other names skip them.
+const PREFIX_FIRST_BYTES: [u8; 5] = [b'c', b'r', b's', b't', b'x'];
 
 /// Whether the request certainly has no body: no `Transfer-Encoding`, every
 /// `Content-Length` exactly `0`, and a body known to be empty.
@@ -682,6 +696,16 @@ mod tests {
             credentials: &CREDENTIAL_HEADERS,
         };
         check_request(parts, &SizeHint::with_exact(0), &rules)
+    }
+
+    #[test]
+    fn every_credential_prefix_starts_with_a_listed_letter() {
+        for prefix in CREDENTIAL_PREFIXES {
+            assert!(
+                PREFIX_FIRST_BYTES.contains(&prefix.as_bytes()[0]),
+                "{prefix}"
+            );
+        }
     }
 
     #[test]

@@ -67,10 +67,13 @@ impl Cache {
             }
         };
         let started = Instant::now();
-        let computed = match compute()
+        // The origin's time is not the cache's.
+        let computing = budget.pause();
+        let computed = compute()
             .instrument(tracing::debug_span!("larder.compute", key))
-            .await
-        {
+            .await;
+        drop(computing);
+        let computed = match computed {
             Ok(computed) => computed,
             Err(err) => {
                 self.give_back(lease, budget).await;

@@ -232,7 +232,11 @@ impl Cache {
                         // (dropping it releases it).
                         plan = LeasePlan::Acquire;
                     }
-                    match single_flight::wait(flight).await {
+                    // Waiting for the leader is not store time.
+                    let waiting = budget.pause();
+                    let state = single_flight::wait(flight).await;
+                    drop(waiting);
+                    match state {
                         FlightState::Done(bytes) => {
                             if let Some(value) = decode_shared(&bytes) {
                                 return Ok(value);

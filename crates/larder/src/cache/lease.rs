@@ -175,11 +175,9 @@ impl Cache {
         if signals.starting() {
             // A new cache: its subscription is moments away. Polling now
             // would cost round trips; waiting costs at most the budget.
-            let started = tokio::time::Instant::now();
             signals
                 .until_listening(budget.left().min(self.inner.config.connect_timeout))
                 .await;
-            budget.spend(started.elapsed());
         }
         loop {
             let watch = signals.watch(keys.value);
@@ -239,7 +237,10 @@ impl Cache {
             } else {
                 backoff
             };
+            // Waiting for another caller's computation is not store time.
+            let waiting = budget.pause();
             watch.wait(wait.min(give_up - now)).await;
+            drop(waiting);
             backoff = (backoff * 2).min(Duration::from_millis(50));
         }
     }

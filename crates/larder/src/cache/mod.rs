@@ -239,10 +239,11 @@ impl Cache {
             .await
     }
 
-    /// [`Cache::call`] as one step of an operation: bounded by what the
-    /// operation's earlier store calls left of its deadline. A spent budget
-    /// fails the call at once, without asking the store (nor counting it
-    /// against the breaker: the store has had its chance).
+    /// [`Cache::call`] as one step of an operation: bounded by the
+    /// operation's deadline (see `budget.rs`). Once a call has run out of
+    /// it, the operation's later calls fail at once, without asking the
+    /// store (nor counting against the breaker: the store has had its
+    /// chance).
     async fn call_in<T>(
         &self,
         op: &'static str,
@@ -252,8 +253,7 @@ impl Cache {
         if self.inner.in_process {
             return future.await;
         }
-        let left = budget.left();
-        if left.is_zero() {
+        if budget.is_spent() {
             return Err(Error::new(
                 ErrorKind::Timeout,
                 format!(
@@ -262,10 +262,10 @@ impl Cache {
                 ),
             ));
         }
-        // Tokio's clock: the one the deadline's timer runs on.
-        let started = tokio::time::Instant::now();
-        let outcome = self.call_within(op, Some(left), future).await;
-        budget.spend(started.elapsed());
+        let outcome = self.call_until(op, Some(budget.deadline()), future).await;
+        if outcome.as_ref().is_err_and(Error::is_timeout) {
+            budget.spend();
+        }
         outcome
     }
 
@@ -275,6 +275,20 @@ impl Cache {
         &self,
         op: &'static str,
         deadline: Option<Duration>,
+        future: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        if self.inner.in_process {
+            return future.await;
+        }
+        let until = deadline.map(|deadline| tokio::time::Instant::now() + deadline);
+        self.call_until(op, until, future).await
+    }
+
+    /// Runs one store call under the circuit breaker, bounded by `until`.
+    async fn call_until<T>(
+        &self,
+        op: &'static str,
+        until: Option<tokio::time::Instant>,
         future: impl Future<Output = Result<T>>,
     ) -> Result<T> {
         let inner = &*self.inner;
@@ -295,15 +309,16 @@ impl Cache {
         // A call dropped before its outcome (its caller was cancelled) must
         // not leave the breaker waiting for a probe result forever.
         let pending = (admission == Admission::Probe).then_some(PendingProbe(&inner.breaker));
-        let outcome = match deadline {
+        let outcome = match until {
             None => future.await,
-            Some(deadline) => match tokio::time::timeout(deadline, future).await {
+            Some(until) => match tokio::time::timeout_at(until, future).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(Error::new(
                     ErrorKind::Timeout,
                     format!(
-                        "{op} on the {} store exceeded the {deadline:?} deadline",
+                        "{op} on the {} store exceeded the {:?} deadline",
                         inner.store.name(),
+                        inner.config.deadline,
                     ),
                 )),
             },
