@@ -957,11 +957,6 @@ impl<S: Store> Store for Counting<S> {
     }
 }
 
-fn redis_store(server: &RedisServer) -> larder::store::RedisStore {
-    let url = larder::config::RedisUrl::parse(&server.url()).unwrap();
-    larder::store::RedisStore::new(&url, Duration::from_secs(1), None).unwrap()
-}
-
 /// A waiter in another process learns of the fill when it happens: while
 /// the holder computes for 300 ms it makes at most two lease round trips
 /// (the one that found the lease held, the one that found the value).
@@ -969,34 +964,14 @@ fn redis_store(server: &RedisServer) -> larder::store::RedisStore {
 async fn p25_a_cross_process_waiter_is_told_of_the_fill() {
     let server = RedisServer::spawn();
     let holder = common::redis_cache(&server, |b| b).await;
-    let counted = Arc::new(Counting::new(redis_store(&server)));
+    let counted = Arc::new(Counting::new(common::redis_store(&server)));
     let config = Config::builder()
         .deadline(Duration::from_secs(2))
         .build()
         .unwrap();
     let waiter = Cache::with_store(config, counted.clone());
-    let (computing_tx, computing_rx) = oneshot::channel();
-    let (fill_tx, fill_rx) = oneshot::channel::<()>();
-    let holding = tokio::spawn(async move {
-        holder
-            .get_or_compute("report:1", HOUR, || async move {
-                computing_tx.send(()).unwrap();
-                fill_rx.await.unwrap();
-                "report".to_string()
-            })
-            .await
-            .unwrap()
-    });
-    computing_rx.await.unwrap();
-    let waiting = tokio::spawn({
-        let waiter = waiter.clone();
-        async move {
-            waiter
-                .get_or_compute("report:1", HOUR, || async { "computed twice".to_string() })
-                .await
-                .unwrap()
-        }
-    });
+    let (holding, fill_tx) = common::hold_a_computation(holder, "report:1").await;
+    let waiting = common::wait_for(&waiter, "report:1");
     // Time passes while the holder computes: a polling waiter would ask
     // again and again meanwhile.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -1021,7 +996,7 @@ async fn p25_a_cross_process_waiter_is_told_of_the_fill() {
 #[tokio::test]
 async fn p26_delete_is_one_round_trip() {
     let server = RedisServer::spawn();
-    let counted = Arc::new(Counting::new(redis_store(&server)));
+    let counted = Arc::new(Counting::new(common::redis_store(&server)));
     let cache = Cache::with_store(Config::default(), counted.clone());
     cache.set("product:1", &1_u32, HOUR).await.unwrap();
     let before = counted.total();

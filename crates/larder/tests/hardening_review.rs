@@ -78,11 +78,6 @@ async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
     common::raw(server).await
 }
 
-fn redis_store(server: &RedisServer) -> larder::store::RedisStore {
-    let url = larder::config::RedisUrl::parse(&server.url()).unwrap();
-    larder::store::RedisStore::new(&url, Duration::from_secs(1), None).unwrap()
-}
-
 // ---------------------------------------------------------------------------
 // 1. A value that is not stored (over the size cap) still answers a waiter
 //    that joined the flight *after* another cache's delete voided the
@@ -144,7 +139,7 @@ async fn oversize_value_from_before_a_delete_answers_a_waiter_that_joined_after_
 async fn failed_fill_from_before_a_delete_answers_a_waiter_that_joined_after_it() {
     snapshotter();
     let server = RedisServer::spawn();
-    let store = Arc::new(FailingFill(redis_store(&server)));
+    let store = Arc::new(FailingFill(common::redis_store(&server)));
     let config = Config::builder()
         .deadline(Duration::from_secs(2))
         .breaker_failures(1000)
@@ -695,7 +690,7 @@ async fn a_miss_on_a_partially_hanging_store_costs_one_deadline() {
         .breaker_failures(1000)
         .build()
         .unwrap();
-    let cache = Cache::with_store(config, Arc::new(ScriptsHang(redis_store(&server))));
+    let cache = Cache::with_store(config, Arc::new(ScriptsHang(common::redis_store(&server))));
     // Connect the GET path first (not part of what is measured).
     let _ = cache.get::<u32>("warm:0").await;
     for i in 0..3_u32 {
@@ -941,30 +936,8 @@ async fn a_key_scoped_acl_user_fills_without_store_errors() {
     let waiter = connect().await;
     let mut conn = raw(&server).await;
     let before = store_errors("fill_leased");
-    let (computing_tx, computing_rx) = oneshot::channel();
-    let (fill_tx, fill_rx) = oneshot::channel::<()>();
-    let holding = tokio::spawn(async move {
-        holder
-            .get_or_compute("aclreport:1", HOUR, || async move {
-                computing_tx.send(()).unwrap();
-                fill_rx.await.unwrap();
-                "report".to_string()
-            })
-            .await
-            .unwrap()
-    });
-    computing_rx.await.unwrap();
-    let waiting = tokio::spawn({
-        let waiter = waiter.clone();
-        async move {
-            waiter
-                .get_or_compute("aclreport:1", HOUR, || async {
-                    "computed twice".to_string()
-                })
-                .await
-                .unwrap()
-        }
-    });
+    let (holding, fill_tx) = common::hold_a_computation(holder, "aclreport:1").await;
+    let waiting = common::wait_for(&waiter, "aclreport:1");
     until("the waiter is marked as waiting", async || {
         common::exists(&mut conn, "larder:1~wait:aclreport:1").await
     })

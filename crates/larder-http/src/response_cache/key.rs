@@ -349,6 +349,15 @@ pub fn path_prefix(namespace: &str, path: &str) -> String {
     format!("{namespace}:{}", digest.finish())
 }
 
+/// The pattern of every stored response of a layer's `namespace`:
+/// `{namespace}:{path digest}:…`, spelled out so that a namespace `a` does
+/// not also match the keys of a namespace `a:b`.
+pub(crate) fn route_pattern(namespace: &str) -> String {
+    let namespace = larder::key::escape_glob(namespace);
+    let digest = "?".repeat(path_prefix("", "").len() - 1);
+    format!("{namespace}:{digest}:*")
+}
+
 /// The tag every variant of a key's path joins: the key without its
 /// variant digest, `{namespace}:{path digest}` — what
 /// [`path_prefix`] gives for the path.

@@ -185,14 +185,8 @@ impl ResponseCacheLayer {
     /// # Errors
     /// The store failure.
     pub async fn invalidate_route(&self) -> larder::Result<u64> {
-        // `{namespace}:{path digest}:…`, spelled out so that a namespace
-        // `a` does not also match the keys of a namespace `a:b`.
-        let namespace = larder::key::escape_glob(&self.settings.namespace);
-        let digest = "?".repeat(super::key::path_prefix("", "").len() - 1);
-        self.settings
-            .cache
-            .invalidate_cache_pattern(&format!("{namespace}:{digest}:*"))
-            .await
+        let pattern = super::key::route_pattern(&self.settings.namespace);
+        self.settings.cache.invalidate_cache_pattern(&pattern).await
     }
 
     /// Drops every stored variant of `path` (all params, headers, hosts,
@@ -250,6 +244,13 @@ impl ResponseCacheLayer {
         let Some(keyed) = super::service::request_key(&self.settings, &parts) else {
             return Ok(false);
         };
+        if !self.settings.cache.config().leases() {
+            // Without leases nothing stops a render that began before this
+            // call from storing its page after it; the path's tag (checked
+            // on every read) does: all its variants go.
+            let tag = super::key::path_tag(&keyed.key).to_owned();
+            larder::__private::invalidate_tag(&self.settings.cache, &tag).await?;
+        }
         let mut deleted = self.settings.cache.delete_cached_data(&keyed.key).await?;
         for spelled in transport_spellings(&parts) {
             if let Some(other) = super::service::request_key(&self.settings, &spelled)

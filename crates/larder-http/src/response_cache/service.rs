@@ -13,6 +13,7 @@ use tower_service::Service;
 use super::body::ResponseBody;
 use super::future::{ResponseFuture, x_cache};
 use super::key::{self, Query, Variant};
+use super::pending::Route;
 use super::policy;
 use super::settings::Settings;
 use super::stored::StoredResponse;
@@ -86,7 +87,11 @@ where
                 let response = future.await?;
                 let status = response.status();
                 if status.is_success() || status.is_redirection() {
-                    invalidate_path(&settings, &path).await;
+                    // A task of its own: a caller that goes away (a client
+                    // disconnect, an outer timeout) must not cancel it.
+                    let invalidation =
+                        tokio::spawn(async move { invalidate_path(&settings, &path).await });
+                    let _ = invalidation.await;
                 }
                 Ok(x_cache(response.map(ResponseBody::inner), "BYPASS"))
             }));
@@ -506,7 +511,24 @@ pub(crate) async fn invalidate_path(settings: &Settings, path: &str) {
             error = %err,
             "larder-http: invalidation after a write failed; retrying, and bypassing the path meanwhile"
         );
-        let lifetime = settings.ttl + settings.cache.config().stale_grace();
-        settings.pending.retry(&settings.cache, tag, lifetime);
+        settings.pending.owe(&owed_route(settings), tag);
+    }
+}
+
+/// What a retry of this layer's invalidations needs: the longest a stored
+/// response lives is the TTL (as capped and jittered upwards by the cache)
+/// plus the stale grace, and a margin for the retry's own backoff.
+fn owed_route(settings: &Settings) -> Route {
+    let config = settings.cache.config();
+    let stored = settings
+        .ttl
+        .min(larder::MAX_TTL)
+        .mul_f64(1.0 + config.ttl_jitter());
+    Route {
+        cache: settings.cache.clone(),
+        pattern: key::route_pattern(&settings.namespace),
+        lifetime: stored
+            .saturating_add(config.stale_grace())
+            .saturating_add(std::time::Duration::from_secs(5)),
     }
 }

@@ -222,7 +222,7 @@ impl Cache {
         let metrics = &self.inner.metrics;
         let mut counted = false;
         loop {
-            match self.inner.flights.join(flight_key) {
+            match self.inner.flights.join(flight_key, options.tags) {
                 Role::Waiter(flight) => {
                     if !std::mem::replace(&mut counted, true) {
                         metrics.with(key, |m| m.coalesced.increment(1));

@@ -111,15 +111,18 @@ impl Cache {
     /// values but do not store them. Costs in proportion to the tag's
     /// entries, never to the keyspace: the store keeps an index per tag.
     ///
-    /// In-process flights need no detaching: a caller that joins one after
-    /// this call does not get its voided value (see `single_flight.rs`).
+    /// In-process flights filled under the tag are detached: callers that
+    /// arrive after this call start afresh.
     ///
     /// # Errors
     /// The store failure; entries removed before it stay removed.
     pub(crate) async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
         let keys = &self.inner.keys;
+        self.inner.flights.detach_tagged(tag);
         self.call("UNLINK", self.inner.store.unlink(&[keys.tag_stamp(tag)]))
             .await?;
+        // Flights that began while the stamp went are older than the write.
+        self.inner.flights.detach_tagged(tag);
         let index = keys.tag_index(tag);
         let config = &self.inner.config;
         self.call_within(

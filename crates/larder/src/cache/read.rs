@@ -117,6 +117,22 @@ impl Cache {
         let fetched = self
             .call_in("MGET", budget, self.inner.store.mget(&keys))
             .await;
+        // A custom store that answers with the wrong number of values is
+        // failing like any other.
+        let fetched = fetched.and_then(|found| {
+            if found.len() == keys.len() {
+                Ok(found)
+            } else {
+                Err(Error::new(
+                    ErrorKind::Store,
+                    format!(
+                        "MGET of {} keys answered {} values",
+                        keys.len(),
+                        found.len()
+                    ),
+                ))
+            }
+        });
         let Some(mut found) = absorb(fetched, fail_open)? else {
             return Ok(None);
         };

@@ -249,6 +249,11 @@ impl Cache {
             .await?;
         let Some(entry) = entry.filter(|e| now < e.expires_at_ms.saturating_add(self.grace_ms()))
         else {
+            if budget.is_spent() {
+                // The store used up the deadline: the origin answers,
+                // uncached, rather than the store being asked again.
+                return Ok(compute().await);
+            }
             return self.get_or_compute(key, ttl, compute).await;
         };
         self.count_read(key, true);
@@ -259,7 +264,7 @@ impl Cache {
         if !self.inner.config.leases {
             // No leases: one background refresh per process.
             let flight_key = format!("{physical}\0revalidate");
-            if let Role::Leader(flight) = self.inner.flights.join(&flight_key) {
+            if let Role::Leader(flight) = self.inner.flights.join(&flight_key, &[]) {
                 let (cache, key) = (self.clone(), key.to_owned());
                 tokio::spawn(async move {
                     let value = compute().await;

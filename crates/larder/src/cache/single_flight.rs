@@ -49,11 +49,13 @@ pub(crate) enum FlightState {
     Failed(Bytes),
 }
 
-/// One flight: its result channel and how many waiters joined it.
+/// One flight: its result channel, how many waiters joined it, and the
+/// tags its value is filled under (a tag invalidation detaches it).
 #[derive(Debug)]
 struct Slot {
     sender: watch::Sender<FlightState>,
     joined: AtomicU64,
+    tags: Vec<String>,
 }
 
 type Flights = Mutex<HashMap<String, Arc<Slot>>>;
@@ -76,8 +78,9 @@ pub(crate) struct Waiter {
 }
 
 impl SingleFlight {
-    /// Joins the flight for `key`, starting it if there is none.
-    pub(crate) fn join(&self, key: &str) -> Role {
+    /// Joins the flight for `key`, starting it (under `tags`) if there is
+    /// none.
+    pub(crate) fn join(&self, key: &str, tags: &[String]) -> Role {
         let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(slot) = flights.get(key) {
             return Role::Waiter(Waiter {
@@ -88,6 +91,7 @@ impl SingleFlight {
         let slot = Arc::new(Slot {
             sender: watch::Sender::new(FlightState::Running),
             joined: AtomicU64::new(0),
+            tags: tags.to_vec(),
         });
         flights.insert(key.to_owned(), Arc::clone(&slot));
         Role::Leader(LeaderGuard {
@@ -106,6 +110,14 @@ impl SingleFlight {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|key, _| !matches(key));
+    }
+
+    /// Detaches the flights filled under `tag` (see [`SingleFlight::detach`]).
+    pub(crate) fn detach_tagged(&self, tag: &str) {
+        self.flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, slot| !slot.tags.iter().any(|t| t == tag));
     }
 
     #[cfg(test)]
@@ -217,10 +229,10 @@ mod tests {
     #[tokio::test]
     async fn waiters_get_the_leaders_result() {
         let flights = SingleFlight::default();
-        let Role::Leader(guard) = flights.join("k") else {
+        let Role::Leader(guard) = flights.join("k", &[]) else {
             panic!("first caller leads")
         };
-        let Role::Waiter(rx) = flights.join("k") else {
+        let Role::Waiter(rx) = flights.join("k", &[]) else {
             panic!("second caller waits")
         };
         guard.complete(Bytes::from_static(b"v"));
@@ -231,14 +243,14 @@ mod tests {
     #[tokio::test]
     async fn a_voided_value_answers_only_waiters_from_before_the_grant() {
         let flights = SingleFlight::default();
-        let Role::Leader(mut guard) = flights.join("k") else {
+        let Role::Leader(mut guard) = flights.join("k", &[]) else {
             panic!()
         };
-        let Role::Waiter(early) = flights.join("k") else {
+        let Role::Waiter(early) = flights.join("k", &[]) else {
             panic!()
         };
         guard.granted();
-        let Role::Waiter(late) = flights.join("k") else {
+        let Role::Waiter(late) = flights.join("k", &[]) else {
             panic!()
         };
         guard.complete_voided(Bytes::from_static(b"v"));
@@ -249,14 +261,14 @@ mod tests {
     #[tokio::test]
     async fn dropped_leader_releases_waiters() {
         let flights = SingleFlight::default();
-        let Role::Leader(guard) = flights.join("k") else {
+        let Role::Leader(guard) = flights.join("k", &[]) else {
             panic!()
         };
-        let Role::Waiter(rx) = flights.join("k") else {
+        let Role::Waiter(rx) = flights.join("k", &[]) else {
             panic!()
         };
         drop(guard);
         assert!(matches!(wait(rx).await, FlightState::Abandoned));
-        assert!(matches!(flights.join("k"), Role::Leader(_)));
+        assert!(matches!(flights.join("k", &[]), Role::Leader(_)));
     }
 }

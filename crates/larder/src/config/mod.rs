@@ -20,7 +20,7 @@
 //! | `LARDER_BREAKER_FAILURES` | consecutive store failures that open the circuit breaker | `5` |
 //! | `LARDER_BREAKER_OPEN_MS` | how long the breaker stays open before one probe | `2000` |
 //! | `LARDER_MEMORY_CAPACITY_BYTES` | bound of the in-process store | `67108864` |
-//! | `LARDER_LEASES` | `on`/`off`: cross-process leases on misses | `on` |
+//! | `LARDER_LEASES` | `on`/`off`: cross-process leases on misses (off: each process computes its own, and nothing stops a computation that began before a key invalidation from storing after it) | `on` |
 //! | `LARDER_LEASE_TTL_MS` | how long a lease lasts; also how long others wait for its fill | `3000` |
 //! | `LARDER_XFETCH_BETA` | XFetch early-refresh factor (0 = off) | `1.0` |
 //! | `LARDER_STALE_GRACE_MS` | serve an expired value this long while one caller refreshes it | `0` |

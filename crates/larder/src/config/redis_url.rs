@@ -60,6 +60,11 @@ impl RedisUrl {
 /// would print the rest of it.
 fn userinfo(url: &str) -> Option<&str> {
     let rest = &url[url.find("://")? + 3..];
+    if rest.starts_with('/') {
+        // `unix:///path?…`: no authority, so no user-info; an `@` is in
+        // the path or the query.
+        return None;
+    }
     Some(&rest[..rest.rfind('@')?])
 }
 
@@ -116,7 +121,7 @@ pub(crate) fn redact(url: &str) -> String {
         };
     };
     let rest = &url[scheme_end..];
-    let (info, after) = match rest.rfind('@') {
+    let (info, after) = match userinfo(url).map(str::len) {
         Some(at) => {
             let info = &rest[..at];
             let user = match info.split_once(':') {

@@ -23,19 +23,22 @@ pub struct MemoryStore {
     leases: Arc<Mutex<Leases>>,
 }
 
-/// Stamps (and tag indexes) kept before they are all forgotten (see
-/// `Leases::grant`): forgetting a stamp voids the leases granted under it
-/// and makes the entries filled under a tag stamp misses — safe, and it
-/// bounds the bookkeeping whatever number of namespaces and tags passes
-/// through.
+/// Tag indexes kept before they are all forgotten; stamps are bounded by
+/// the store's capacity instead. Forgetting a stamp voids the leases
+/// granted under it and makes the entries filled under a tag stamp misses;
+/// forgetting an index only leaves invalidated entries to expire: both are
+/// safe, and they bound the bookkeeping whatever number of namespaces and
+/// tags passes through.
 const MAX_STAMPS: usize = 4096;
 
-#[derive(Default)]
 struct Leases {
     /// Lease key → the holder.
     held: HashMap<String, Holder>,
     /// Stamp key → its random value.
-    stamps: HashMap<String, u64>,
+    /// Bounded, least recently used first out: forgetting a stamp is safe
+    /// (see `MAX_STAMPS`), so the bound can follow the store's capacity
+    /// without ever wiping the stamps of the entries in use.
+    stamps: moka::sync::Cache<String, u64>,
     /// Waiter keys → until when the mark holds.
     waiters: HashMap<String, Instant>,
     /// Tag indexes → the value keys that joined them.
@@ -50,18 +53,30 @@ struct Holder {
 }
 
 impl Leases {
+    /// Bookkeeping for a store of `capacity_bytes`: stamps may take an
+    /// eighth of it.
+    fn new(capacity_bytes: u64) -> Self {
+        Self {
+            held: HashMap::new(),
+            stamps: moka::sync::Cache::builder()
+                .max_capacity((capacity_bytes / 8).max(4096))
+                .weigher(|key: &String, _: &u64| u32::try_from(key.len() + 48).unwrap_or(u32::MAX))
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .build(),
+            waiters: HashMap::new(),
+            indexes: HashMap::new(),
+        }
+    }
+
     /// The stamps' values; missing ones get a fresh random value when
     /// `create`, else void (`None`).
     fn seen(&mut self, stamps: &[String], create: bool) -> Option<Vec<u64>> {
-        if create && self.stamps.len() >= MAX_STAMPS {
-            self.stamps.clear();
-        }
         stamps
             .iter()
             .map(|stamp| match self.stamps.get(stamp) {
-                Some(value) => Some(*value),
+                Some(value) => Some(value),
                 None if create => {
-                    let value = rand::random::<u64>() | 1;
+                    let value = (rand::random::<u64>() >> 1) | 1;
                     self.stamps.insert(stamp.clone(), value);
                     Some(value)
                 }
@@ -153,7 +168,7 @@ impl MemoryStore {
         Self {
             entries,
             channels: Arc::default(),
-            leases: Arc::default(),
+            leases: Arc::new(Mutex::new(Leases::new(capacity_bytes))),
         }
     }
 
@@ -201,7 +216,7 @@ impl MemoryStore {
         if let Some(entry) = self.entries.get(key) {
             return Some(entry.value);
         }
-        let stamp = self.lock_leases().stamps.get(key).copied()?;
+        let stamp = self.lock_leases().stamps.get(key)?;
         Some(Bytes::from(stamp.to_string()))
     }
 

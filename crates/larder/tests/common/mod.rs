@@ -7,6 +7,8 @@ use std::time::Duration;
 use larder::{Cache, Config, config::ConfigBuilder};
 use larder_test_support::RedisServer;
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// The seed's product, as a service would cache it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,4 +77,45 @@ pub async fn exists(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> 
         .await
         .unwrap()
         == 1
+}
+
+/// A `RedisStore` of its own on a private server (to wrap in a test store).
+pub fn redis_store(server: &RedisServer) -> larder::store::RedisStore {
+    let url = larder::config::RedisUrl::parse(&server.url()).unwrap();
+    larder::store::RedisStore::new(&url, Duration::from_secs(1), None).unwrap()
+}
+
+/// `holder` misses on `key` and computes `"report"` until the returned
+/// sender fires; returns once the computation runs (holding the lease).
+pub async fn hold_a_computation(
+    holder: Cache,
+    key: &str,
+) -> (JoinHandle<String>, oneshot::Sender<()>) {
+    let (computing_tx, computing_rx) = oneshot::channel();
+    let (fill_tx, fill_rx) = oneshot::channel::<()>();
+    let key = key.to_owned();
+    let holding = tokio::spawn(async move {
+        holder
+            .get_or_compute(&key, HOUR, || async move {
+                computing_tx.send(()).unwrap();
+                fill_rx.await.unwrap();
+                "report".to_string()
+            })
+            .await
+            .unwrap()
+    });
+    computing_rx.await.unwrap();
+    (holding, fill_tx)
+}
+
+/// `waiter` asks for `key` while another holds its computation; it gets
+/// `"computed twice"` only if it computes itself.
+pub fn wait_for(waiter: &Cache, key: &str) -> JoinHandle<String> {
+    let (waiter, key) = (waiter.clone(), key.to_owned());
+    tokio::spawn(async move {
+        waiter
+            .get_or_compute(&key, HOUR, || async { "computed twice".to_string() })
+            .await
+            .unwrap()
+    })
 }

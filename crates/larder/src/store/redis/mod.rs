@@ -20,8 +20,9 @@ use crate::{Error, ErrorKind, Result};
 /// - `read(key)`: a key of ours; a value of another type is foreign, and
 ///   is removed (`false`).
 /// - `stamps(first, last, nonce, ttl)`: what the stamps `KEYS[first..=last]`
-///   hold, as `|s1|s2…`. A missing or foreign stamp gets `nonce` (a fresh
-///   random value) when one is given; without one it voids (`nil`).
+///   hold, as `|s1|s2…`. A missing or foreign stamp (not 1 to 19 digits)
+///   gets `nonce` (a fresh random value) when one is given; without one it
+///   voids (`nil`).
 /// - `index(key, member, ttl)`: adds `member` to the tag index `key`, whose
 ///   expiry is kept at least `ttl` (a foreign key there is replaced).
 /// - `live(key, held, seen)`: the milliseconds left of the lease `held`
@@ -44,7 +45,7 @@ local function stamps(first, last, nonce, ttl)
   local seen = ''
   for i = first, last do
     local stamp = read(KEYS[i])
-    if not stamp or not string.match(stamp, '^%d+$') then
+    if not stamp or #stamp > 19 or not string.match(stamp, '^%d+$') then
       if not nonce then return nil end
       stamp = nonce
       redis.call('SET', KEYS[i], stamp, 'PX', ttl)
@@ -341,9 +342,10 @@ fn grant(token: u64, seen: &str) -> Result<Grant> {
     })
 }
 
-/// A fresh random stamp value: decimal digits, never 0.
+/// A fresh random stamp value: at most 19 decimal digits (below 2^63, so
+/// every stamp the scripts accept parses as a `u64`), never 0.
 fn nonce() -> u64 {
-    rand::random::<u64>() | 1
+    (rand::random::<u64>() >> 1) | 1
 }
 
 fn millis(ttl: Duration) -> u64 {
