@@ -7,4 +7,4 @@
 
 pub mod response_cache;
 
-pub use response_cache::{ResponseCache, ResponseCacheLayer};
+pub use response_cache::{CacheMode, ResponseCache, ResponseCacheLayer};

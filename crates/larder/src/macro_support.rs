@@ -314,6 +314,42 @@ where
     }
 }
 
+/// [`cached_served_sharing`] that recomputes whatever is stored (the
+/// caller found the stored value unusable: an HTTP response that must be
+/// revalidated): one computation per key in the process and, with
+/// leases, fills ordered by lease across processes.
+///
+/// # Errors
+/// The origin's error.
+pub async fn refresh_served_sharing<T, E, F, Fut>(
+    cache: &Cache,
+    key: &str,
+    ttl: Duration,
+    tags: &[String],
+    sharing: &Sharing<'_, E>,
+    compute: F,
+) -> Result<Served<T>, (E, Option<T>)>
+where
+    T: CachedValue,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Computed<T>, E>>,
+{
+    let options = ReadThrough {
+        ttl,
+        fail_open: true,
+        refresh: true,
+        tags,
+    };
+    match cache
+        .read_through_served(key, options, sharing, compute)
+        .await
+    {
+        Ok(served) => Ok(served),
+        Err(ReadFailure::Origin { error, stale }) => Err((error, stale)),
+        Err(ReadFailure::Cache(err)) => unreachable_cache_error(err),
+    }
+}
+
 /// The value under `key` if it was filled under the current stamps of
 /// `tags` (a HEAD answered from a stored GET).
 ///

@@ -35,6 +35,19 @@ pub struct CacheControl {
     pub s_maxage: Option<u64>,
     /// `must-revalidate` or `proxy-revalidate`
     pub must_revalidate: bool,
+    /// `public`
+    pub public: bool,
+    /// `stale-while-revalidate` (response), at most 2^31
+    pub stale_while_revalidate: Option<u64>,
+    /// `stale-if-error` (response or request), at most 2^31
+    pub stale_if_error: Option<u64>,
+    /// `min-fresh` (request), at most 2^31
+    pub min_fresh: Option<u64>,
+    /// `max-stale` (request): `Some(None)` without an argument (any
+    /// staleness), `Some(Some(secs))` with one
+    pub max_stale: Option<Option<u64>>,
+    /// `only-if-cached` (request)
+    pub only_if_cached: bool,
     /// A line that is not a list of directives, an age that is not a
     /// number of seconds, or `max-age`/`s-maxage` given twice with two
     /// values: a shared cache must not store (or trust) such a response.
@@ -81,6 +94,24 @@ impl CacheControl {
             seconds(&mut self.max_age, &mut self.unreadable);
         } else if name.eq_ignore_ascii_case(b"s-maxage") {
             seconds(&mut self.s_maxage, &mut self.unreadable);
+        } else if name.eq_ignore_ascii_case(b"public") {
+            self.public = true;
+        } else if name.eq_ignore_ascii_case(b"stale-while-revalidate") {
+            seconds(&mut self.stale_while_revalidate, &mut self.unreadable);
+        } else if name.eq_ignore_ascii_case(b"stale-if-error") {
+            seconds(&mut self.stale_if_error, &mut self.unreadable);
+        } else if name.eq_ignore_ascii_case(b"min-fresh") {
+            seconds(&mut self.min_fresh, &mut self.unreadable);
+        } else if name.eq_ignore_ascii_case(b"only-if-cached") {
+            self.only_if_cached = true;
+        } else if name.eq_ignore_ascii_case(b"max-stale") {
+            match argument {
+                None => self.max_stale = Some(None),
+                Some(argument) => match delta_seconds(argument) {
+                    Some(secs) => self.max_stale = Some(Some(secs)),
+                    None => self.unreadable = true,
+                },
+            }
         }
     }
 

@@ -339,6 +339,10 @@ pub struct Variant<'a> {
     pub forwarding: &'a [HeaderName],
     /// The authenticated identity, if the route keys on it (never a token).
     pub identity: Option<&'a str>,
+    /// Shared-cache mode: the whole query string as sent (every spelling
+    /// its own variant); `None` in application mode, which keys
+    /// [`query`](Self::query).
+    pub raw_query: Option<&'a str>,
 }
 
 /// The key prefix shared by every variant of `path`.
@@ -384,6 +388,7 @@ pub fn key(namespace: &str, request: &request::Parts, variant: &Variant<'_>) -> 
         added: variant.forwarding,
     });
     let _ = digest.arg(&variant.identity);
+    let _ = digest.arg(&variant.raw_query);
     let mut key = path_prefix(namespace, request_path(request));
     key.push(':');
     digest.finish_into(&mut key);
@@ -427,6 +432,7 @@ mod tests {
             vary: &[],
             forwarding: &[],
             identity: None,
+            raw_query: None,
         };
         let of = |uri: &str, hosts: &[&str]| {
             let headers: Vec<_> = hosts.iter().map(|h| ("host", *h)).collect();
@@ -501,6 +507,7 @@ mod tests {
             vary: &vary,
             forwarding: &[],
             identity,
+            raw_query: None,
         };
         let a = key(
             "products",

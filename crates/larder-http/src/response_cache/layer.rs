@@ -7,6 +7,7 @@ use http::{StatusCode, request};
 use larder::Cache;
 use tower_layer::Layer;
 
+use super::CacheMode;
 use super::service::ResponseCache;
 use super::settings::Settings;
 
@@ -40,6 +41,14 @@ impl ResponseCacheLayer {
         Self {
             settings: Arc::new(Settings::new(cache)),
         }
+    }
+
+    /// Where freshness comes from: the route's rules
+    /// ([`CacheMode::Application`], the default) or the origin's headers
+    /// ([`CacheMode::Shared`], for a reverse proxy). See [`CacheMode`].
+    pub fn mode(mut self, mode: CacheMode) -> Self {
+        Arc::make_mut(&mut self.settings).mode = mode;
+        self
     }
 
     /// How long responses are stored (shortened by the response's own

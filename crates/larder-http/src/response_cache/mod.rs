@@ -125,18 +125,22 @@
 
 mod body;
 mod fields;
+mod freshness;
 mod future;
 pub mod key;
 mod layer;
+mod mode;
 mod path;
 mod pending;
 pub mod policy;
 mod service;
 mod settings;
+mod shared;
 mod stored;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::ResponseCacheLayer;
+pub use mode::CacheMode;
 pub use service::ResponseCache;
 pub use settings::IdentityFn;

@@ -70,6 +70,9 @@ pub enum Skip {
     Unreadable(&'static str),
     /// `max-age=0` / `s-maxage=0`.
     MaxAgeZero,
+    /// Shared-cache mode: no explicit or heuristic freshness and no
+    /// validator.
+    NoFreshness,
     /// Stale on arrival: an `Expires` in the past, unreadable or given
     /// twice, or an `Age` at or past the response's lifetime.
     Expired,

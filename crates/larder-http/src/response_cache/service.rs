@@ -10,6 +10,7 @@ use http_body::Body;
 use larder::__private::{self as support, Computed};
 use tower_service::Service;
 
+use super::CacheMode;
 use super::body::ResponseBody;
 use super::future::{ResponseFuture, x_cache};
 use super::key::{self, Query, Variant};
@@ -43,11 +44,14 @@ impl<S> ResponseCache<S> {
 }
 
 /// Why a computed response was not stored: it is passed on as it is.
-enum Pass<B, E> {
+pub(crate) enum Pass<B, E> {
     Response(Response<ResponseBody<B>>),
     /// A 5xx whose headers would let it be stored but for its status,
     /// buffered: it also answers the requests that waited on it.
-    Failure(StoredResponse),
+    Failure(Box<StoredResponse>),
+    /// A buffered response that may not be stored (a revalidated one whose
+    /// new headers forbid it): it answers its own request only.
+    Unstored(Box<StoredResponse>),
     Error(E),
 }
 
@@ -75,6 +79,26 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let settings = &self.settings;
+        let shared = settings.mode == CacheMode::Shared;
+        if shared && is_unsafe(request.method()) {
+            let (parts, body) = request.into_parts();
+            let future = self.inner.call(Request::from_parts(parts.clone(), body));
+            let settings = Arc::clone(settings);
+            return ResponseFuture::cache(Box::pin(async move {
+                let response = future.await?;
+                let status = response.status();
+                if status.is_success() || status.is_redirection() {
+                    let paths = super::shared::invalidated_paths(&parts, response.headers());
+                    let invalidation = tokio::spawn(async move {
+                        for path in paths {
+                            invalidate_path(&settings, &path).await;
+                        }
+                    });
+                    let _ = invalidation.await;
+                }
+                Ok(x_cache(response.map(ResponseBody::inner), "BYPASS"))
+            }));
+        }
         if is_write(request.method()) {
             if !settings.invalidate_on_write {
                 return ResponseFuture::inner(self.inner.call(request), "BYPASS");
@@ -104,7 +128,7 @@ where
         };
         let rules = policy::RequestRules {
             varies_on_identity: settings.identity.is_some(),
-            honour_no_cache: settings.honour_request_no_cache,
+            honour_no_cache: settings.honour_request_no_cache && !shared,
             credentials: &settings.credentials,
         };
         if let Err(skip) = policy::check_request(&parts, &body_hint, &rules) {
@@ -133,13 +157,18 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let settings = Arc::clone(settings);
         let request = Request::from_parts(parts, body);
+        if shared {
+            return ResponseFuture::cache(Box::pin(super::shared::through_shared_cache(
+                settings, inner, key, request, may_store,
+            )));
+        }
         ResponseFuture::cache(Box::pin(through_cache(
             settings, inner, key, request, may_store,
         )))
     }
 }
 
-async fn pass<S, ReqBody, ResBody>(
+pub(crate) async fn pass<S, ReqBody, ResBody>(
     mut inner: S,
     request: Request<ReqBody>,
     label: &'static str,
@@ -149,6 +178,12 @@ where
 {
     let response = inner.call(request).await?;
     Ok(x_cache(response.map(ResponseBody::inner), label))
+}
+
+/// Shared-cache mode: every method but the safe ones invalidates (RFC
+/// 9111 §4.4), unknown ones included.
+fn is_unsafe(method: &Method) -> bool {
+    ![Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE].contains(method)
 }
 
 fn is_write(method: &Method) -> bool {
@@ -220,7 +255,11 @@ where
         Pass::Failure(stored) => rmp_serde::to_vec_named(stored).ok().map(Bytes::from),
         _ => None,
     };
-    let unshare = |bytes: &Bytes| rmp_serde::from_slice(bytes).ok().map(Pass::Failure);
+    let unshare = |bytes: &Bytes| {
+        rmp_serde::from_slice(bytes)
+            .ok()
+            .map(|stored| Pass::Failure(Box::new(stored)))
+    };
     let sharing = support::Sharing {
         passes: &|pass: &Pass<ResBody, S::Error>| !pass.is_error(),
         share: &share,
@@ -265,17 +304,20 @@ where
             Ok(respond(&stale, now(), "STALE", &validators, true))
         }
         Err((Pass::Response(response), _)) => Ok(x_cache(response, "MISS")),
-        Err((Pass::Failure(failure), _)) => Ok(respond(&failure, now(), "MISS", &validators, true)),
+        Err((Pass::Failure(failure) | Pass::Unstored(failure), _)) => {
+            Ok(respond(&failure, now(), "MISS", &validators, true))
+        }
         Err((Pass::Error(err), _)) => Err(err),
     }
 }
 
 impl<B, E> Pass<B, E> {
     /// A failure a stale copy may answer: an error or a 5xx.
-    fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         match self {
             Pass::Response(response) => response.status().is_server_error(),
             Pass::Failure(_) | Pass::Error(_) => true,
+            Pass::Unstored(stored) => stored.status >= 500,
         }
     }
 }
@@ -298,8 +340,9 @@ pub(crate) fn request_key(settings: &Settings, parts: &http::request::Parts) -> 
         tracing::trace!("larder-http: non-canonical path spelling; bypassing");
         return None;
     }
+    let shared = settings.mode == CacheMode::Shared;
     let (query, stripped) = match key::query(
-        parts.uri.query(),
+        if shared { None } else { parts.uri.query() },
         &settings.query,
         settings.strip_unlisted_query,
     ) {
@@ -329,6 +372,11 @@ pub(crate) fn request_key(settings: &Settings, parts: &http::request::Parts) -> 
             vary: &settings.vary,
             forwarding: &settings.forwarding,
             identity: identity.as_deref(),
+            raw_query: if shared {
+                Some(parts.uri.query().unwrap_or_default())
+            } else {
+                None
+            },
         },
     );
     let Some(key) = key else {
@@ -373,7 +421,7 @@ fn with_query(uri: &http::Uri, pairs: &[(String, String)]) -> Option<http::Uri> 
 }
 
 /// Builds the response for a stored entry; `If-None-Match` → 304.
-fn respond<B>(
+pub(crate) fn respond<B>(
     stored: &StoredResponse,
     now_ms: u64,
     label: &'static str,
@@ -426,7 +474,9 @@ where
                 && policy::shareable_failure(&parts, keyed)
             {
                 return Err(match buffer(body, declared).await {
-                    Ok(bytes) => Pass::Failure(StoredResponse::new(&parts, bytes, now_ms)),
+                    Ok(bytes) => {
+                        Pass::Failure(Box::new(StoredResponse::new(&parts, bytes, now_ms)))
+                    }
                     Err(reason) => bad_gateway(&reason),
                 });
             }
@@ -457,7 +507,7 @@ where
 
 /// A body that broke while it was buffered: the request gets a 502, and
 /// nothing is stored.
-fn bad_gateway<B, E>(reason: &str) -> Pass<B, E> {
+pub(crate) fn bad_gateway<B, E>(reason: &str) -> Pass<B, E> {
     tracing::warn!(%reason, "larder-http: response body not buffered; answering 502");
     let mut failed = Response::new(ResponseBody::empty());
     *failed.status_mut() = StatusCode::BAD_GATEWAY;
@@ -467,7 +517,7 @@ fn bad_gateway<B, E>(reason: &str) -> Pass<B, E> {
 /// Reads a body that declared `declared` bytes, never holding more: a body
 /// longer or shorter than it declared is broken (its `Content-Length`
 /// lies; the server would abort it) and is not stored.
-async fn buffer<B>(body: B, declared: u64) -> Result<Bytes, String>
+pub(crate) async fn buffer<B>(body: B, declared: u64) -> Result<Bytes, String>
 where
     B: Body<Data = Bytes>,
     B::Error: fmt::Display,

@@ -33,6 +33,9 @@ pub(crate) struct Settings {
     /// Write invalidations that failed and are being retried.
     pub(crate) pending: super::pending::Pending,
     pub(crate) clock: fn() -> u64,
+    pub(crate) mode: super::CacheMode,
+    /// Shared-cache mode's rules.
+    pub(crate) shared: super::freshness::SharedRules,
 }
 
 impl Settings {
@@ -54,6 +57,8 @@ impl Settings {
             invalidate_on_write: false,
             pending: super::pending::Pending::default(),
             clock: wall_clock_ms,
+            mode: super::CacheMode::Application,
+            shared: super::freshness::SharedRules::default(),
         }
     }
 }

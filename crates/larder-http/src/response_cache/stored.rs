@@ -19,6 +19,15 @@ pub(crate) struct StoredResponse {
     /// The `Age` it arrived with (seconds): it was that old when stored.
     #[serde(default)]
     pub(crate) initial_age_secs: u64,
+    /// Shared-cache mode only: how long the response is fresh and what
+    /// else its headers say about reusing it.
+    #[serde(default)]
+    pub(crate) shared: Option<super::freshness::Lifetime>,
+    /// Shared-cache mode only: the header names the response's `Vary`
+    /// lists (lowercase) with the values the request that fetched it sent
+    /// (`None`: absent); a request sending other values is a miss.
+    #[serde(default)]
+    pub(crate) vary: Vec<(String, Option<Bytes>)>,
 }
 
 /// Hop-by-hop and proxy headers, and the ones this layer sets itself: never
@@ -83,7 +92,31 @@ impl StoredResponse {
                 &parts.headers,
                 std::time::UNIX_EPOCH + std::time::Duration::from_millis(stored_at_ms),
             ),
+            shared: None,
+            vary: Vec::new(),
         }
+    }
+
+    /// The stored value of header `name`, if any.
+    pub(crate) fn header(&self, name: &str) -> Option<&Bytes> {
+        self.headers
+            .iter()
+            .find(|(stored, _)| stored.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    }
+
+    /// The stored headers as a map.
+    pub(crate) fn header_map(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::from_bytes(value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        headers
     }
 
     /// The response to send: `Age` from `now_ms`, `X-Cache`, the `ETag`;
