@@ -282,6 +282,12 @@ async fn vary_is_matched_on_the_values_stored_beside_the_response(transport: Tra
         "another value is a miss, never the stored variant"
     );
     assert_eq!(origin.calls(), 2);
+    let replaced = client.send("GET", "/greeting", &fr).await;
+    assert_eq!(
+        (replaced.x_cache.as_str(), replaced.body.as_str()),
+        ("HIT", "french"),
+        "the new variant replaced the old one"
+    );
     origin.then(answer(200, &vary, "none"));
     assert_eq!(
         client.get("/greeting").await.body,
@@ -495,7 +501,30 @@ async fn cdn_cache_control_replaces_cache_control(transport: Transport) {
     );
     client.get("/private").await;
     assert_eq!(client.get("/private").await.x_cache, "MISS");
-    assert_eq!(origin.calls(), 5);
+    origin
+        .then(answer(
+            200,
+            &[
+                ("cache-control", "private"),
+                ("cdn-cache-control", "max-age=60"),
+            ],
+            "mine",
+        ))
+        .then(answer(
+            200,
+            &[
+                ("cache-control", "private"),
+                ("cdn-cache-control", "max-age=60"),
+            ],
+            "mine",
+        ));
+    client.get("/mine").await;
+    assert_eq!(
+        client.get("/mine").await.x_cache,
+        "MISS",
+        "`private` in Cache-Control still means one user's"
+    );
+    assert_eq!(origin.calls(), 7);
 }
 
 async fn the_fail_closed_rules_still_hold(transport: Transport) {

@@ -108,6 +108,12 @@ pub(crate) fn lifetime(
         return Err(Skip::SetCookie);
     }
     let (directives, targeted) = directives(headers, rules);
+    // `CDN-Cache-Control` replaces `Cache-Control` on freshness and
+    // storage (RFC 9213), but a response its origin marked `private`
+    // still belongs to one user: never shared.
+    if targeted && CacheControl::parse(headers).private {
+        return Err(Skip::Private);
+    }
     if directives.no_store {
         return Err(Skip::NoStore);
     }

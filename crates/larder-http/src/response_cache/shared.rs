@@ -53,10 +53,14 @@ where
     if settings.pending.contains(&tags[0]) {
         return pass(inner, request, "BYPASS").await;
     }
-    let stored = support::get_tagged::<StoredResponse>(&settings.cache, &key, &tags)
+    let existing = support::get_tagged::<StoredResponse>(&settings.cache, &key, &tags)
         .await
         .ok()
-        .flatten()
+        .flatten();
+    // Another variant (or an application-mode entry) under the key is
+    // replaced, not reused.
+    let replace = existing.is_some();
+    let stored = existing
         .filter(|stored| stored.shared.is_some() && varies_alike(stored, request.headers()));
     let validators = request.headers().clone();
     let with_body = request.method() != Method::HEAD;
@@ -74,7 +78,10 @@ where
             tags,
             request,
             may_store,
-            None,
+            Plan {
+                stale: None,
+                replace,
+            },
             &directives,
         )
         .await;
@@ -107,7 +114,10 @@ where
                     tags,
                     request,
                     may_store,
-                    Some(stored),
+                    Plan {
+                        stale: Some(stored),
+                        replace: true,
+                    },
                     &directives,
                 )
                 .await;
@@ -124,12 +134,24 @@ where
                 tags,
                 request,
                 may_store,
-                Some(stored),
+                Plan {
+                    stale: Some(stored),
+                    replace: true,
+                },
                 &directives,
             )
             .await
         }
     }
+}
+
+/// What a fetch starts from.
+struct Plan {
+    /// The stored response being revalidated, if any.
+    stale: Option<StoredResponse>,
+    /// Something is stored under the key that must not answer this
+    /// request: the fetch replaces it rather than reading it back.
+    replace: bool,
 }
 
 /// Fetches from the origin (conditionally, when `stale` can be
@@ -142,7 +164,7 @@ async fn fetch<S, ReqBody, ResBody>(
     tags: [String; 1],
     request: Request<ReqBody>,
     may_store: bool,
-    stale: Option<StoredResponse>,
+    plan: Plan,
     directives: &CacheControl,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
 where
@@ -153,6 +175,7 @@ where
     ResBody::Error: fmt::Display + Send,
 {
     let now = settings.clock;
+    let Plan { stale, replace } = plan;
     let request_headers = request.headers().clone();
     let mut unsent = Some(request);
     let computed_here = AtomicBool::new(false);
@@ -190,7 +213,7 @@ where
     // The read path's own TTL is only a fallback: every stored response
     // carries the retention its headers chose.
     let ttl = settings.shared.keep_for_revalidation;
-    let result = if stale.is_some() {
+    let result = if replace {
         support::refresh_served_sharing::<StoredResponse, Pass<ResBody, S::Error>, _, _>(
             &settings.cache,
             &key,
