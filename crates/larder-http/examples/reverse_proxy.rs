@@ -13,15 +13,18 @@
 //! conformance suite (http-tests/cache-tests) against. Interim (1xx)
 //! responses are not relayed: hyper's server does not send them.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
 use http_body_util::BodyExt;
 use larder::Cache;
 use larder_http::{CacheMode, ResponseCacheLayer};
+use tower::{Layer, ServiceExt};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded either way.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -100,13 +103,24 @@ async fn main() {
     let upstream = args.upstream.clone();
     let forward = tower::service_fn(move |request: Request<Body>| {
         let (client, upstream) = (client.clone(), upstream.clone());
-        async move { Ok::<_, std::convert::Infallible>(forward(&client, &upstream, request).await) }
+        async move { forward(&client, &upstream, request).await }
     });
-    let app = Router::new().fallback_service(forward).layer(
-        ResponseCacheLayer::new(cache)
-            .mode(CacheMode::Shared)
-            .namespace("proxy"),
-    );
+    // The cache sits right around the upstream call, so that an upstream
+    // it cannot reach is an error, not a response: it may then answer with
+    // a stale copy (RFC 9111 §4.2.4). Outside it, the error becomes a 502.
+    let cached = ResponseCacheLayer::new(cache)
+        .mode(CacheMode::Shared)
+        .namespace("proxy")
+        .layer(forward);
+    let app = Router::new().fallback_service(tower::service_fn(move |request: Request<Body>| {
+        let cached = cached.clone();
+        async move {
+            Ok::<_, Infallible>(match cached.oneshot(request).await {
+                Ok(response) => response.into_response(),
+                Err(Unreachable(reason)) => failure(StatusCode::BAD_GATEWAY, &reason),
+            })
+        }
+    }));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .unwrap_or_else(|err| panic!("cannot listen on {}: {err}", args.listen));
@@ -118,42 +132,47 @@ async fn main() {
     axum::serve(listener, app).await.expect("the server runs");
 }
 
-/// Sends `request` to the upstream and relays its answer; a 502 when the
-/// upstream cannot be reached.
+/// The upstream could not be reached, or broke off its answer.
+#[derive(Debug)]
+struct Unreachable(String);
+
+/// Sends `request` to the upstream and relays its answer.
 async fn forward(
     client: &reqwest::Client,
     upstream: &str,
     request: Request<Body>,
-) -> Response<Body> {
+) -> Result<Response<Body>, Unreachable> {
     let (parts, body) = request.into_parts();
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let body = match body.collect().await {
         Ok(body) => body.to_bytes(),
-        Err(err) => return failure(StatusCode::BAD_REQUEST, &format!("request body: {err}")),
+        Err(err) => {
+            return Ok(failure(
+                StatusCode::BAD_REQUEST,
+                &format!("request body: {err}"),
+            ));
+        }
     };
     let mut headers = end_to_end(&parts.headers);
     // The upstream's own authority goes out in `Host`.
     headers.remove(header::HOST);
-    let sent = client
+    let answer = client
         .request(parts.method, format!("{upstream}{target}"))
         .headers(headers)
         .body(body)
         .send()
-        .await;
-    let answer = match sent {
-        Ok(answer) => answer,
-        Err(err) => return failure(StatusCode::BAD_GATEWAY, &format!("upstream: {err}")),
-    };
+        .await
+        .map_err(|err| Unreachable(format!("upstream: {err}")))?;
     let status = answer.status();
     let headers = end_to_end(answer.headers());
-    let body = match answer.bytes().await {
-        Ok(body) => body,
-        Err(err) => return failure(StatusCode::BAD_GATEWAY, &format!("upstream body: {err}")),
-    };
+    let body = answer
+        .bytes()
+        .await
+        .map_err(|err| Unreachable(format!("upstream body: {err}")))?;
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
-    response
+    Ok(response)
 }
 
 /// `headers` without the hop-by-hop ones, nor those `Connection` names.

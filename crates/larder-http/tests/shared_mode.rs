@@ -557,3 +557,83 @@ async fn the_fail_closed_rules_still_hold(transport: Transport) {
     );
     assert_eq!(client.get("/q?a=1&b=2").await.x_cache, "HIT");
 }
+
+/// An origin the layer cannot reach is an error of the inner service, not
+/// a response: a stale copy answers, unless its headers forbid stale use.
+#[tokio::test]
+async fn an_unreachable_origin_is_answered_with_a_stale_copy_unless_forbidden() {
+    use tower::{Layer, ServiceExt};
+
+    #[derive(Debug)]
+    struct Unreachable;
+
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (clock, read) = Clock::new();
+    let state = Arc::clone(&up);
+    let origin = tower::service_fn(move |request: axum::http::Request<axum::body::Body>| {
+        let up = state.load(Ordering::SeqCst);
+        async move {
+            if !up {
+                return Err(Unreachable);
+            }
+            let cache_control = if request.uri().path() == "/strict" {
+                "max-age=1, must-revalidate"
+            } else {
+                "max-age=1"
+            };
+            let mut response = axum::http::Response::new(axum::body::Body::from("kept"));
+            response
+                .headers_mut()
+                .insert("cache-control", HeaderValue::from_static(cache_control));
+            Ok(response)
+        }
+    });
+    let service = ResponseCacheLayer::new(Cache::in_memory())
+        .mode(CacheMode::Shared)
+        .clock(read)
+        .layer(origin);
+    let get = |path: &'static str| {
+        let service = service.clone();
+        async move {
+            let request = axum::http::Request::get(path)
+                .header("host", "example.com")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            service.oneshot(request).await
+        }
+    };
+    for path in ["/lax", "/strict"] {
+        get(path).await.expect("the origin answers");
+    }
+    clock.advance_secs(5);
+    up.store(false, Ordering::SeqCst);
+    let stale = get("/lax").await.expect("a stale copy answers");
+    assert_eq!(stale.headers()["x-cache"], "STALE");
+    assert!(
+        get("/strict").await.is_err(),
+        "must-revalidate: never stale, the error goes on"
+    );
+}
+
+/// A status the cache does not know is stored with explicit freshness;
+/// `must-understand` keeps it out.
+#[tokio::test]
+async fn unknown_statuses_are_stored_only_without_must_understand() {
+    let (origin, _clock, client) = setup(Transport::Oneshot).await;
+    origin
+        .then(answer(599, &[("cache-control", "max-age=60")], "odd"))
+        .then(answer(
+            599,
+            &[("cache-control", "max-age=60, must-understand")],
+            "odd",
+        ))
+        .then(answer(
+            599,
+            &[("cache-control", "max-age=60, must-understand")],
+            "odd",
+        ));
+    client.get("/odd").await;
+    assert_eq!(client.get("/odd").await.x_cache, "HIT");
+    client.get("/strict").await;
+    assert_eq!(client.get("/strict").await.x_cache, "MISS");
+}

@@ -48,6 +48,8 @@ pub struct CacheControl {
     pub max_stale: Option<Option<u64>>,
     /// `only-if-cached` (request)
     pub only_if_cached: bool,
+    /// `must-understand` (response)
+    pub must_understand: bool,
     /// A line that is not a list of directives, an age that is not a
     /// number of seconds, or `max-age`/`s-maxage` given twice with two
     /// values: a shared cache must not store (or trust) such a response.
@@ -104,6 +106,8 @@ impl CacheControl {
             seconds(&mut self.min_fresh, &mut self.unreadable);
         } else if name.eq_ignore_ascii_case(b"only-if-cached") {
             self.only_if_cached = true;
+        } else if name.eq_ignore_ascii_case(b"must-understand") {
+            self.must_understand = true;
         } else if name.eq_ignore_ascii_case(b"max-stale") {
             match argument {
                 None => self.max_stale = Some(None),

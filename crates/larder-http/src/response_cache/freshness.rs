@@ -45,9 +45,10 @@ pub(crate) struct SharedRules {
     pub(crate) heuristic_fraction: f64,
     /// The longest heuristic freshness (one day by default).
     pub(crate) heuristic_cap: Duration,
-    /// How long past its freshness a response with a validator is kept
-    /// for revalidation (one hour by default).
-    pub(crate) keep_for_revalidation: Duration,
+    /// How long past its freshness a response is kept: to be revalidated
+    /// (when it has a validator), or served when the origin cannot be
+    /// reached (unless its headers forbid stale use). One hour by default.
+    pub(crate) keep_stale: Duration,
     /// Honour `CDN-Cache-Control` (RFC 9213; on by default).
     pub(crate) cdn_cache_control: bool,
 }
@@ -57,7 +58,7 @@ impl Default for SharedRules {
         Self {
             heuristic_fraction: 0.1,
             heuristic_cap: Duration::from_secs(24 * 60 * 60),
-            keep_for_revalidation: Duration::from_secs(60 * 60),
+            keep_stale: Duration::from_secs(60 * 60),
             cdn_cache_control: true,
         }
     }
@@ -67,8 +68,8 @@ impl Default for SharedRules {
 /// except 206, which is never stored.
 const HEURISTIC: [u16; 11] = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
 
-/// The status codes of RFC 9110 (and 103-less): a status the cache does
-/// not know is stored only if... never (RFC 9111 §3: "understands").
+/// The final status codes this cache understands (RFC 9110 and the
+/// registered extensions), for `must-understand` (RFC 9111 §5.2.2.3).
 fn understood(status: StatusCode) -> bool {
     matches!(
         status.as_u16(),
@@ -100,7 +101,11 @@ pub(crate) fn lifetime(
     now: SystemTime,
 ) -> Result<Lifetime, Skip> {
     let status = response.status;
-    if status.is_informational() || status == StatusCode::NOT_MODIFIED || !understood(status) {
+    let never = status.is_informational()
+        || status == StatusCode::NOT_MODIFIED
+        || status == StatusCode::PARTIAL_CONTENT
+        || status.as_u16() > 599;
+    if never {
         return Err(Skip::Status(status));
     }
     let headers = &response.headers;
@@ -122,6 +127,11 @@ pub(crate) fn lifetime(
     }
     if directives.unreadable {
         return Err(Skip::Unreadable("cache-control"));
+    }
+    // A status this cache does not know is stored with explicit freshness
+    // (RFC 9111 §3), unless the origin said the cache must understand it.
+    if directives.must_understand && !understood(status) {
+        return Err(Skip::Status(status));
     }
     let validator =
         headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED);
@@ -224,8 +234,8 @@ impl Lifetime {
     pub(crate) fn retention(&self, rules: &SharedRules) -> Duration {
         let fresh_left = Duration::from_millis(self.fresh_ms.saturating_sub(self.initial_age_ms));
         let mut kept = Duration::from_secs(self.stale_while_revalidate.max(self.stale_if_error));
-        if self.validator {
-            kept = kept.max(rules.keep_for_revalidation);
+        if self.validator || !self.stale_forbidden {
+            kept = kept.max(rules.keep_stale);
         }
         fresh_left
             .saturating_add(kept)
@@ -329,6 +339,7 @@ fn targeted(headers: &HeaderMap) -> Option<CacheControl> {
             b"no-cache" if flag => parsed.no_cache = true,
             b"must-revalidate" | b"proxy-revalidate" if flag => parsed.must_revalidate = true,
             b"public" if flag => parsed.public = true,
+            b"must-understand" if flag => parsed.must_understand = true,
             b"max-age" => parsed.max_age = integer().or(parsed.max_age),
             b"s-maxage" => parsed.s_maxage = integer().or(parsed.s_maxage),
             b"stale-while-revalidate" => {

@@ -212,7 +212,7 @@ where
     };
     // The read path's own TTL is only a fallback: every stored response
     // carries the retention its headers chose.
-    let ttl = settings.shared.keep_for_revalidation;
+    let ttl = settings.shared.keep_stale;
     let result = if replace {
         support::refresh_served_sharing::<StoredResponse, Pass<ResBody, S::Error>, _, _>(
             &settings.cache,
@@ -251,6 +251,17 @@ where
                 &request_headers,
                 true,
             ))
+        }
+        // The origin could not be reached (the inner service failed, no
+        // response at all): a stale copy may answer unless its headers
+        // forbid stale use (RFC 9111 §4.2.4, "disconnected").
+        Err((Pass::Error(err), _)) => {
+            match &stale {
+                Some(stale) if !stale.shared.unwrap_or_default().stale_forbidden => Ok(
+                    respond_shared(stale, now(), "STALE", &request_headers, true),
+                ),
+                _ => Err(err),
+            }
         }
         Err((failure, _)) if failure.is_error() => match &stale {
             Some(stale)
