@@ -51,6 +51,41 @@ impl ResponseCacheLayer {
         self
     }
 
+    /// Shared-cache mode: the share of the time since `Last-Modified` that
+    /// a response without explicit freshness stays fresh, and the most it
+    /// may get (RFC 9111 §4.2.2; default 10%, one day). Only for the
+    /// heuristically cacheable statuses (200, 203, 204, 300, 301, 308,
+    /// 404, 405, 410, 414, 501). A fraction of 0 (or not a number) turns
+    /// heuristic freshness off; above 1 counts as 1.
+    pub fn heuristic_freshness(mut self, fraction: f64, cap: Duration) -> Self {
+        let shared = &mut Arc::make_mut(&mut self.settings).shared;
+        shared.heuristic_fraction = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
+        shared.heuristic_cap = cap;
+        self
+    }
+
+    /// Shared-cache mode: how long past its freshness a response is kept
+    /// (default one hour), to be revalidated with its validator or to
+    /// answer while the origin cannot be reached (unless its headers forbid
+    /// stale use). `stale-while-revalidate` / `stale-if-error` keep it at
+    /// least as long as they say.
+    pub fn keep_stale(mut self, keep: Duration) -> Self {
+        Arc::make_mut(&mut self.settings).shared.keep_stale = keep;
+        self
+    }
+
+    /// Shared-cache mode: whether `CDN-Cache-Control` (RFC 9213) replaces
+    /// `Cache-Control` for this cache (default on). `private` in
+    /// `Cache-Control` forbids storing either way.
+    pub fn cdn_cache_control(mut self, honour: bool) -> Self {
+        Arc::make_mut(&mut self.settings).shared.cdn_cache_control = honour;
+        self
+    }
+
     /// How long responses are stored (shortened by the response's own
     /// `s-maxage`/`max-age`). The Django original's `timeout=900` is
     /// `ttl(15 min)`.
