@@ -98,6 +98,10 @@ async fn main() {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(UPSTREAM_TIMEOUT)
+        // Idle connections are dropped well before a typical upstream's
+        // keep-alive timeout (Node's is 5 s), so that a request is never
+        // sent on a connection the upstream is closing at that moment.
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .expect("an HTTP client");
     let upstream = args.upstream.clone();

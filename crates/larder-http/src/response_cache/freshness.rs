@@ -81,13 +81,13 @@ fn understood(status: StatusCode) -> bool {
 /// The directives that govern this cache: `CDN-Cache-Control` when it is
 /// honoured, present and readable (it then replaces `Cache-Control`
 /// entirely, RFC 9213 §2.1), else `Cache-Control`.
-pub(crate) fn directives(headers: &HeaderMap, rules: &SharedRules) -> (CacheControl, bool) {
-    if rules.cdn_cache_control
-        && let Some(targeted) = targeted(headers)
-    {
-        return (targeted, true);
+/// `None` when `CDN-Cache-Control` is honoured and present but not a valid
+/// dictionary: what it meant cannot be known, so nothing is stored.
+pub(crate) fn directives(headers: &HeaderMap, rules: &SharedRules) -> Option<(CacheControl, bool)> {
+    if rules.cdn_cache_control && headers.contains_key("cdn-cache-control") {
+        return targeted(headers).map(|targeted| (targeted, true));
     }
-    (CacheControl::parse(headers), false)
+    Some((CacheControl::parse(headers), false))
 }
 
 /// Whether a response may be stored in shared-cache mode, and how it may
@@ -112,7 +112,9 @@ pub(crate) fn lifetime(
     if headers.contains_key(header::SET_COOKIE) || headers.contains_key("set-cookie2") {
         return Err(Skip::SetCookie);
     }
-    let (directives, targeted) = directives(headers, rules);
+    let Some((directives, targeted)) = directives(headers, rules) else {
+        return Err(Skip::Unreadable("cdn-cache-control"));
+    };
     // `CDN-Cache-Control` replaces `Cache-Control` on freshness and
     // storage (RFC 9213), but a response its origin marked `private`
     // still belongs to one user: never shared.

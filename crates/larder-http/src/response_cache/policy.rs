@@ -81,6 +81,10 @@ pub enum Skip {
     MethodOverride,
     /// `Vary: *`.
     VaryStar,
+    /// The request's `Connection` names a header field: a proxy on the way
+    /// drops it, so what the cache keys or records may not be what the
+    /// handler sees.
+    HopByHop,
     /// `Vary` names a header the route does not key on.
     UndeclaredVary(String),
 }
@@ -119,6 +123,9 @@ pub fn check_request(
     }
     if !has_no_body(&request.headers, body) {
         return Err(Skip::RequestBody);
+    }
+    if names_hop_by_hop_fields(&request.headers) {
+        return Err(Skip::HopByHop);
     }
     if !rules.varies_on_identity {
         match credential(&request.headers, rules.credentials) {
@@ -206,6 +213,20 @@ pub static CREDENTIAL_PREFIXES: [&str; 20] = [
 
 /// The first letters of [`CREDENTIAL_PREFIXES`]: other names skip them.
 const PREFIX_FIRST_BYTES: [u8; 5] = [b'c', b'r', b's', b't', b'x'];
+
+/// Whether `Connection` names a field other than the `close` and
+/// `keep-alive` options (RFC 9110 §7.6.1), or cannot be read.
+fn names_hop_by_hop_fields(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|line| {
+        line.to_str().map_or(true, |line| {
+            line.split(',').map(str::trim).any(|option| {
+                !option.is_empty()
+                    && !option.eq_ignore_ascii_case("close")
+                    && !option.eq_ignore_ascii_case("keep-alive")
+            })
+        })
+    })
+}
 
 /// Whether the request certainly has no body: no `Transfer-Encoding`, every
 /// `Content-Length` exactly `0`, and a body known to be empty.

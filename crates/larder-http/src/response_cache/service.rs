@@ -58,7 +58,7 @@ pub(crate) enum Pass<B, E> {
 /// The largest failure body that is buffered to answer waiting requests;
 /// a longer one goes to its own request only, and the waiters call the
 /// handler themselves (at once, in parallel).
-const SHARED_FAILURE_MAX_BYTES: u64 = 64 * 1024;
+pub(crate) const SHARED_FAILURE_MAX_BYTES: u64 = 64 * 1024;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ResponseCache<S>
 where
@@ -570,10 +570,13 @@ pub(crate) async fn invalidate_path(settings: &Settings, path: &str) {
 /// plus the stale grace, and a margin for the retry's own backoff.
 fn owed_route(settings: &Settings) -> Route {
     let config = settings.cache.config();
-    let stored = settings
-        .ttl
-        .min(larder::MAX_TTL)
-        .mul_f64(1.0 + config.ttl_jitter());
+    let longest = match settings.mode {
+        // What the origin's headers chose, at most the cache's cap, and
+        // kept past freshness.
+        CacheMode::Shared => larder::MAX_TTL.saturating_add(settings.shared.keep_stale),
+        _ => settings.ttl.min(larder::MAX_TTL),
+    };
+    let stored = longest.mul_f64(1.0 + config.ttl_jitter());
     Route {
         cache: settings.cache.clone(),
         pattern: key::route_pattern(&settings.namespace),

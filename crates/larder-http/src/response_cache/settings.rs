@@ -36,6 +36,8 @@ pub(crate) struct Settings {
     pub(crate) mode: super::CacheMode,
     /// Shared-cache mode's rules.
     pub(crate) shared: super::freshness::SharedRules,
+    /// Shared-cache mode: keys being revalidated in the background.
+    pub(crate) revalidating: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Settings {
@@ -59,6 +61,7 @@ impl Settings {
             clock: wall_clock_ms,
             mode: super::CacheMode::Application,
             shared: super::freshness::SharedRules::default(),
+            revalidating: Arc::default(),
         }
     }
 }

@@ -6,9 +6,10 @@
 //! Misses and revalidations go through Larder's read path, so concurrent
 //! ones call the origin once.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -22,7 +23,8 @@ use super::fields::{self, CacheControl};
 use super::freshness::{self, Reuse};
 use super::future::x_cache;
 use super::key;
-use super::service::{Pass, bad_gateway, buffer, pass, respond};
+use super::policy;
+use super::service::{Pass, SHARED_FAILURE_MAX_BYTES, bad_gateway, buffer, pass, respond};
 use super::settings::Settings;
 use super::stored::StoredResponse;
 
@@ -103,25 +105,34 @@ where
             &validators,
             with_body,
         )),
-        Reuse::StaleWhileRevalidate if with_body => {
-            let response = respond_shared(&stored, now(), "STALE", &validators, true);
-            tokio::spawn(async move {
-                let directives = CacheControl::default();
-                let _ = fetch(
-                    settings,
-                    inner,
-                    key,
-                    tags,
-                    request,
-                    may_store,
-                    Plan {
-                        stale: Some(stored),
-                        replace: true,
-                    },
-                    &directives,
-                )
-                .await;
-            });
+        Reuse::StaleWhileRevalidate => {
+            let response = respond_shared(&stored, now(), "STALE", &validators, with_body);
+            // One background revalidation per key in this process (leases
+            // order them across processes); `only-if-cached` never
+            // reaches the origin.
+            if with_body
+                && !directives.only_if_cached
+                && let Some(guard) = Revalidating::begin(&settings, &key)
+            {
+                tokio::spawn(async move {
+                    let directives = CacheControl::default();
+                    let _ = fetch(
+                        settings,
+                        inner,
+                        key,
+                        tags,
+                        request,
+                        may_store,
+                        Plan {
+                            stale: Some(stored),
+                            replace: true,
+                        },
+                        &directives,
+                    )
+                    .await;
+                    drop(guard);
+                });
+            }
             Ok(response)
         }
         _ if directives.only_if_cached => Ok(gateway_timeout()),
@@ -192,12 +203,29 @@ where
                 make_conditional(&mut request, previous);
             }
             let response = handler.call(request).await.map_err(Pass::Error)?;
-            if response.status() == StatusCode::NOT_MODIFIED
-                && let Some(previous) = previous
-            {
-                let (parts, _) = response.into_parts();
-                return updated(layer, previous, &parts.headers, now(), may_store)
-                    .map_err(Pass::Unstored);
+            let status = response.status();
+            if let Some(previous) = previous {
+                if status == StatusCode::NOT_MODIFIED {
+                    let (parts, _) = response.into_parts();
+                    if validators_conflict(previous, &parts.headers) {
+                        // A 304 naming another representation than the
+                        // stored one: neither may answer (RFC 9111 §4.3.4).
+                        return Err(bad_gateway(
+                            "the origin answered 304 with a validator the stored response does not have",
+                        ));
+                    }
+                    return updated(layer, previous, &parts.headers, now(), may_store, headers)
+                        .map_err(Pass::Unstored);
+                }
+                let lifetime = previous.shared.unwrap_or_default();
+                let age_ms = lifetime.age_ms(previous.stored_at_ms, now());
+                if is_gateway_error(status)
+                    && freshness::may_answer_error(&lifetime, age_ms, directives)
+                {
+                    // The stale copy answers this error (`stale-if-error`),
+                    // even one the origin marked cacheable.
+                    return Err(Pass::Response(response.map(ResponseBody::inner)));
+                }
             }
             if !may_store {
                 return Err(Pass::Response(response.map(ResponseBody::inner)));
@@ -205,10 +233,22 @@ where
             store_shared(layer, response, now(), headers).await
         }
     };
+    // A failure the origin gave (a small 5xx that would be storable but
+    // for its status, with no `Vary`) answers the requests waiting on it
+    // too: one failed revalidation is not repeated by each of them.
+    let share = |pass: &Pass<ResBody, S::Error>| match pass {
+        Pass::Failure(stored) => rmp_serde::to_vec_named(stored).ok().map(Bytes::from),
+        _ => None,
+    };
+    let unshare = |bytes: &Bytes| {
+        rmp_serde::from_slice(bytes)
+            .ok()
+            .map(|stored| Pass::Failure(Box::new(stored)))
+    };
     let sharing = support::Sharing {
         passes: &|pass: &Pass<ResBody, S::Error>| !pass.is_error(),
-        share: &|_| None,
-        unshare: &|_| None,
+        share: &share,
+        unshare: &unshare,
     };
     // The read path's own TTL is only a fallback: every stored response
     // carries the retention its headers chose.
@@ -235,44 +275,62 @@ where
         .await
     };
     let computed = computed_here.load(Ordering::Relaxed);
+    let stale_lifetime = stale.as_ref().map(|stale| {
+        let lifetime = stale.shared.unwrap_or_default();
+        (lifetime, lifetime.age_ms(stale.stored_at_ms, now()))
+    });
     match result {
+        Ok(served) if computed => Ok(respond_shared(
+            &served.value,
+            now(),
+            "MISS",
+            &request_headers,
+            true,
+        )),
         Ok(served) => {
-            if !computed && !varies_alike(&served.value, &request_headers) {
-                // Another request's variant: this one asks the origin.
-                if let Some(request) = unsent.take() {
-                    return pass(inner, request, "MISS").await;
-                }
+            // Filled by another request, or read back from the store: it
+            // answers this one only if it would have on a first lookup
+            // (fresh enough for this request, this variant).
+            let usable = !served.stale
+                && varies_alike(&served.value, &request_headers)
+                && served.value.shared.is_some_and(|lifetime| {
+                    let age_ms = lifetime.age_ms(served.value.stored_at_ms, now());
+                    freshness::reuse(&lifetime, age_ms, directives) == Reuse::Fresh
+                });
+            match unsent.take() {
+                Some(request) if !usable => pass(inner, request, "MISS").await,
+                _ => Ok(respond_shared(
+                    &served.value,
+                    now(),
+                    "HIT",
+                    &request_headers,
+                    true,
+                )),
             }
-            let label = if computed { "MISS" } else { "HIT" };
-            Ok(respond_shared(
-                &served.value,
-                now(),
-                label,
-                &request_headers,
-                true,
-            ))
         }
         // The origin could not be reached (the inner service failed, no
         // response at all): a stale copy may answer unless its headers
-        // forbid stale use (RFC 9111 §4.2.4, "disconnected").
-        Err((Pass::Error(err), _)) => {
-            match &stale {
-                Some(stale) if !stale.shared.unwrap_or_default().stale_forbidden => Ok(
-                    respond_shared(stale, now(), "STALE", &request_headers, true),
-                ),
-                _ => Err(err),
+        // forbid stale use (RFC 9111 §4.2.4, "disconnected") or the
+        // request asked for a validated or young response.
+        Err((Pass::Error(err), _)) => match (&stale, stale_lifetime) {
+            (Some(stale), Some((lifetime, _)))
+                if !lifetime.stale_forbidden
+                    && !directives.no_cache
+                    && directives.max_age.is_none() =>
+            {
+                Ok(respond_shared(
+                    stale,
+                    now(),
+                    "STALE",
+                    &request_headers,
+                    true,
+                ))
             }
-        }
-        Err((failure, _)) if failure.is_error() => match &stale {
-            Some(stale)
-                if freshness::may_answer_error(
-                    &stale.shared.unwrap_or_default(),
-                    stale
-                        .shared
-                        .unwrap_or_default()
-                        .age_ms(stale.stored_at_ms, now()),
-                    directives,
-                ) =>
+            _ => Err(err),
+        },
+        Err((failure, _)) if failure.is_error() => match (&stale, stale_lifetime) {
+            (Some(stale), Some((lifetime, age_ms)))
+                if freshness::may_answer_error(&lifetime, age_ms, directives) =>
             {
                 Ok(respond_shared(
                     stale,
@@ -292,6 +350,60 @@ where
             true,
         )),
         Err((failure, _)) => answer_failure(failure, now(), &request_headers),
+    }
+}
+
+/// 500, 502, 503 and 504: what `stale-if-error` covers (RFC 5861 §4).
+fn is_gateway_error(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 500 | 502 | 503 | 504)
+}
+
+/// Whether a 304's validators name another representation than the
+/// stored one: a different entity tag (weakly compared), or no tag of
+/// its own but another `Last-Modified`.
+fn validators_conflict(stored: &StoredResponse, not_modified: &HeaderMap) -> bool {
+    let weak = |tag: &[u8]| tag.strip_prefix(b"W/").unwrap_or(tag).to_vec();
+    match (not_modified.get(header::ETAG), stored.header("etag")) {
+        (Some(fresh), Some(stored)) => weak(fresh.as_bytes()) != weak(stored),
+        (Some(_), None) => true,
+        (None, _) => match (
+            not_modified.get(header::LAST_MODIFIED),
+            stored.header("last-modified"),
+        ) {
+            (Some(fresh), Some(stored)) => fresh.as_bytes() != stored.as_ref(),
+            _ => false,
+        },
+    }
+}
+
+/// A key's background revalidation in this process; the key is free again
+/// when it drops.
+pub(crate) struct Revalidating {
+    keys: Arc<Mutex<HashSet<String>>>,
+    key: String,
+}
+
+impl Revalidating {
+    /// `None` when one is already running for `key`.
+    fn begin(settings: &Settings, key: &str) -> Option<Revalidating> {
+        let keys = Arc::clone(&settings.revalidating);
+        let fresh = keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.to_owned());
+        fresh.then(|| Revalidating {
+            keys,
+            key: key.to_owned(),
+        })
+    }
+}
+
+impl Drop for Revalidating {
+    fn drop(&mut self) {
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.key);
     }
 }
 
@@ -394,7 +506,10 @@ fn combined(headers: &HeaderMap, name: &str) -> Option<Bytes> {
 }
 
 /// Asks the origin whether `previous` is still good: its `ETag` in
-/// `If-None-Match`, its `Last-Modified` in `If-Modified-Since`.
+/// `If-None-Match`, else its `Last-Modified` in `If-Modified-Since` (an
+/// origin that reads only the date cannot then answer 304 for another
+/// tag). The client's own preconditions and `Range` go: the cache
+/// revalidates the whole representation it holds.
 fn make_conditional<B>(request: &mut Request<B>, previous: &StoredResponse) {
     let headers = request.headers_mut();
     for name in [
@@ -403,6 +518,7 @@ fn make_conditional<B>(request: &mut Request<B>, previous: &StoredResponse) {
         header::IF_MATCH,
         header::IF_UNMODIFIED_SINCE,
         header::IF_RANGE,
+        header::RANGE,
     ] {
         headers.remove(name);
     }
@@ -411,8 +527,7 @@ fn make_conditional<B>(request: &mut Request<B>, previous: &StoredResponse) {
         .and_then(|v| HeaderValue::from_bytes(v).ok())
     {
         headers.insert(header::IF_NONE_MATCH, etag);
-    }
-    if let Some(modified) = previous
+    } else if let Some(modified) = previous
         .header("last-modified")
         .and_then(|v| HeaderValue::from_bytes(v).ok())
     {
@@ -430,6 +545,7 @@ fn updated(
     fresh_headers: &HeaderMap,
     now_ms: u64,
     may_store: bool,
+    request_headers: &HeaderMap,
 ) -> Result<Computed<StoredResponse>, Box<StoredResponse>> {
     let mut headers = previous.header_map();
     for name in fresh_headers.keys() {
@@ -445,7 +561,9 @@ fn updated(
     parts.status = StatusCode::from_u16(previous.status).unwrap_or(StatusCode::OK);
     parts.headers = headers;
     let mut merged = StoredResponse::new(&parts, previous.body.clone(), now_ms);
-    merged.vary.clone_from(&previous.vary);
+    // The request that revalidated is the variant the 304 vouched for,
+    // under the `Vary` the merged response now says.
+    merged.vary = varied_values(&parts.headers, request_headers);
     match freshness::lifetime(&parts, &settings.shared, freshness::at(now_ms)) {
         Ok(lifetime) if may_store => {
             merged.shared = Some(lifetime);
@@ -474,19 +592,25 @@ where
         Ok(lifetime) => lifetime,
         Err(skip) => {
             tracing::trace!(?skip, "larder-http: response not stored");
+            let declared = declared_length(&parts.headers, &body)
+                .filter(|len| *len <= settings.max_body_bytes.min(SHARED_FAILURE_MAX_BYTES));
+            if let Some(declared) = declared
+                && policy::shareable_failure(&parts, |_| false)
+            {
+                return Err(match buffer(body, declared).await {
+                    Ok(bytes) => {
+                        Pass::Failure(Box::new(StoredResponse::new(&parts, bytes, now_ms)))
+                    }
+                    Err(reason) => bad_gateway(&reason),
+                });
+            }
             return Err(Pass::Response(Response::from_parts(
                 parts,
                 ResponseBody::inner(body),
             )));
         }
     };
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .or(body.size_hint().exact());
-    let declared = match declared {
+    let declared = match declared_length(&parts.headers, &body) {
         Some(len) if len <= settings.max_body_bytes => len,
         _ => {
             return Err(Pass::Response(Response::from_parts(
@@ -501,7 +625,29 @@ where
     };
     let mut stored = StoredResponse::new(&parts, bytes, now_ms);
     stored.shared = Some(lifetime);
-    stored.vary = fields::vary(&parts.headers)
+    stored.vary = varied_values(&parts.headers, request_headers);
+    Ok(Computed {
+        ttl: Some(lifetime.retention(&settings.shared)),
+        value: stored,
+    })
+}
+
+/// A body's length, from `Content-Length` or its size hint.
+fn declared_length<B: Body>(headers: &HeaderMap, body: &B) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or(body.size_hint().exact())
+}
+
+/// The header names `response_headers`' `Vary` lists, with the values
+/// `request_headers` sent for them.
+fn varied_values(
+    response_headers: &HeaderMap,
+    request_headers: &HeaderMap,
+) -> Vec<(String, Option<Bytes>)> {
+    fields::vary(response_headers)
         .unwrap_or_default()
         .into_iter()
         .map(|name| {
@@ -509,11 +655,7 @@ where
             let value = combined(request_headers, &name);
             (name, value)
         })
-        .collect();
-    Ok(Computed {
-        ttl: Some(lifetime.retention(&settings.shared)),
-        value: stored,
-    })
+        .collect()
 }
 
 fn gateway_timeout<B>() -> Response<ResponseBody<B>> {
@@ -524,40 +666,91 @@ fn gateway_timeout<B>() -> Response<ResponseBody<B>> {
 
 /// After a non-error answer to an unsafe method, the target's stored
 /// responses go, and so do those of `Location` and `Content-Location`
-/// when they name a path on the same host (RFC 9111 §4.4).
+/// when they name a path on the same host (RFC 9111 §4.4): resolved
+/// against the request's target, scheme and port compared with their
+/// defaults (`//other.example/x` is another host, `x` a sibling path).
 pub(crate) fn invalidated_paths(
     request: &http::request::Parts,
     response_headers: &HeaderMap,
 ) -> Vec<String> {
-    let mut paths = vec![key::canonical_path(key::request_path(request))];
-    let host = request
+    let target = key::request_path(request);
+    let mut paths = vec![key::canonical_path(target)];
+    let scheme = request
+        .uri
+        .scheme_str()
+        .unwrap_or("http")
+        .to_ascii_lowercase();
+    let here = request
         .uri
         .authority()
-        .map(|a| a.as_str().to_ascii_lowercase())
+        .map(|a| a.as_str().to_owned())
         .or_else(|| {
             request
                 .headers
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .map(str::to_ascii_lowercase)
-        });
+                .map(str::to_owned)
+        })
+        .and_then(|authority| origin_of(&scheme, &authority));
     for name in [header::LOCATION, header::CONTENT_LOCATION] {
         for value in response_headers.get_all(name) {
             let Ok(value) = value.to_str() else { continue };
-            let Ok(uri) = value.parse::<http::Uri>() else {
-                continue;
+            let reference = value.split(['?', '#']).next().unwrap_or_default();
+            let path = if let Some(rest) = reference.strip_prefix("//") {
+                same_origin(&scheme, rest, here.as_ref())
+            } else if let Some((other_scheme, rest)) = reference.split_once("://") {
+                rest.split_once('/')
+                    .map_or(Some((rest, "/")), |(authority, _)| {
+                        Some((authority, &rest[authority.len()..]))
+                    })
+                    .and_then(|(authority, path)| {
+                        let other = origin_of(&other_scheme.to_ascii_lowercase(), authority)?;
+                        (here.as_ref() == Some(&other)).then(|| path.to_owned())
+                    })
+            } else if reference.starts_with('/') {
+                Some(reference.to_owned())
+            } else if reference.contains(':') || reference.is_empty() {
+                // Another scheme (`mailto:`), or the target itself.
+                None
+            } else {
+                let directory = target.rsplit_once('/').map_or("", |(dir, _)| dir);
+                Some(format!("{directory}/{reference}"))
             };
-            let same_host = match uri.authority() {
-                None => true,
-                Some(authority) => {
-                    host.as_deref() == Some(&authority.as_str().to_ascii_lowercase())
-                }
-            };
-            if same_host && uri.path().starts_with('/') {
-                paths.push(key::canonical_path(uri.path()));
+            if let Some(path) = path.filter(|p| p.starts_with('/')) {
+                paths.push(key::canonical_path(&path));
             }
         }
     }
+    paths.sort();
     paths.dedup();
     paths
+}
+
+/// `//authority/path` resolved against this request's scheme: its path if
+/// the authority is this request's.
+fn same_origin(scheme: &str, rest: &str, here: Option<&(String, u16)>) -> Option<String> {
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let other = origin_of(scheme, authority)?;
+    (here == Some(&other)).then(|| path.to_owned())
+}
+
+/// A host (lowercase) and port (the scheme's default when absent), or
+/// `None` when `authority` has user-info or cannot be read.
+fn origin_of(scheme: &str, authority: &str) -> Option<(String, u16)> {
+    if authority.contains('@') {
+        return None;
+    }
+    let authority: http::uri::Authority = authority.parse().ok()?;
+    let default = match scheme {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    Some((
+        authority.host().to_ascii_lowercase(),
+        authority.port_u16().unwrap_or(default),
+    ))
 }
