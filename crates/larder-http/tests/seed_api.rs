@@ -1,8 +1,8 @@
-//! The seed's §2 examples — all products, filtered products, the user
+//! The Django original's §2 examples — all products, filtered products, the user
 //! dashboard — as axum routes behind `ResponseCacheLayer`, on a private
 //! redis-server, plus what Redis failure and a herd of misses do to them.
 //!
-//! The seed's dashboard cached on `vary_on_query_params=['user_id']`: the
+//! The Django original's dashboard cached on `vary_on_query_params=['user_id']`: the
 //! key came from a parameter the caller chooses, so anyone could read anyone's
 //! cached dashboard by asking for `?user_id=<victim>`. Here the route keys on
 //! the identity the auth middleware established, and a `user_id` parameter
@@ -218,7 +218,7 @@ async fn two_users_only_ever_see_their_own_dashboard() {
                 } else {
                     ("token-bob", "Bob")
                 };
-                // The seed's attack: ask for the other user's id. It must not matter.
+                // The Django original's attack: ask for the other user's id. It must not matter.
                 let victim = if i % 2 == 0 { 2 } else { 1 };
                 let (_, body) = fetch(
                     &http,

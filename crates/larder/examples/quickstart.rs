@@ -1,4 +1,4 @@
-//! Larder in one screen: the seed's function caching, invalidation and
+//! Larder in one screen: the Django original's function caching, invalidation and
 //! version examples on the embedded default (or on Redis when `REDIS_URL`
 //! is set).
 //!
@@ -18,7 +18,7 @@ struct UserData {
     email: String,
 }
 
-/// The "expensive database query" of the seed's `get_user_data`.
+/// The "expensive database query" of the Django original's `get_user_data`.
 async fn load_user_from_database(user_id: u64) -> UserData {
     tokio::time::sleep(Duration::from_millis(50)).await;
     UserData {
@@ -28,7 +28,7 @@ async fn load_user_from_database(user_id: u64) -> UserData {
     }
 }
 
-/// The seed's `@cache_function(namespace='user_data', ttl=3600)`.
+/// The Django original's `@cache_function(namespace='user_data', ttl=3600)`.
 #[larder::cached(namespace = "user_data", ttl = 3600)]
 async fn get_user_data(user_id: u64) -> UserData {
     load_user_from_database(user_id).await
@@ -55,7 +55,7 @@ async fn main() -> larder::Result<()> {
         );
     }
 
-    // Invalidation, as the seed writes it.
+    // Invalidation, as the Django original writes it.
     larder::set("product:1", &"Teapot", Duration::from_secs(86_400)).await?;
     larder::set("product:2", &"Kettle", Duration::from_secs(86_400)).await?;
     larder::set("user:123:profile", &"Ada", Duration::from_secs(600)).await?;

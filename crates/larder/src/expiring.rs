@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// A computed value with the TTL it should be cached for, chosen from the
-/// data itself — the seed's "popular products for 5 minutes, the rest for 2
+/// data itself — the Django original's "popular products for 5 minutes, the rest for 2
 /// hours".
 ///
 /// Return it from [`Cache::get_or_compute_expiring`](crate::Cache::get_or_compute_expiring)

@@ -1,4 +1,4 @@
-//! The global default cache and the seed's free functions.
+//! The global default cache and the Django original's free functions.
 //!
 //! Install one [`Cache`] at start-up (like `tracing`'s global subscriber);
 //! the free functions and the `#[cached]` macro then use it. Services with

@@ -21,7 +21,7 @@
 //!
 //! - [`config`]: settings, from a builder or the environment.
 //! - [`Cache`]: reads, writes, `get_or_compute`, invalidation.
-//! - [`global`](mod@global): the global default cache and the seed's free functions.
+//! - [`global`](mod@global): the global default cache and the Django original's free functions.
 //! - [`key`]: the key scheme, argument digests, safe patterns.
 //! - [`store`]: the [`Store`](store::Store) trait, [`MemoryStore`](store::MemoryStore) and [`RedisStore`](store::RedisStore).
 //!

@@ -1,4 +1,4 @@
-//! The seed's §1 examples (function caching) as `#[larder::cached]`
+//! The Django original's §1 examples (function caching) as `#[larder::cached]`
 //! functions on the global cache, backed by a private redis-server: they
 //! cache, expire, are invalidated, and take their TTL from the attribute, a
 //! `ttl` argument or the data they load — as `PTTL` shows.
@@ -61,7 +61,7 @@ pub struct JobStatistics {
     total_hours: u64,
 }
 
-// ---- the seed's §1, in Rust ---------------------------------------------
+// ---- the Django original's §1, in Rust ---------------------------------------------
 
 /// Get user data from the database.
 #[larder::cached(namespace = "user_data", ttl = 3600)] // 1 hour cache

@@ -1,4 +1,4 @@
-//! The seed's free functions on the global default cache. One test: the
+//! The Django original's free functions on the global default cache. One test: the
 //! global cache is installed once per process.
 
 mod common;
@@ -33,7 +33,7 @@ async fn free_functions_use_the_global_cache() {
     let many: Vec<Option<Product>> = larder::get_many(&["product:1", "product:2"]).await.unwrap();
     assert_eq!(many, vec![Some(product(1)), Some(product(2))]);
 
-    // The seed's invalidation examples, as written.
+    // The Django original's invalidation examples, as written.
     assert!(larder::delete_cached_data("product:1").await.unwrap());
     assert_eq!(
         larder::invalidate_cache_pattern("product:*").await.unwrap(),

@@ -175,7 +175,7 @@ impl Config {
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
-    /// The global version (the seed's `CACHE_VERSION`).
+    /// The global version (the Django original's `CACHE_VERSION`).
     pub fn version(&self) -> &str {
         &self.version
     }

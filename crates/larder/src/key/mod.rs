@@ -1,7 +1,7 @@
 //! Keys: the physical key scheme, argument digests and safe patterns.
 //!
 //! A **logical key** is what callers write — `product:1`, `user:123:profile`
-//! — the same shapes as the seed. The **physical key** stored in Redis is
+//! — the same shapes as the Django original. The **physical key** stored in Redis is
 //! `{prefix}:{global version}:{logical key}`, so changing the global version
 //! makes every older entry unreachable without touching it.
 //!
