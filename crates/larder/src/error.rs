@@ -65,12 +65,81 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// Why a connection to the store failed, when that is known. Recorded where
+/// the error is made (`store/redis/cause.rs` classifies a Redis error once);
+/// read through the `is_*` helpers of [`Error`] and named in log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// The credentials were refused (`WRONGPASS`, a failed `AUTH`, `NOAUTH`).
+    Auth,
+    /// Redis refused to switch to the database index of the URL.
+    UnknownDatabase,
+    /// The host name did not resolve.
+    UnknownHost,
+    /// Nothing listens at the address: the connection was refused.
+    Refused,
+    /// The TLS handshake failed.
+    Tls,
+    /// Connecting, or the first answer, took longer than the connect timeout.
+    Timeout,
+    /// Anything else (a reset connection, an unreachable network, …).
+    Other,
+}
+
+impl Cause {
+    /// A short, stable name for log fields (`cause=auth`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Cause::Auth => "auth",
+            Cause::UnknownDatabase => "unknown_database",
+            Cause::UnknownHost => "unknown_host",
+            Cause::Refused => "refused",
+            Cause::Tls => "tls",
+            Cause::Timeout => "timeout",
+            Cause::Other => "other",
+        }
+    }
+
+    /// What happened and what to do, in words.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Cause::Auth => {
+                "Redis refused the credentials (wrong password or user, or none where \
+                 the server requires one); check the user and password in REDIS_URL"
+            }
+            Cause::UnknownDatabase => {
+                "Redis refused to switch to the database index in REDIS_URL (the `/N` \
+                 after the port); it must be below the server's `databases` setting \
+                 (16 by default)"
+            }
+            Cause::UnknownHost => {
+                "the host name in REDIS_URL does not resolve (DNS lookup failed); check \
+                 its spelling and the resolver"
+            }
+            Cause::Refused => {
+                "the connection was refused: nothing listens at the host and port in \
+                 REDIS_URL; check that Redis runs and the port is right"
+            }
+            Cause::Tls => {
+                "the TLS handshake failed; check that the server speaks TLS on that \
+                 port and that its certificate is valid and trusted"
+            }
+            Cause::Timeout => {
+                "Redis did not answer within the connect timeout \
+                 (LARDER_CONNECT_TIMEOUT_MS); check the host, the port and firewalls"
+            }
+            Cause::Other => "the connection failed",
+        }
+    }
+}
+
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The error type of every fallible Larder operation.
 pub struct Error {
     kind: ErrorKind,
     detail: Cow<'static, str>,
+    cause: Option<Cause>,
     source: Option<BoxError>,
 }
 
@@ -84,6 +153,7 @@ impl Error {
         Self {
             kind,
             detail: detail.into(),
+            cause: None,
             source: None,
         }
     }
@@ -95,6 +165,13 @@ impl Error {
         source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     ) -> Self {
         self.source = Some(source.into());
+        self
+    }
+
+    /// Records why the store could not be reached.
+    #[must_use]
+    pub(crate) fn with_cause(mut self, cause: Cause) -> Self {
+        self.cause = Some(cause);
         self
     }
 
@@ -112,9 +189,40 @@ impl Error {
         )
     }
 
-    /// A store call exceeded its deadline.
+    /// A store call exceeded its deadline, or connecting to the store took
+    /// longer than the connect timeout.
     pub fn is_timeout(&self) -> bool {
-        self.kind == ErrorKind::Timeout
+        self.kind == ErrorKind::Timeout || self.cause == Some(Cause::Timeout)
+    }
+
+    /// Redis refused the credentials: a wrong password or user in the URL
+    /// (`WRONGPASS`, a failed `AUTH`), or none where the server requires one
+    /// (`NOAUTH`).
+    pub fn is_auth_failure(&self) -> bool {
+        self.cause == Some(Cause::Auth)
+    }
+
+    /// Redis refused to switch to the database index in the URL (`/99` on a
+    /// server with 16 databases: `ERR DB index is out of range`).
+    pub fn is_unknown_database(&self) -> bool {
+        self.cause == Some(Cause::UnknownDatabase)
+    }
+
+    /// The host name in the URL did not resolve (DNS).
+    pub fn is_unknown_host(&self) -> bool {
+        self.cause == Some(Cause::UnknownHost)
+    }
+
+    /// The connection was refused: nothing listens at the URL's host and
+    /// port (or, for a Unix socket, the socket file does not exist).
+    pub fn is_connection_refused(&self) -> bool {
+        self.cause == Some(Cause::Refused)
+    }
+
+    /// The TLS handshake failed (a `rediss://` URL, with the `tls` feature):
+    /// an untrusted or invalid certificate, or no TLS on that port.
+    pub fn is_tls_failure(&self) -> bool {
+        self.cause == Some(Cause::Tls)
     }
 
     /// Stored bytes could not be decoded.
@@ -161,6 +269,7 @@ impl fmt::Debug for Error {
         f.debug_struct("Error")
             .field("kind", &self.kind)
             .field("detail", &self.detail)
+            .field("cause", &self.cause)
             .field("source", &self.source)
             .finish()
     }
@@ -200,5 +309,26 @@ mod tests {
             assert!(Error::new(kind, "x").is_store_failure());
         }
         assert!(!Error::new(ErrorKind::Decode, "x").is_store_failure());
+    }
+
+    #[test]
+    fn each_cause_answers_its_own_helper_only() {
+        type Helper = fn(&Error) -> bool;
+        let helpers: [(Cause, Helper); 6] = [
+            (Cause::Auth, Error::is_auth_failure),
+            (Cause::UnknownDatabase, Error::is_unknown_database),
+            (Cause::UnknownHost, Error::is_unknown_host),
+            (Cause::Refused, Error::is_connection_refused),
+            (Cause::Tls, Error::is_tls_failure),
+            (Cause::Timeout, Error::is_timeout),
+        ];
+        for (cause, _) in helpers {
+            let err = Error::new(ErrorKind::Store, "x").with_cause(cause);
+            for (other, helper) in helpers {
+                assert_eq!(helper(&err), other == cause, "{cause:?} vs {other:?}");
+            }
+        }
+        let plain = Error::new(ErrorKind::Store, "x");
+        assert!(helpers.iter().all(|(_, helper)| !helper(&plain)));
     }
 }

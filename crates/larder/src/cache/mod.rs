@@ -124,31 +124,35 @@ impl Cache {
     /// Connecting is lazy and fail-open: a Redis that is down now is picked up
     /// when it comes back, and meanwhile reads go to the origin. In
     /// [`FailMode::Closed`] an unreachable Redis is an error here instead.
-    /// Must be called inside a Tokio runtime with time enabled.
+    /// Waits for one connection attempt and one `PING`, each bounded by the
+    /// connect timeout. A failed attempt is logged at WARN level with its
+    /// cause (`cause=auth`, `unknown_database`, `unknown_host`, `refused`,
+    /// `tls`, `timeout` or `other`), once: again only after Redis has
+    /// answered in between. Must be called inside a Tokio runtime with time
+    /// enabled.
     ///
     /// # Errors
     /// [`ErrorKind::Config`] for an unusable URL; in fail-closed mode, the
-    /// store error when the first `PING` fails.
+    /// store error when the first `PING` fails: its message says why in
+    /// words, its `is_*` helpers ([`Error::is_auth_failure`],
+    /// [`Error::is_unknown_database`], [`Error::is_unknown_host`],
+    /// [`Error::is_connection_refused`], [`Error::is_tls_failure`],
+    /// [`Error::is_timeout`]) tell the cause, and its
+    /// [`source`](std::error::Error::source) is the underlying error.
     pub async fn connect(config: Config) -> Result<Cache> {
         let store: Arc<dyn Store> = match config.redis_url.clone() {
             Some(url) => {
                 let store = RedisStore::new(&url, config.connect_timeout, None)?;
-                let ping = tokio::time::timeout(config.connect_timeout, store.ping()).await;
-                let up = matches!(ping, Ok(Ok(())));
+                let ping = store.ping().await;
+                let up = ping.is_ok();
                 match (ping, config.fail_mode) {
-                    (Ok(Ok(())), _) => tracing::info!(%url, "larder: using Redis"),
-                    (Ok(Err(err)), FailMode::Closed) => return Err(err),
-                    (Err(_), FailMode::Closed) => {
-                        return Err(Error::new(
-                            ErrorKind::Timeout,
-                            format!(
-                                "Redis at {url} did not answer PING within the connect timeout"
-                            ),
-                        ));
-                    }
-                    (_, FailMode::Open) => tracing::warn!(
+                    (Ok(()), _) => tracing::info!(%url, "larder: using Redis"),
+                    (Err(err), FailMode::Closed) => return Err(err),
+                    // The store has logged the cause at WARN level.
+                    (Err(err), FailMode::Open) => tracing::info!(
                         %url,
-                        "larder: Redis is not answering; serving from the origin until it does"
+                        error = %err,
+                        "larder: serving from the origin until Redis answers"
                     ),
                 }
                 let cache = Self::with_store(config, Arc::new(store));

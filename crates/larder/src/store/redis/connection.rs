@@ -13,7 +13,13 @@
 //! caller's deadline) or start one. A failed attempt is retried no sooner
 //! than after a backoff, so a dead Redis sees few connection attempts however
 //! many callers there are.
+//!
+//! The first failed attempt after a working connection (or at start-up) is
+//! logged at WARN with its cause; later failures only at debug level, until
+//! a connection is made again. Calls made while no connection can be made
+//! fail with the last attempt's error as their source.
 
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,7 +29,9 @@ use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 
+use super::cause::classify;
 use crate::config::RedisUrl;
+use crate::error::Cause;
 use crate::runtime;
 use crate::{Error, ErrorKind, Result};
 
@@ -49,11 +57,14 @@ struct Shared {
     url: RedisUrl,
     client: redis::Client,
     config: AsyncConnectionConfig,
+    connect_timeout: Duration,
     /// The connection and its generation.
     current: ArcSwapOption<(u64, MultiplexedConnection)>,
     generation: AtomicU64,
     connecting: AtomicBool,
     failures: AtomicU32,
+    /// Why the last attempt failed; `None` once one succeeds.
+    last_failure: ArcSwapOption<redis::RedisError>,
     /// Bumped after every connection attempt, so waiters wake.
     attempts: watch::Sender<u64>,
 }
@@ -74,10 +85,12 @@ impl Connection {
             url,
             client,
             config,
+            connect_timeout,
             current: ArcSwapOption::empty(),
             generation: AtomicU64::new(0),
             connecting: AtomicBool::new(false),
             failures: AtomicU32::new(0),
+            last_failure: ArcSwapOption::empty(),
             attempts: watch::Sender::new(0),
         });
         Shared::connect_in_background(&shared, Duration::ZERO);
@@ -97,13 +110,7 @@ impl Connection {
             let failing = self.shared.failures.load(Ordering::Acquire) > 0;
             Shared::connect_in_background(&self.shared, self.shared.backoff());
             if failing {
-                return Err(Error::new(
-                    ErrorKind::Store,
-                    format!(
-                        "not connected to {}; reconnecting in the background",
-                        self.shared.url
-                    ),
-                ));
+                return Err(self.shared.not_connected());
             }
             if attempts.changed().await.is_err() {
                 return Err(Error::new(ErrorKind::Store, "connection state lost"));
@@ -142,6 +149,81 @@ impl Connection {
 }
 
 impl Shared {
+    /// The error of a call made while no connection can be made: the last
+    /// attempt's cause in words, and its error as the source.
+    fn not_connected(&self) -> Error {
+        let Some(last) = self.last_failure.load_full() else {
+            return Error::new(
+                ErrorKind::Store,
+                format!(
+                    "not connected to {}; reconnecting in the background",
+                    self.url
+                ),
+            );
+        };
+        let cause = classify(&last);
+        let kind = match cause {
+            Cause::Timeout => ErrorKind::Timeout,
+            _ => ErrorKind::Store,
+        };
+        Error::new(
+            kind,
+            format!(
+                "cannot connect to Redis at {}: {}; reconnecting in the background",
+                self.url,
+                cause.describe()
+            ),
+        )
+        .with_cause(cause)
+        .with_source(redis::RedisError::clone(&last))
+    }
+
+    /// Connects, then checks with `PING` that the connection can be used:
+    /// redis-rs authenticates only when the URL has a password, so a server
+    /// that requires one says `NOAUTH` only to the first command.
+    async fn open(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let mut connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(self.connect_timeout, ping.exec_async(&mut connection)).await {
+            Err(_) => Err(io::Error::from(io::ErrorKind::TimedOut).into()),
+            Ok(Err(err)) if classify(&err) == Cause::Auth || err.is_io_error() => Err(err),
+            // Refused for another reason (an ACL user without PING): the
+            // connection itself works.
+            Ok(_) => Ok(connection),
+        }
+    }
+
+    /// Remembers a failed attempt; the first after a working connection is
+    /// logged at WARN with its cause.
+    fn on_failure(&self, err: redis::RedisError) {
+        let cause = classify(&err);
+        let err = Arc::new(err);
+        self.last_failure.store(Some(Arc::clone(&err)));
+        let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
+        // The error texts of redis-rs and the server never hold the
+        // password, and the URL's `Display` hides it.
+        if failures == 1 {
+            tracing::warn!(
+                url = %self.url,
+                cause = %cause.name(),
+                error = %err,
+                "larder: cannot connect to Redis: {}",
+                cause.describe()
+            );
+        } else {
+            tracing::debug!(
+                url = %self.url,
+                cause = %cause.name(),
+                failures,
+                error = %err,
+                "larder: still cannot connect to Redis"
+            );
+        }
+    }
+
     fn backoff(&self) -> Duration {
         match self.failures.load(Ordering::Acquire) {
             0 => Duration::ZERO,
@@ -176,22 +258,18 @@ impl Shared {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            match shared
-                .client
-                .get_multiplexed_async_connection_with_config(&shared.config)
-                .await
-            {
+            match shared.open().await {
                 Ok(connection) => {
                     let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
-                    shared.current.store(Some(Arc::new((generation, connection))));
+                    shared
+                        .current
+                        .store(Some(Arc::new((generation, connection))));
+                    shared.last_failure.store(None);
                     if shared.failures.swap(0, Ordering::AcqRel) > 0 {
                         tracing::info!(url = %shared.url, "larder: reconnected to Redis");
                     }
                 }
-                Err(err) => {
-                    let failures = shared.failures.fetch_add(1, Ordering::AcqRel) + 1;
-                    tracing::debug!(url = %shared.url, failures, error = %err, "larder: cannot connect to Redis");
-                }
+                Err(err) => shared.on_failure(err),
             }
         });
     }

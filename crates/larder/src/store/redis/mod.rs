@@ -1,3 +1,4 @@
+mod cause;
 mod connection;
 
 use std::future::Future;
@@ -8,10 +9,12 @@ use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use redis::aio::MultiplexedConnection;
 
+use self::cause::classify;
 use self::connection::{Connection, Home};
 use super::lease::{STAMP_TTL, parse_stamps};
 use super::{Grant, Lease, LeaseKeys, LeaseRead, Store, StoreEntry, StoreFuture, Subscription};
 use crate::config::RedisUrl;
+use crate::error::Cause;
 use crate::runtime;
 use crate::{Error, ErrorKind, Result};
 
@@ -235,13 +238,20 @@ impl RedisStore {
         &self.url
     }
 
-    /// Sends `PING`: waits for the first connection attempt.
+    /// Sends `PING`, waiting for a connection attempt under way. The attempt
+    /// and the `PING` are each bounded by the connect timeout.
     ///
     /// # Errors
-    /// The store error if Redis does not answer.
+    /// The store error if Redis cannot be reached or does not answer; its
+    /// `is_*` helpers ([`Error::is_auth_failure`], …) tell why, and its
+    /// source is the underlying error.
     pub async fn ping(&self) -> Result<()> {
+        let timeout = self.connect_timeout;
         self.run("PING", |mut conn| async move {
-            redis::cmd("PING").exec_async(&mut conn).await
+            let ping = redis::cmd("PING");
+            tokio::time::timeout(timeout, ping.exec_async(&mut conn))
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()))
         })
         .await
     }
@@ -289,19 +299,28 @@ impl RedisStore {
     }
 
     fn failed(&self, what: &'static str, err: redis::RedisError) -> Error {
+        let cause = classify(&err);
         let kind = if err.is_timeout() {
             ErrorKind::Timeout
         } else if err.is_io_error()
             || err.is_connection_dropped()
             || err.is_connection_refusal()
             || err.is_unrecoverable_error()
+            // NOAUTH: every command will be refused, as if Redis were down.
+            || cause == Cause::Auth
         {
             ErrorKind::Store
         } else {
             // Redis answered: WRONGTYPE, OOM, NOPERM, an out-of-range value…
             ErrorKind::Rejected
         };
-        Error::new(kind, format!("{what} on {} failed", self.url)).with_source(err)
+        // A timeout here is a command's, not the connect timeout the words
+        // of `Cause::Timeout` speak of; the kind says it already.
+        let detail = match cause {
+            Cause::Other | Cause::Timeout => format!("{what} on {} failed", self.url),
+            cause => format!("{what} on {} failed: {}", self.url, cause.describe()),
+        };
+        Error::new(kind, detail).with_cause(cause).with_source(err)
     }
 }
 
