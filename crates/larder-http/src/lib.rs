@@ -8,3 +8,9 @@
 pub mod response_cache;
 
 pub use response_cache::{CacheMode, ResponseCache, ResponseCacheLayer};
+
+/// The guide for users of the Django original (`docs/from-django.md`): its
+/// code blocks run as doctests, as written.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/from-django.md")]
+struct DjangoGuide;

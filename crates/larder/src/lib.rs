@@ -25,6 +25,10 @@
 //! - [`key`]: the key scheme, argument digests, safe patterns.
 //! - [`store`]: the [`Store`](store::Store) trait, [`MemoryStore`](store::MemoryStore) and [`RedisStore`](store::RedisStore).
 //!
+//! HTTP response caching for axum and tower services (the Django original's
+//! `@cache_api_response`, and a reverse proxy's shared cache) is the
+//! companion crate `larder-http` (`ResponseCacheLayer`), built on this one.
+//!
 //! # Metrics and tracing
 //!
 //! Larder records through the [`metrics`](https://docs.rs/metrics) facade;
@@ -74,8 +78,9 @@ pub use config::{Codec, Compression, Config, FailMode};
 pub use error::{Error, ErrorKind, Result};
 pub use expiring::Expiring;
 pub use global::{
-    delete_cached_data, get, get_many, get_or_compute, init, init_from_env,
-    invalidate_cache_pattern, set, set_many, try_get_or_compute,
+    delete_cached_data, delete_many, get, get_many, get_or_compute, get_or_compute_expiring,
+    get_or_revalidate, init, init_from_env, invalidate_cache_pattern, refresh, set, set_many,
+    try_get_or_compute,
 };
 #[cfg(feature = "macros")]
 #[doc = include_str!("cached.md")]

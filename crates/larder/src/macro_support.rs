@@ -158,13 +158,37 @@ impl<C: AsCache + ?Sized> AsCache for &C {
     }
 }
 
-/// The global cache, or `None` (warned about once) before `larder::init`.
+/// The global cache, or `None` before `larder::init` (a companion then
+/// returns an error saying so).
 pub fn global() -> Option<&'static Cache> {
+    crate::global::global().ok()
+}
+
+/// The global cache for a call of the cached function `function`
+/// (`module::path::name`) whose key is `key`, or `None` before
+/// `larder::init`: the call then runs uncached. The first such call in
+/// the process is logged at warn level, naming the function and its
+/// namespace; the rest are not, so a hot path cannot flood the log.
+pub fn global_for_call(
+    function: &'static str,
+    namespace: Option<&'static str>,
+    key: &Result<String>,
+) -> Option<&'static Cache> {
     static WARNED: AtomicBool = AtomicBool::new(false);
-    let global = crate::global::global().ok();
+    let global = global();
     if global.is_none() && !WARNED.swap(true, Ordering::Relaxed) {
+        // A default namespace holds no `:`, so it ends at the first one.
+        let namespace = namespace.or_else(|| {
+            let key = key.as_deref().ok()?;
+            key.split_once(':').map(|(namespace, _)| namespace)
+        });
         tracing::warn!(
-            "larder: a #[cached] function ran before larder::init; it runs uncached until a global cache is installed"
+            function,
+            namespace,
+            "larder: #[cached] function `{function}` was called before larder::init, so it runs \
+             uncached until a global cache is installed; call larder::init or \
+             larder::init_from_env at start-up, before the first cached call, or give the \
+             function `cache = …` (later calls before init are not reported)"
         );
     }
     global

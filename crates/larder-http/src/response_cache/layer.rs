@@ -101,14 +101,28 @@ impl ResponseCacheLayer {
     }
 
     /// The query parameters that select a variant (the Django original's
-    /// `vary_on_query_params`). A request with any other parameter bypasses
-    /// the cache unless [`strip_unlisted_query`](Self::strip_unlisted_query).
+    /// `vary_on_query_params`): any iterable of string-likes, `["a", "b"]`,
+    /// `&["a"]` or a `Vec<String>`. A request with any other parameter
+    /// bypasses the cache unless
+    /// [`strip_unlisted_query`](Self::strip_unlisted_query).
+    ///
+    /// ```
+    /// use larder_http::ResponseCacheLayer;
+    ///
+    /// let cache = larder::Cache::in_memory();
+    /// let _ = ResponseCacheLayer::new(cache.clone()).vary_on_query(["category", "sort"]);
+    /// let _ = ResponseCacheLayer::new(cache.clone()).vary_on_query(&["category"]);
+    /// let _ = ResponseCacheLayer::new(cache).vary_on_query(vec![String::from("sort")]);
+    /// ```
     pub fn vary_on_query<I, N>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = N>,
-        N: Into<String>,
+        N: AsRef<str>,
     {
-        Arc::make_mut(&mut self.settings).query = names.into_iter().map(Into::into).collect();
+        Arc::make_mut(&mut self.settings).query = names
+            .into_iter()
+            .map(|name| name.as_ref().to_owned())
+            .collect();
         self
     }
 

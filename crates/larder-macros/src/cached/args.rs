@@ -13,7 +13,7 @@ pub(crate) struct CachedArgs {
     pub(crate) namespace: Option<LitStr>,
     /// TTL in seconds; defaults to the cache's default TTL.
     #[darling(default, with = seconds)]
-    pub(crate) ttl: Option<u64>,
+    pub(crate) ttl: Option<Seconds>,
     /// A readable key from named arguments, e.g. `"{user_id}"`, instead of
     /// the digest of all arguments.
     pub(crate) key: Option<LitStr>,
@@ -26,7 +26,18 @@ pub(crate) struct CachedArgs {
     pub(crate) cache_none: bool,
     /// TTL in seconds of a cached `None` (requires `cache_none`).
     #[darling(default, with = seconds)]
-    pub(crate) none_ttl: Option<u64>,
+    pub(crate) none_ttl: Option<Seconds>,
+}
+
+/// A TTL option's value: whole seconds, as an integer literal (checked
+/// here) or as any constant expression of type `u64` — `ONE_HOUR`,
+/// `60 * 60`, `Self::TTL` — which the compiler checks where it is written.
+#[derive(Debug, Clone)]
+pub(crate) struct Seconds {
+    /// The expression as written.
+    pub(crate) expr: Expr,
+    /// Its value, when it is an integer literal.
+    pub(crate) literal: Option<u64>,
 }
 
 /// `receiver = "key"` or `receiver = "skip"`.
@@ -75,23 +86,43 @@ impl FromMeta for ReceiverChoice {
     }
 }
 
-/// A whole number of seconds, with an error that says so.
-fn seconds(meta: &syn::Meta) -> darling::Result<Option<u64>> {
+/// A whole number of seconds, with an error that says so. Literals that
+/// cannot be seconds are refused here, with a hint; other expressions are
+/// left to the compiler, which checks their type and constness.
+fn seconds(meta: &syn::Meta) -> darling::Result<Option<Seconds>> {
+    let option = meta
+        .path()
+        .get_ident()
+        .map_or_else(|| "ttl".to_owned(), ToString::to_string);
     let syn::Meta::NameValue(pair) = meta else {
-        return Err(
-            darling::Error::custom("expected `= <seconds>`, e.g. `ttl = 3600`").with_span(meta),
-        );
+        return Err(darling::Error::custom(format!(
+            "expected `{option} = <seconds>`, e.g. `{option} = 3600` or `{option} = ONE_HOUR`"
+        ))
+        .with_span(meta));
     };
-    match &pair.value {
+    let literal = match &pair.value {
         syn::Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Int(int),
             ..
-        }) => int.base10_parse().map(Some).map_err(darling::Error::from),
-        other => Err(darling::Error::custom(
-            "a TTL is a whole number of seconds, e.g. `ttl = 3600` for an hour; use a `ttl` parameter or return `Expiring<T>` for a TTL computed at run time",
-        )
-        .with_span(other)),
+        }) => Some(int.base10_parse::<u64>()?),
+        syn::Expr::Lit(other) => {
+            return Err(darling::Error::custom(format!(
+                "a TTL is a whole number of seconds, e.g. `{option} = 3600` for an hour, or a `u64` constant; use a `ttl` parameter or return `Expiring<T>` for a TTL computed at run time"
+            ))
+            .with_span(other));
+        }
+        _ => None,
+    };
+    if literal == Some(0) {
+        return Err(
+            darling::Error::custom(format!("`{option}` must be at least 1 second"))
+                .with_span(&pair.value),
+        );
     }
+    Ok(Some(Seconds {
+        expr: pair.value.clone(),
+        literal,
+    }))
 }
 
 impl CachedArgs {
@@ -106,9 +137,6 @@ impl CachedArgs {
                 )
                 .with_span(ns));
             }
-        }
-        if parsed.ttl == Some(0) {
-            return Err(darling::Error::custom("ttl must be at least 1 second"));
         }
         Ok(parsed)
     }

@@ -2,10 +2,11 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn};
 
-use super::args::CachedArgs;
+use super::args::{CachedArgs, Seconds};
 use super::key::KeyPlan;
 use super::returns::{Returns, Shape};
 use super::signature::{Params, Role};
@@ -78,8 +79,10 @@ impl Plan<'_> {
         }
     }
 
-    /// `let __larder_cache: Option<&Cache> = …;`
-    fn cache_binding(&self) -> TokenStream {
+    /// `let __larder_cache: Option<&Cache> = …;`. A `call` of the function
+    /// (not a companion) before `larder::init` runs uncached and is
+    /// reported; it needs `__larder_key` in scope.
+    fn cache_binding(&self, call: bool) -> TokenStream {
         let larder = &self.larder;
         match &self.args.cache {
             Some(expr) => quote_spanned! {expr.span()=>
@@ -88,6 +91,20 @@ impl Plan<'_> {
                     #larder::__private::AsCache::as_cache(__larder_cache_source),
                 );
             },
+            None if call => {
+                let function = self.ident().unraw().to_string();
+                let namespace = match &self.args.namespace {
+                    Some(ns) => quote!(::core::option::Option::Some(#ns)),
+                    None => quote!(::core::option::Option::None),
+                };
+                quote! {
+                    let __larder_cache = #larder::__private::global_for_call(
+                        ::core::concat!(::core::module_path!(), "::", #function),
+                        #namespace,
+                        &__larder_key,
+                    );
+                }
+            }
             None => quote! {
                 let __larder_cache = #larder::__private::global();
             },
@@ -95,11 +112,36 @@ impl Plan<'_> {
     }
 
     fn ttl_attr(&self) -> TokenStream {
-        match self.args.ttl {
-            Some(secs) => {
-                quote!(::core::option::Option::Some(::core::time::Duration::from_secs(#secs)))
+        match &self.args.ttl {
+            Some(ttl) => {
+                let ttl = self.duration(ttl, "ttl");
+                quote!(::core::option::Option::Some(#ttl))
             }
             None => quote!(::core::option::Option::None),
+        }
+    }
+
+    /// A `Duration` expression for a TTL option. A literal was checked
+    /// when parsed; any other expression is evaluated in a `const` block
+    /// with the type `u64` expected, so the compiler reports a wrong type,
+    /// a value known only at run time, or zero, at the expression itself.
+    ///
+    /// Zero is found when the constant is evaluated: by `cargo build`, not
+    /// by `cargo check`.
+    fn duration(&self, seconds: &Seconds, option: &str) -> TokenStream {
+        if let Some(secs) = seconds.literal {
+            return quote!(::core::time::Duration::from_secs(#secs));
+        }
+        let expr = &seconds.expr;
+        let zero = format!("#[larder::cached]: `{option}` must be at least 1 second");
+        quote_spanned! {expr.span()=>
+            const {
+                let __larder_seconds: u64 = #expr;
+                if __larder_seconds == 0 {
+                    ::core::panic!(#zero);
+                }
+                ::core::time::Duration::from_secs(__larder_seconds)
+            }
         }
     }
 
@@ -112,7 +154,7 @@ impl Plan<'_> {
         } else {
             self.key.expr(self.ident())
         };
-        let cache = self.cache_binding();
+        let cache = self.cache_binding(true);
         let ttl_attr = self.ttl_attr();
         let ttl_arg = match self.params.with_role(Role::Ttl).next() {
             Some(param) => {
@@ -168,12 +210,16 @@ impl Plan<'_> {
                 quote!(#call.ok())
             }
             (Shape::Optional, true) => {
-                let none_ttl = self.args.none_ttl.or(self.args.ttl).unwrap_or(60);
+                let none_ttl = match (&self.args.none_ttl, &self.args.ttl) {
+                    (Some(none_ttl), _) => self.duration(none_ttl, "none_ttl"),
+                    (None, Some(ttl)) => self.duration(ttl, "ttl"),
+                    (None, None) => quote!(::core::time::Duration::from_secs(60)),
+                };
                 let call = call(
                     quote!(::core::convert::Infallible),
                     quote!(::core::result::Result::Ok(#larder::__private::optional(
                         __larder_out.map(#to_computed),
-                        ::core::time::Duration::from_secs(#none_ttl),
+                        #none_ttl,
                     ))),
                 );
                 quote!(#larder::__private::infallible(#call))
@@ -208,9 +254,16 @@ impl Plan<'_> {
         let outer = &self.returns.outer;
         sig.output = syn::parse_quote!(-> #outer);
         let body = self.cached_body(false);
-        let ttl = self.args.ttl.map_or_else(
+        let ttl = self.args.ttl.as_ref().map_or_else(
             || "the cache's default TTL".to_owned(),
-            |s| format!("{s} s"),
+            |ttl| match ttl.literal {
+                Some(secs) => format!("{secs} s"),
+                None => {
+                    let expr = &ttl.expr;
+                    let written = quote!(#expr).to_string().replace(" :: ", "::");
+                    format!("`{written}` seconds")
+                }
+            },
         );
         let note = format!(
             " Cached by Larder under {} for {ttl} (`#[larder::cached]`); see also `{}_invalidate`, `{}_refresh`, `{}_prime`, `{}_peek` and `{}_key`.",
@@ -270,7 +323,7 @@ impl Plan<'_> {
                 quote!(let _ = &#ident;)
             })
             .collect();
-        let cache = self.cache_binding();
+        let cache = self.cache_binding(false);
         let cached_type = self.cached_type();
         let ttl_attr = self.ttl_attr();
         let value_ident = if self.params.params.iter().any(|p| p.ident == "value") {

@@ -43,7 +43,7 @@ const MAX_BREAKER_OPEN: Duration = Duration::from_secs(24 * 60 * 60);
 /// digits, `.`, `_` and `-`. Anything else could alias another cache's keys
 /// (`:` and `~` separate Larder's key segments), widen a pattern (glob
 /// characters) or pin keys to one cluster slot (`{`).
-fn is_key_segment(segment: &str) -> bool {
+pub(super) fn is_key_segment(segment: &str) -> bool {
     !segment.is_empty()
         && segment.len() <= 64
         && segment
@@ -64,6 +64,28 @@ impl ConfigBuilder {
             config: Config::default(),
             redis_url: None,
         }
+    }
+
+    /// A builder starting from the environment (see the table in the
+    /// [module docs](crate::config)): every set variable applied to the
+    /// defaults, so settings chosen in code can be layered on top.
+    ///
+    /// ```
+    /// use larder::config::ConfigBuilder;
+    ///
+    /// // `LARDER_PREFIX`, `REDIS_URL`, … from the deployment; the version
+    /// // from the code, so each release invalidates its own entries.
+    /// let config = ConfigBuilder::from_env()?.version("2").build()?;
+    /// assert_eq!(config.version(), "2");
+    /// # Ok::<(), larder::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the variable
+    /// and the accepted values when one is malformed; values set in code
+    /// are checked by [`ConfigBuilder::build`].
+    pub fn from_env() -> Result<Self> {
+        super::env::builder_from(|name| std::env::var(name).ok())
     }
 
     /// Use Redis at `url` instead of the in-process store.
@@ -88,7 +110,9 @@ impl ConfigBuilder {
 
     /// Global version (the Django original's `CACHE_VERSION`): changing it
     /// makes every entry written under another version unreachable, with
-    /// no scan. Same characters as the prefix.
+    /// no scan. Same characters as the prefix. On a builder from
+    /// [`ConfigBuilder::from_env`] it replaces `LARDER_VERSION` (or
+    /// `CACHE_VERSION`).
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.config.version = version.into();
         self

@@ -3,6 +3,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::builder::is_key_segment;
 use super::{Codec, Compression, ConfigBuilder, FailMode};
 use crate::{Error, Result};
 
@@ -16,7 +17,7 @@ pub(super) fn builder_from(lookup: impl Fn(&str) -> Option<String>) -> Result<Co
     if let Some(v) = lookup("LARDER_PREFIX") {
         b = b.prefix(v);
     }
-    if let Some(v) = lookup("LARDER_VERSION") {
+    if let Some(v) = version(&lookup)? {
         b = b.version(v);
     }
     if let Some(v) = number::<u64>(&lookup, "LARDER_DEFAULT_TTL", "seconds")? {
@@ -86,6 +87,37 @@ pub(super) fn builder_from(lookup: impl Fn(&str) -> Option<String>) -> Result<Co
         b = b.stale_if_error(v);
     }
     Ok(b)
+}
+
+/// `LARDER_VERSION`, or the Django original's `CACHE_VERSION` under its own
+/// name. A team moving from Django keeps its deploy settings, and a bump of
+/// `CACHE_VERSION` still invalidates everything. When both are set they
+/// must agree: which one a bump was meant for cannot be guessed, and
+/// guessing wrong would silently serve entries the bump meant to retire.
+fn version(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<String>> {
+    // An empty `CACHE_VERSION` names no version (as an empty `REDIS_URL`
+    // names no server).
+    let django = lookup("CACHE_VERSION").filter(|v| !v.trim().is_empty());
+    let (name, value) = match (lookup("LARDER_VERSION"), django) {
+        (Some(larder), Some(django)) if larder != django => {
+            return Err(Error::config(format!(
+                "LARDER_VERSION={larder:?} and CACHE_VERSION={django:?} disagree; \
+                 CACHE_VERSION is the Django original's name for LARDER_VERSION: \
+                 unset one of them or give both the same value"
+            )));
+        }
+        (Some(larder), _) => ("LARDER_VERSION", larder),
+        (None, Some(django)) => ("CACHE_VERSION", django),
+        (None, None) => return Ok(None),
+    };
+    if !is_key_segment(&value) {
+        return Err(invalid(
+            name,
+            &value,
+            "1 to 64 ASCII letters, digits, `.`, `_` or `-`, such as `1.1`",
+        ));
+    }
+    Ok(Some(value))
 }
 
 fn number<T: FromStr>(
@@ -167,6 +199,31 @@ mod tests {
         let config = from(&[]).unwrap();
         assert!(config.redis_url().is_none());
         assert_eq!(config.version(), "1");
+    }
+
+    #[test]
+    fn cache_version_is_the_django_name_of_larder_version() {
+        assert_eq!(from(&[("CACHE_VERSION", "1.1")]).unwrap().version(), "1.1");
+        let both = from(&[("CACHE_VERSION", "2"), ("LARDER_VERSION", "2")]).unwrap();
+        assert_eq!(both.version(), "2");
+        assert_eq!(from(&[("CACHE_VERSION", " ")]).unwrap().version(), "1");
+    }
+
+    #[test]
+    fn disagreeing_versions_are_an_error_naming_both() {
+        let err = from(&[("CACHE_VERSION", "1.1"), ("LARDER_VERSION", "2")]).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+        let message = err.to_string();
+        assert!(message.contains("LARDER_VERSION=\"2\""), "{message}");
+        assert!(message.contains("CACHE_VERSION=\"1.1\""), "{message}");
+    }
+
+    #[test]
+    fn a_malformed_version_names_its_variable() {
+        let err = from(&[("CACHE_VERSION", "1.1 beta")]).unwrap_err();
+        assert!(err.to_string().contains("CACHE_VERSION"), "{err}");
+        let err = from(&[("LARDER_VERSION", "v:2")]).unwrap_err();
+        assert!(err.to_string().contains("LARDER_VERSION"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! | `REDIS_URL` | Redis to use (`redis://`, `rediss://`, `redis://user:password@host:port/db`); unset = in-process store | unset |
 //! | `LARDER_PREFIX` | first segment of every physical key: 1–64 of `A-Z a-z 0-9 . _ -` | `larder` |
 //! | `LARDER_VERSION` | global version (the Django original's `CACHE_VERSION`), same characters; changing it makes every older entry unreachable | `1` |
+//! | `CACHE_VERSION` | the Django original's name for `LARDER_VERSION`, honoured as such (empty = unset); when both are set they must be equal, or [`Config::from_env`] fails naming both | unset |
 //! | `LARDER_DEFAULT_TTL` | TTL in seconds when a call gives none | `300` |
 //! | `LARDER_TTL_JITTER` | TTLs are spread by ± this fraction | `0.1` |
 //! | `LARDER_DEADLINE_MS` | the most the cache's store calls add to one operation (a read-through miss's read, lease and fill share it) | `250` |
@@ -38,6 +39,19 @@
 //!     .build()?;
 //! assert_eq!(config.version(), "1.1");
 //! assert!(config.redis_url().is_none()); // the in-process store
+//! # Ok::<(), larder::Error>(())
+//! ```
+//!
+//! Settings chosen in code can be layered onto the environment's: start
+//! from [`Config::builder_from_env`] instead of [`Config::builder`].
+//!
+//! ```
+//! use larder::Config;
+//!
+//! // REDIS_URL, LARDER_PREFIX, … from the deployment; the version from the
+//! // code, so a release whose cached shapes changed starts afresh.
+//! let config = Config::builder_from_env()?.version("2").build()?;
+//! assert_eq!(config.version(), "2");
 //! # Ok::<(), larder::Error>(())
 //! ```
 
@@ -157,14 +171,26 @@ impl Config {
         ConfigBuilder::new()
     }
 
+    /// A builder starting from the environment ([`ConfigBuilder::from_env`]):
+    /// settings chosen in code override the variables' (see the [module
+    /// docs](crate::config) for an example).
+    ///
+    /// # Errors
+    /// As [`ConfigBuilder::from_env`].
+    pub fn builder_from_env() -> crate::Result<ConfigBuilder> {
+        ConfigBuilder::from_env()
+    }
+
     /// Reads every setting from the environment (see the module docs for the
-    /// table); unset variables keep their defaults.
+    /// table); unset variables keep their defaults. `CACHE_VERSION`, the
+    /// Django original's setting, is read as `LARDER_VERSION`.
     ///
     /// # Errors
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the variable and
-    /// the accepted values when one is malformed.
+    /// the accepted values when one is malformed, or naming both when
+    /// `LARDER_VERSION` and `CACHE_VERSION` are set to different values.
     pub fn from_env() -> crate::Result<Config> {
-        env::builder_from(|name| std::env::var(name).ok())?.build()
+        ConfigBuilder::from_env()?.build()
     }
 
     /// The Redis to use; `None` means the in-process store.
