@@ -25,18 +25,26 @@ if ! command -v node >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm
 fi
 
-# Arguments go to `cargo test` (a filter, say); the conformance suite then
-# does not run.
-stages=2
-[ $# -eq 0 ] || stages=1
+# Arguments go to `cargo test` (a filter, say) as one stage; without any,
+# three stages, each announced with what it does and how long it takes.
 started=$SECONDS
-echo "== stage 1/$stages: cargo test --workspace --all-features (builds everything once; a few minutes)"
-cargo test --workspace --all-features "$@"
-echo "== stage 1/$stages took $((SECONDS - started))s"
-if [ $# -eq 0 ]; then
-  suite_started=$SECONDS
-  echo "== stage 2/2: the HTTP caching conformance suite against larder-http's reverse proxy (scripts/cache-tests.sh; about 1 minute)"
-  ./scripts/cache-tests.sh
-  echo "== stage 2/2 took $((SECONDS - suite_started))s"
+stage() {
+  local name=$1
+  shift
+  local at=$SECONDS
+  echo "== $name"
+  "$@"
+  echo "== took $((SECONDS - at))s: $name"
+}
+
+if [ $# -gt 0 ]; then
+  stage "cargo test --workspace --all-features $*" cargo test --workspace --all-features "$@"
+else
+  stage "stage 1/3: cargo test --workspace --all-features, but the compile-error tests (one build of everything; a few minutes)" \
+    cargo test --workspace --all-features -- --skip cached_attribute_ui
+  stage "stage 2/3: the compile-error (trybuild) tests of #[larder::cached] (trybuild builds the dependency tree once more in target/tests; 1-3 minutes, quiet meanwhile)" \
+    cargo test -p larder --all-features --test macros_ui
+  stage "stage 3/3: the HTTP caching conformance suite against larder-http's reverse proxy (scripts/cache-tests.sh; about 1 minute)" \
+    ./scripts/cache-tests.sh
 fi
 echo "== all tests passed in $((SECONDS - started))s"

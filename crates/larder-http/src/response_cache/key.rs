@@ -388,7 +388,10 @@ pub fn key(namespace: &str, request: &request::Parts, variant: &Variant<'_>) -> 
         added: variant.forwarding,
     });
     let _ = digest.arg(&variant.identity);
-    let _ = digest.arg(&variant.raw_query);
+    // Shared mode only: application-mode keys stay those of earlier releases.
+    if let Some(raw_query) = variant.raw_query {
+        let _ = digest.arg(raw_query);
+    }
     let mut key = path_prefix(namespace, request_path(request));
     key.push(':');
     digest.finish_into(&mut key);
