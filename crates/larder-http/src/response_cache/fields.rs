@@ -278,7 +278,7 @@ fn mentions(line: &[u8], word: &[u8]) -> bool {
 }
 
 /// RFC 9110 §5.6.2 `tchar`.
-fn is_tchar(byte: u8) -> bool {
+pub(crate) fn is_tchar(byte: u8) -> bool {
     byte.is_ascii_alphanumeric()
         || matches!(
             byte,

@@ -13,8 +13,8 @@ use http::header::{self, HeaderMap};
 use http::{StatusCode, response};
 use serde::{Deserialize, Serialize};
 
-use super::fields::{self, CacheControl};
-use super::policy::Skip;
+use super::fields::{self, CacheControl, is_tchar};
+use super::policy::{Skip, http_date, single};
 
 /// How a stored response may be reused, from its headers when it was
 /// stored (or last revalidated).
@@ -515,23 +515,6 @@ fn sf_bare_item(input: &[u8], i: &mut usize) -> Option<SfItem> {
         }
         _ => None,
     }
-}
-
-fn is_tchar(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
-}
-
-/// The one value of `name`, if any; `Err` if there are several.
-fn single(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&http::HeaderValue>, ()> {
-    let mut values = headers.get_all(name).iter();
-    match (values.next(), values.next()) {
-        (value, None) => Ok(value),
-        _ => Err(()),
-    }
-}
-
-fn http_date(value: &http::HeaderValue) -> Option<SystemTime> {
-    httpdate::parse_http_date(value.to_str().ok()?).ok()
 }
 
 fn millis(duration: Duration) -> u64 {

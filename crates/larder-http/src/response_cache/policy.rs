@@ -424,7 +424,10 @@ fn check_reusable(
 }
 
 /// The one value of `name`, if any; `Err` if there are several.
-fn single(headers: &HeaderMap, name: HeaderName) -> Result<Option<&http::HeaderValue>, ()> {
+pub(crate) fn single(
+    headers: &HeaderMap,
+    name: HeaderName,
+) -> Result<Option<&http::HeaderValue>, ()> {
     let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
         (value, None) => Ok(value),
@@ -432,7 +435,7 @@ fn single(headers: &HeaderMap, name: HeaderName) -> Result<Option<&http::HeaderV
     }
 }
 
-fn http_date(value: &http::HeaderValue) -> Option<SystemTime> {
+pub(crate) fn http_date(value: &http::HeaderValue) -> Option<SystemTime> {
     httpdate::parse_http_date(value.to_str().ok()?).ok()
 }
 

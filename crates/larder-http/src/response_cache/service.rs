@@ -459,12 +459,7 @@ where
     };
     // Size first, from the declared length: streaming bodies (no known
     // length) and large ones are never buffered.
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .or(body.size_hint().exact());
+    let declared = declared_length(&parts.headers, &body);
     let ttl = match policy::check_response(&parts, &settings.statuses, keyed, settings.ttl, now) {
         Ok(ttl) => ttl,
         Err(skip) => {
@@ -503,6 +498,15 @@ where
         value: StoredResponse::new(&parts, bytes, now_ms),
         ttl: Some(ttl),
     })
+}
+
+/// A body's length, from `Content-Length` or its size hint.
+pub(crate) fn declared_length<B: Body>(headers: &http::HeaderMap, body: &B) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or(body.size_hint().exact())
 }
 
 /// A body that broke while it was buffered: the request gets a 502, and

@@ -24,7 +24,9 @@ use super::freshness::{self, Reuse};
 use super::future::x_cache;
 use super::key;
 use super::policy;
-use super::service::{Pass, SHARED_FAILURE_MAX_BYTES, bad_gateway, buffer, pass, respond};
+use super::service::{
+    Pass, SHARED_FAILURE_MAX_BYTES, bad_gateway, buffer, declared_length, pass, respond,
+};
 use super::settings::Settings;
 use super::stored::StoredResponse;
 
@@ -630,15 +632,6 @@ where
         ttl: Some(lifetime.retention(&settings.shared)),
         value: stored,
     })
-}
-
-/// A body's length, from `Content-Length` or its size hint.
-fn declared_length<B: Body>(headers: &HeaderMap, body: &B) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .or(body.size_hint().exact())
 }
 
 /// The header names `response_headers`' `Vary` lists, with the values

@@ -127,15 +127,7 @@ impl StoredResponse {
         x_cache: &'static str,
         not_modified: bool,
     ) -> Response<Option<Bytes>> {
-        let mut headers = HeaderMap::new();
-        for (name, value) in &self.headers {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::try_from(name.as_str()),
-                HeaderValue::from_bytes(value),
-            ) {
-                headers.append(name, value);
-            }
-        }
+        let mut headers = self.header_map();
         if let Ok(etag) = HeaderValue::from_str(&self.etag) {
             headers.insert(header::ETAG, etag);
         }
