@@ -145,6 +145,7 @@ mod service;
 mod settings;
 mod shared;
 mod stored;
+mod write;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;

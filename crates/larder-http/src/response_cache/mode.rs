@@ -46,9 +46,25 @@
 /// - **Variants**: the whole query string as sent is keyed; `Vary` names
 ///   any request header, whose values are stored beside the response and
 ///   must match (another variant replaces the stored one).
+///   A revalidation answered by something that may not be stored (a 404,
+///   a `private` 200 or 304) drops the stored copy: withdrawn content is
+///   not served again, stale or not. At most 64 background revalidations
+///   run at once per layer; past that the stale copy is served and a later
+///   request revalidates.
+/// - **Failures**: a 5xx from a revalidation, and an origin that cannot be
+///   reached, reach the requests that waited on it: each answers with its
+///   stale copy if it may, and none repeats the failed request at once.
 /// - **Invalidating**: a 2xx/3xx answer to any method but `GET`, `HEAD`,
-///   `OPTIONS` and `TRACE` drops the stored responses of its path and of a
-///   same-host `Location` / `Content-Location`.
+///   `OPTIONS` and `TRACE` (or to a `GET` that tunnels one through
+///   `X-HTTP-Method-Override` and kin) drops the stored responses of its
+///   path and of a same-host `Location` / `Content-Location`; so does an
+///   answer that leaves the outcome unknown (a 502 or 504, an inner service
+///   that failed), even when the client has gone away meanwhile.
+/// - **Clients' say**: the request's `no-cache`, `max-age=0` and
+///   `min-fresh` are honoured, so any client can make a request reach the
+///   origin (as with every shared cache that follows RFC 9111); the
+///   concurrent ones still reach it once. Put a rate limit in front of the
+///   layer where that matters, or use application mode, which ignores them.
 ///
 /// Against the HTTP caching test suite (http-tests/cache-tests, run by
 /// `scripts/cache-tests.sh`), shared-cache mode passes 150 of its 160

@@ -320,7 +320,7 @@ pub static CREDENTIAL_HEADERS: [HeaderName; 35] = [
 ];
 
 /// Headers with which middleware lets a `GET` run another method.
-const METHOD_OVERRIDES: [&str; 3] = [
+pub(crate) const METHOD_OVERRIDES: [&str; 3] = [
     "x-http-method-override",
     "x-http-method",
     "x-method-override",

@@ -53,6 +53,38 @@ pub(crate) enum Pass<B, E> {
     /// new headers forbid it): it answers its own request only.
     Unstored(Box<StoredResponse>),
     Error(E),
+    /// Shared-cache mode, for the requests that waited: the origin could
+    /// not be reached (the inner service failed). Each answers with its
+    /// stale copy if it may, or asks the origin itself.
+    Unreachable,
+}
+
+/// A failure as it travels to the requests that waited on it.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum SharedFailure {
+    Response(StoredResponse),
+    Unreachable,
+}
+
+/// Encodes a failure for the requests that waited on it: a buffered 5xx,
+/// and — if `errors` — the inner service's failing (as
+/// [`Pass::Unreachable`]).
+pub(crate) fn share<B, E>(pass: &Pass<B, E>, errors: bool) -> Option<Bytes> {
+    let shared = match pass {
+        Pass::Failure(stored) => SharedFailure::Response(StoredResponse::clone(stored)),
+        Pass::Error(_) | Pass::Unreachable if errors => SharedFailure::Unreachable,
+        _ => return None,
+    };
+    rmp_serde::to_vec_named(&shared).ok().map(Bytes::from)
+}
+
+/// Rebuilds a failure [`share`] encoded; `None` for foreign bytes (the
+/// waiter then asks the origin itself).
+pub(crate) fn unshare<B, E>(bytes: &Bytes) -> Option<Pass<B, E>> {
+    Some(match rmp_serde::from_slice(bytes).ok()? {
+        SharedFailure::Response(stored) => Pass::Failure(Box::new(stored)),
+        SharedFailure::Unreachable => Pass::Unreachable,
+    })
 }
 
 /// The largest failure body that is buffered to answer waiting requests;
@@ -80,45 +112,12 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let settings = &self.settings;
         let shared = settings.mode == CacheMode::Shared;
-        if shared && is_unsafe(request.method()) {
-            let (parts, body) = request.into_parts();
-            let future = self.inner.call(Request::from_parts(parts.clone(), body));
-            let settings = Arc::clone(settings);
-            return ResponseFuture::cache(Box::pin(async move {
-                let response = future.await?;
-                let status = response.status();
-                if status.is_success() || status.is_redirection() {
-                    let paths = super::shared::invalidated_paths(&parts, response.headers());
-                    let invalidation = tokio::spawn(async move {
-                        for path in paths {
-                            invalidate_path(&settings, &path).await;
-                        }
-                    });
-                    let _ = invalidation.await;
-                }
-                Ok(x_cache(response.map(ResponseBody::inner), "BYPASS"))
-            }));
-        }
-        if is_write(request.method()) {
-            if !settings.invalidate_on_write {
-                return ResponseFuture::inner(self.inner.call(request), "BYPASS");
-            }
-            let (parts, body) = request.into_parts();
-            let path = key::canonical_path(key::request_path(&parts));
-            let future = self.inner.call(Request::from_parts(parts, body));
-            let settings = Arc::clone(settings);
-            return ResponseFuture::cache(Box::pin(async move {
-                let response = future.await?;
-                let status = response.status();
-                if status.is_success() || status.is_redirection() {
-                    // A task of its own: a caller that goes away (a client
-                    // disconnect, an outer timeout) must not cancel it.
-                    let invalidation =
-                        tokio::spawn(async move { invalidate_path(&settings, &path).await });
-                    let _ = invalidation.await;
-                }
-                Ok(x_cache(response.map(ResponseBody::inner), "BYPASS"))
-            }));
+        if super::write::invalidates(settings, &request) {
+            return ResponseFuture::cache(Box::pin(super::write::write(
+                settings,
+                &mut self.inner,
+                request,
+            )));
         }
         let (parts, body) = request.into_parts();
         let body_hint = if body.is_end_stream() {
@@ -178,16 +177,6 @@ where
 {
     let response = inner.call(request).await?;
     Ok(x_cache(response.map(ResponseBody::inner), label))
-}
-
-/// Shared-cache mode: every method but the safe ones invalidates (RFC
-/// 9111 §4.4), unknown ones included.
-fn is_unsafe(method: &Method) -> bool {
-    ![Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE].contains(method)
-}
-
-fn is_write(method: &Method) -> bool {
-    [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(method)
 }
 
 /// A GET or HEAD that may be answered from the cache; what the handler
@@ -251,15 +240,8 @@ where
     // An unstorable response is not a failure: requests waiting on it go to
     // the handler at once. A failure reaches them too, at once: a buffered
     // 5xx as it is, anything else by a call of their own.
-    let share = |pass: &Pass<ResBody, S::Error>| match pass {
-        Pass::Failure(stored) => rmp_serde::to_vec_named(stored).ok().map(Bytes::from),
-        _ => None,
-    };
-    let unshare = |bytes: &Bytes| {
-        rmp_serde::from_slice(bytes)
-            .ok()
-            .map(|stored| Pass::Failure(Box::new(stored)))
-    };
+    let share = |pass: &Pass<ResBody, S::Error>| share(pass, false);
+    let unshare = |bytes: &Bytes| unshare(bytes);
     let sharing = support::Sharing {
         passes: &|pass: &Pass<ResBody, S::Error>| !pass.is_error(),
         share: &share,
@@ -308,6 +290,11 @@ where
             Ok(respond(&failure, now(), "MISS", &validators, true))
         }
         Err((Pass::Error(err), _)) => Err(err),
+        // Only shared-cache mode shares an unreachable origin.
+        Err((Pass::Unreachable, _)) => match unsent.take() {
+            Some(request) => pass(inner, request, "MISS").await,
+            None => Ok(gateway_error(StatusCode::BAD_GATEWAY)),
+        },
     }
 }
 
@@ -316,7 +303,7 @@ impl<B, E> Pass<B, E> {
     pub(crate) fn is_error(&self) -> bool {
         match self {
             Pass::Response(response) => response.status().is_server_error(),
-            Pass::Failure(_) | Pass::Error(_) => true,
+            Pass::Failure(_) | Pass::Error(_) | Pass::Unreachable => true,
             Pass::Unstored(stored) => stored.status >= 500,
         }
     }
@@ -464,21 +451,7 @@ where
         Ok(ttl) => ttl,
         Err(skip) => {
             tracing::trace!(?skip, "larder-http: response not stored");
-            let limit = settings.max_body_bytes.min(SHARED_FAILURE_MAX_BYTES);
-            if let Some(declared) = declared.filter(|len| *len <= limit)
-                && policy::shareable_failure(&parts, keyed)
-            {
-                return Err(match buffer(body, declared).await {
-                    Ok(bytes) => {
-                        Pass::Failure(Box::new(StoredResponse::new(&parts, bytes, now_ms)))
-                    }
-                    Err(reason) => bad_gateway(&reason),
-                });
-            }
-            return Err(Pass::Response(Response::from_parts(
-                parts,
-                ResponseBody::inner(body),
-            )));
+            return Err(failure_or_response(settings, parts, body, now_ms, keyed).await);
         }
     };
     let declared = match declared {
@@ -500,6 +473,32 @@ where
     })
 }
 
+/// A response that is not stored, as passed on: a small failure that may
+/// answer the requests waiting on it buffered ([`Pass::Failure`]), any
+/// other as it is.
+pub(crate) async fn failure_or_response<B, E>(
+    settings: &Settings,
+    parts: http::response::Parts,
+    body: B,
+    now_ms: u64,
+    keyed: impl Fn(&str) -> bool,
+) -> Pass<B, E>
+where
+    B: Body<Data = Bytes>,
+    B::Error: fmt::Display,
+{
+    let limit = settings.max_body_bytes.min(SHARED_FAILURE_MAX_BYTES);
+    match declared_length(&parts.headers, &body) {
+        Some(declared) if declared <= limit && policy::shareable_failure(&parts, keyed) => {
+            match buffer(body, declared).await {
+                Ok(bytes) => Pass::Failure(Box::new(StoredResponse::new(&parts, bytes, now_ms))),
+                Err(reason) => bad_gateway(&reason),
+            }
+        }
+        _ => Pass::Response(Response::from_parts(parts, ResponseBody::inner(body))),
+    }
+}
+
 /// A body's length, from `Content-Length` or its size hint.
 pub(crate) fn declared_length<B: Body>(headers: &http::HeaderMap, body: &B) -> Option<u64> {
     headers
@@ -513,9 +512,14 @@ pub(crate) fn declared_length<B: Body>(headers: &http::HeaderMap, body: &B) -> O
 /// nothing is stored.
 pub(crate) fn bad_gateway<B, E>(reason: &str) -> Pass<B, E> {
     tracing::warn!(%reason, "larder-http: response body not buffered; answering 502");
+    Pass::Response(gateway_error(StatusCode::BAD_GATEWAY))
+}
+
+/// An empty `status` (502, 504) of the layer's own.
+pub(crate) fn gateway_error<B>(status: StatusCode) -> Response<ResponseBody<B>> {
     let mut failed = Response::new(ResponseBody::empty());
-    *failed.status_mut() = StatusCode::BAD_GATEWAY;
-    Pass::Response(failed)
+    *failed.status_mut() = status;
+    x_cache(failed, "MISS")
 }
 
 /// Reads a body that declared `declared` bytes, never holding more: a body
@@ -575,12 +579,15 @@ pub(crate) async fn invalidate_path(settings: &Settings, path: &str) {
 fn owed_route(settings: &Settings) -> Route {
     let config = settings.cache.config();
     let longest = match settings.mode {
-        // What the origin's headers chose, at most the cache's cap, and
-        // kept past freshness.
-        CacheMode::Shared => larder::MAX_TTL.saturating_add(settings.shared.keep_stale),
+        // What the origin's headers chose and kept past freshness: the
+        // retention of a stored response is capped at the cache's cap.
+        CacheMode::Shared => larder::MAX_TTL,
         _ => settings.ttl.min(larder::MAX_TTL),
     };
-    let stored = longest.mul_f64(1.0 + config.ttl_jitter());
+    // `Duration::mul_f64` panics past `Duration::MAX` (`keep_stale(MAX)`).
+    let stored =
+        std::time::Duration::try_from_secs_f64(longest.as_secs_f64() * (1.0 + config.ttl_jitter()))
+            .unwrap_or(std::time::Duration::MAX);
     Route {
         cache: settings.cache.clone(),
         pattern: key::route_pattern(&settings.namespace),

@@ -23,9 +23,8 @@ use super::fields::{self, CacheControl};
 use super::freshness::{self, Reuse};
 use super::future::x_cache;
 use super::key;
-use super::policy;
 use super::service::{
-    Pass, SHARED_FAILURE_MAX_BYTES, bad_gateway, buffer, declared_length, pass, respond,
+    Pass, bad_gateway, buffer, declared_length, failure_or_response, gateway_error, pass, respond,
 };
 use super::settings::Settings;
 use super::stored::StoredResponse;
@@ -192,7 +191,11 @@ where
     let request_headers = request.headers().clone();
     let mut unsent = Some(request);
     let computed_here = AtomicBool::new(false);
-    let (slot, handler, computing) = (&mut unsent, &mut inner, &computed_here);
+    // The origin answered 304 for another representation than the stored
+    // one: the stored one goes.
+    let conflicted = AtomicBool::new(false);
+    let (slot, handler, computing, conflict) =
+        (&mut unsent, &mut inner, &computed_here, &conflicted);
     let layer = &*settings;
     let previous = stale.as_ref();
     let headers = &request_headers;
@@ -212,6 +215,7 @@ where
                     if validators_conflict(previous, &parts.headers) {
                         // A 304 naming another representation than the
                         // stored one: neither may answer (RFC 9111 §4.3.4).
+                        conflict.store(true, Ordering::Relaxed);
                         return Err(bad_gateway(
                             "the origin answered 304 with a validator the stored response does not have",
                         ));
@@ -225,8 +229,11 @@ where
                     && freshness::may_answer_error(&lifetime, age_ms, directives)
                 {
                     // The stale copy answers this error (`stale-if-error`),
-                    // even one the origin marked cacheable.
-                    return Err(Pass::Response(response.map(ResponseBody::inner)));
+                    // even one the origin marked cacheable; a small one is
+                    // buffered, so that the requests that waited on this
+                    // revalidation learn of it instead of repeating it.
+                    let (parts, body) = response.into_parts();
+                    return Err(failure_or_response(layer, parts, body, now(), |_| false).await);
                 }
             }
             if !may_store {
@@ -237,16 +244,10 @@ where
     };
     // A failure the origin gave (a small 5xx that would be storable but
     // for its status, with no `Vary`) answers the requests waiting on it
-    // too: one failed revalidation is not repeated by each of them.
-    let share = |pass: &Pass<ResBody, S::Error>| match pass {
-        Pass::Failure(stored) => rmp_serde::to_vec_named(stored).ok().map(Bytes::from),
-        _ => None,
-    };
-    let unshare = |bytes: &Bytes| {
-        rmp_serde::from_slice(bytes)
-            .ok()
-            .map(|stored| Pass::Failure(Box::new(stored)))
-    };
+    // too, and so does an origin that could not be reached: one failed
+    // revalidation is not repeated by each of them.
+    let share = |pass: &Pass<ResBody, S::Error>| super::service::share(pass, true);
+    let unshare = |bytes: &Bytes| super::service::unshare(bytes);
     let sharing = support::Sharing {
         passes: &|pass: &Pass<ResBody, S::Error>| !pass.is_error(),
         share: &share,
@@ -277,6 +278,23 @@ where
         .await
     };
     let computed = computed_here.load(Ordering::Relaxed);
+    // (What a request saying `no-store` gets is not stored for its own
+    // sake, not because the origin withdrew anything.)
+    if computed
+        && may_store
+        && stale.is_some()
+        && match &result {
+            Err((failure, _)) => !failure.is_error() || conflicted.load(Ordering::Relaxed),
+            Ok(_) => false,
+        }
+    {
+        // The revalidation found the stored response superseded by one
+        // that may not be stored (withdrawn: a 404, made `private`…): it
+        // must not answer anyone again, stale or not.
+        if let Err(err) = settings.cache.delete_cached_data(&key).await {
+            tracing::warn!(key, error = %err, "larder-http: a superseded response could not be dropped");
+        }
+    }
     let stale_lifetime = stale.as_ref().map(|stale| {
         let lifetime = stale.shared.unwrap_or_default();
         (lifetime, lifetime.age_ms(stale.stored_at_ms, now()))
@@ -314,22 +332,29 @@ where
         // response at all): a stale copy may answer unless its headers
         // forbid stale use (RFC 9111 §4.2.4, "disconnected") or the
         // request asked for a validated or young response.
-        Err((Pass::Error(err), _)) => match (&stale, stale_lifetime) {
-            (Some(stale), Some((lifetime, _)))
-                if !lifetime.stale_forbidden
-                    && !directives.no_cache
-                    && directives.max_age.is_none() =>
-            {
-                Ok(respond_shared(
-                    stale,
-                    now(),
-                    "STALE",
-                    &request_headers,
-                    true,
-                ))
+        Err((unreachable @ (Pass::Error(_) | Pass::Unreachable), _)) => {
+            match (&stale, stale_lifetime) {
+                (Some(stale), Some((lifetime, _)))
+                    if !lifetime.stale_forbidden
+                        && !directives.no_cache
+                        && directives.max_age.is_none() =>
+                {
+                    Ok(respond_shared(
+                        stale,
+                        now(),
+                        "STALE",
+                        &request_headers,
+                        true,
+                    ))
+                }
+                _ => match (unreachable, unsent.take()) {
+                    (Pass::Error(err), _) => Err(err),
+                    // Told by the request it waited on; tries for itself.
+                    (_, Some(request)) => pass(inner, request, "MISS").await,
+                    _ => Ok(gateway_error(StatusCode::BAD_GATEWAY)),
+                },
             }
-            _ => Err(err),
-        },
+        }
         Err((failure, _)) if failure.is_error() => match (&stale, stale_lifetime) {
             (Some(stale), Some((lifetime, age_ms)))
                 if freshness::may_answer_error(&lifetime, age_ms, directives) =>
@@ -367,8 +392,9 @@ fn validators_conflict(stored: &StoredResponse, not_modified: &HeaderMap) -> boo
     let weak = |tag: &[u8]| tag.strip_prefix(b"W/").unwrap_or(tag).to_vec();
     match (not_modified.get(header::ETAG), stored.header("etag")) {
         (Some(fresh), Some(stored)) => weak(fresh.as_bytes()) != weak(stored),
-        (Some(_), None) => true,
-        (None, _) => match (
+        // A tag where the stored response had none (the origin turned
+        // tags on): the date the 304 answered decides.
+        (_, None) | (None, _) => match (
             not_modified.get(header::LAST_MODIFIED),
             stored.header("last-modified"),
         ) {
@@ -378,6 +404,11 @@ fn validators_conflict(stored: &StoredResponse, not_modified: &HeaderMap) -> boo
     }
 }
 
+/// The most background (`stale-while-revalidate`) revalidations a layer
+/// runs at once: each holds an origin request open and a copy of the
+/// stored response, and a client naming many keys must not open as many.
+pub(crate) const MAX_BACKGROUND_REVALIDATIONS: usize = 64;
+
 /// A key's background revalidation in this process; the key is free again
 /// when it drops.
 pub(crate) struct Revalidating {
@@ -386,13 +417,17 @@ pub(crate) struct Revalidating {
 }
 
 impl Revalidating {
-    /// `None` when one is already running for `key`.
+    /// `None` when one is already running for `key`, or
+    /// [`MAX_BACKGROUND_REVALIDATIONS`] for other keys (the stale copy is
+    /// served; a later request revalidates).
     fn begin(settings: &Settings, key: &str) -> Option<Revalidating> {
         let keys = Arc::clone(&settings.revalidating);
-        let fresh = keys
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key.to_owned());
+        let fresh = {
+            let mut running = keys
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            running.len() < MAX_BACKGROUND_REVALIDATIONS && running.insert(key.to_owned())
+        };
         fresh.then(|| Revalidating {
             keys,
             key: key.to_owned(),
@@ -420,6 +455,7 @@ fn answer_failure<B, E>(
             Ok(respond(&stored, now_ms, "MISS", request_headers, true))
         }
         Pass::Error(err) => Err(err),
+        Pass::Unreachable => Ok(gateway_error(StatusCode::BAD_GATEWAY)),
     }
 }
 
@@ -594,22 +630,7 @@ where
         Ok(lifetime) => lifetime,
         Err(skip) => {
             tracing::trace!(?skip, "larder-http: response not stored");
-            let declared = declared_length(&parts.headers, &body)
-                .filter(|len| *len <= settings.max_body_bytes.min(SHARED_FAILURE_MAX_BYTES));
-            if let Some(declared) = declared
-                && policy::shareable_failure(&parts, |_| false)
-            {
-                return Err(match buffer(body, declared).await {
-                    Ok(bytes) => {
-                        Pass::Failure(Box::new(StoredResponse::new(&parts, bytes, now_ms)))
-                    }
-                    Err(reason) => bad_gateway(&reason),
-                });
-            }
-            return Err(Pass::Response(Response::from_parts(
-                parts,
-                ResponseBody::inner(body),
-            )));
+            return Err(failure_or_response(settings, parts, body, now_ms, |_| false).await);
         }
     };
     let declared = match declared_length(&parts.headers, &body) {
@@ -652,9 +673,7 @@ fn varied_values(
 }
 
 fn gateway_timeout<B>() -> Response<ResponseBody<B>> {
-    let mut response = Response::new(ResponseBody::empty());
-    *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
-    x_cache(response, "MISS")
+    gateway_error(StatusCode::GATEWAY_TIMEOUT)
 }
 
 /// After a non-error answer to an unsafe method, the target's stored
