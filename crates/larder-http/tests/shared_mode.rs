@@ -414,9 +414,14 @@ async fn stale_while_revalidate_serves_at_once_and_revalidates_behind(transport:
         ("cache-control", "max-age=1, stale-while-revalidate=60"),
         ("etag", "\"s\""),
     ];
-    origin
-        .then(answer(200, &headers, "swr"))
-        .then(answer(304, &headers, ""));
+    // Enough 304s for a second background revalidation: a request that
+    // read the stale copy just before the first one stored its refresh,
+    // and asks just after it finished, starts another (harmless, and not
+    // something a test can order from outside).
+    origin.then(answer(200, &headers, "swr"));
+    for _ in 0..4 {
+        origin.then(answer(304, &headers, ""));
+    }
     client.get("/swr").await;
     clock.advance_secs(5);
     let stale = client.get("/swr").await;
@@ -430,8 +435,8 @@ async fn stale_while_revalidate_serves_at_once_and_revalidates_behind(transport:
         "\"s\"",
         "revalidated behind"
     );
-    // The refreshed entry is stored once the revalidation returns.
-    // The origin has answered; the refreshed entry is stored right after.
+    // The refreshed entry is stored right after the origin answers; until
+    // then the stale copy answers.
     let mut hit = client.get("/swr").await;
     for _ in 0..10_000 {
         if hit.x_cache != "STALE" {
@@ -441,7 +446,18 @@ async fn stale_while_revalidate_serves_at_once_and_revalidates_behind(transport:
         hit = client.get("/swr").await;
     }
     assert_eq!((hit.x_cache.as_str(), hit.body.as_str()), ("HIT", "swr"));
-    assert_eq!(origin.calls(), 2);
+    let calls = origin.calls();
+    assert!(
+        (2..=3).contains(&calls),
+        "one background revalidation (two at most, by the race above), not one per stale request: {calls}"
+    );
+    for n in 2..=calls {
+        assert_eq!(
+            origin.request(n)["if-none-match"],
+            "\"s\"",
+            "call {n} revalidates"
+        );
+    }
 }
 
 async fn cdn_cache_control_replaces_cache_control(transport: Transport) {
