@@ -4,7 +4,8 @@
 #[macro_use]
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -14,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use common::{Calls, Client, Transport};
 use larder::Cache;
-use larder_http::ResponseCacheLayer;
+use larder_http::{CacheMode, ResponseCacheLayer};
 
 #[derive(serde::Deserialize)]
 struct Filters {
@@ -85,6 +86,8 @@ both_transports!(
     oversized_bodies_are_not_stored,
     undeclared_request_headers_do_not_change_what_others_get,
     streaming_bodies_are_not_stored,
+    streaming_bodies_past_the_limit_are_not_stored,
+    an_event_stream_is_relayed_as_it_streams,
     only_configured_statuses_are_stored,
     authorization_with_identity_is_keyed_on_the_identity,
     request_no_cache_is_ignored_unless_honoured,
@@ -313,6 +316,109 @@ async fn streaming_bodies_are_not_stored(transport: Transport) {
         assert_eq!(reply.x_cache, "MISS");
     }
     assert_eq!(calls.get(), 2);
+}
+
+/// A response whose body comes in two halves, and a record of whether the
+/// second half was asked for before the response's head had left the
+/// layer: a layer that reads a body whole before answering does that.
+#[derive(Clone, Default)]
+struct TwoHalves {
+    calls: Calls,
+    headers: &'static [(&'static str, &'static str)],
+    /// The response's head has left the layer (set by a probe around it).
+    head_out: Arc<AtomicBool>,
+    /// The second half was read while the head was still in the layer.
+    read_whole_first: Arc<AtomicBool>,
+}
+
+async fn two_halves(State(halves): State<TwoHalves>) -> Response {
+    halves.calls.bump();
+    halves.head_out.store(false, Ordering::SeqCst);
+    let first = futures::stream::once(async { Ok::<_, std::io::Error>("x".repeat(500)) });
+    let second = futures::stream::once({
+        let halves = halves.clone();
+        async move {
+            if !halves.head_out.load(Ordering::SeqCst) {
+                halves.read_whole_first.store(true, Ordering::SeqCst);
+            }
+            Ok("y".repeat(500))
+        }
+    });
+    let mut response =
+        axum::body::Body::from_stream(futures::StreamExt::chain(first, second)).into_response();
+    for (name, value) in halves.headers {
+        response.headers_mut().insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    response
+}
+
+/// Asks `layer` twice for a two-halves response with `headers`: each time
+/// it arrives whole, as a miss, its head out of the layer before its
+/// second half is read, and the handler answers both (nothing stored).
+async fn relayed_as_it_streams(
+    transport: Transport,
+    layer: ResponseCacheLayer,
+    headers: &'static [(&'static str, &'static str)],
+) {
+    let halves = TwoHalves {
+        headers,
+        ..TwoHalves::default()
+    };
+    let head_out = Arc::clone(&halves.head_out);
+    let app = Router::new()
+        .route("/stream", get(two_halves))
+        .layer(layer)
+        .layer(tower::util::MapResponseLayer::new(
+            move |response: Response| {
+                head_out.store(true, Ordering::SeqCst);
+                response
+            },
+        ))
+        .with_state(halves.clone());
+    let client = Client::new(app, transport).await;
+    for _ in 0..2 {
+        let reply = client.get("/stream").await;
+        assert_eq!(
+            reply.body,
+            format!("{}{}", "x".repeat(500), "y".repeat(500)),
+            "{headers:?}: streamed through whole"
+        );
+        assert!(
+            !halves.read_whole_first.load(Ordering::SeqCst),
+            "{headers:?}: the layer read the body whole before answering"
+        );
+        assert_eq!(reply.x_cache, "MISS", "{headers:?}");
+    }
+    assert_eq!(halves.calls.get(), 2, "{headers:?}: not stored");
+}
+
+/// A body declared longer than `max_body_bytes` is neither stored nor
+/// read whole first, though its headers would let it be stored.
+async fn streaming_bodies_past_the_limit_are_not_stored(transport: Transport) {
+    let headers = &[("cache-control", "max-age=600"), ("content-length", "1000")];
+    relayed_as_it_streams(transport, layer(), headers).await;
+    let shared = ResponseCacheLayer::new(Cache::in_memory())
+        .mode(CacheMode::Shared)
+        .max_body_bytes(64)
+        .clock(clock);
+    relayed_as_it_streams(transport, shared, headers).await;
+}
+
+/// Server-sent events (no length, `no-cache`) reach the client as they
+/// come, in shared mode as in application mode.
+async fn an_event_stream_is_relayed_as_it_streams(transport: Transport) {
+    let headers = &[
+        ("content-type", "text/event-stream"),
+        ("cache-control", "no-cache"),
+    ];
+    let shared = ResponseCacheLayer::new(Cache::in_memory())
+        .mode(CacheMode::Shared)
+        .clock(clock);
+    relayed_as_it_streams(transport, shared, headers).await;
+    relayed_as_it_streams(transport, layer(), headers).await;
 }
 
 async fn only_configured_statuses_are_stored(transport: Transport) {

@@ -937,139 +937,24 @@ async fn a_revalidation_that_finds_the_content_withdrawn_drops_the_stored_copy()
 //      stores. One upload or download of a few GB holds a few GB in the
 //      proxy (unbounded memory), and a streamed answer (server-sent events,
 //      a long poll, a large download) reaches the client only when it ends,
-//      if ever. `example` below is the example's code (`forward`,
-//      `end_to_end`, `failure` verbatim; `proxy` is `main`'s wiring).
+//      if ever. The tests run the example's own code (`proxy.rs`).
 
-mod example {
-    use std::convert::Infallible;
-    use std::time::Duration;
+/// The example's own proxy (`examples/reverse_proxy/proxy.rs`), not a copy.
+#[path = "../examples/reverse_proxy/proxy.rs"]
+mod reverse_proxy;
 
-    use axum::Router;
-    use axum::body::Body;
-    use axum::http::{HeaderMap, HeaderName, Request, Response, StatusCode, header};
-    use axum::response::IntoResponse;
-    use http_body_util::BodyExt;
-    use larder::Cache;
-    use larder_http::{CacheMode, ResponseCacheLayer};
-    use tower::{Layer, ServiceExt};
+/// The example proxy in front of `upstream`, caching in the process.
+async fn example_proxy(upstream: &str) -> Router {
+    reverse_proxy::proxy(upstream, None)
+        .await
+        .expect("the proxy is set up")
+}
 
-    const HOP_BY_HOP: [HeaderName; 8] = [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ];
-
-    const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
-
-    /// `main` without the argument parsing and the listener.
-    pub async fn proxy(upstream: String) -> Router {
-        proxy_with(upstream, None).await
-    }
-
-    /// `main` with `--redis`.
-    pub async fn proxy_with(upstream: String, redis: Option<String>) -> Router {
-        let builder = larder::Config::builder()
-            .prefix("reverse-proxy")
-            .lease_ttl(UPSTREAM_TIMEOUT);
-        let builder = match &redis {
-            Some(url) => builder.redis_url(url),
-            None => builder.in_memory(),
-        };
-        let config = builder.build().unwrap();
-        let cache = Cache::connect(config).await.unwrap();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(UPSTREAM_TIMEOUT)
-            .pool_idle_timeout(Duration::from_secs(2))
-            .build()
-            .expect("an HTTP client");
-        let forward = tower::service_fn(move |request: Request<Body>| {
-            let (client, upstream) = (client.clone(), upstream.clone());
-            async move { forward(&client, &upstream, request).await }
-        });
-        let cached = ResponseCacheLayer::new(cache)
-            .mode(CacheMode::Shared)
-            .namespace("proxy")
-            .layer(forward);
-        Router::new().fallback_service(tower::service_fn(move |request: Request<Body>| {
-            let cached = cached.clone();
-            async move {
-                Ok::<_, Infallible>(match cached.oneshot(request).await {
-                    Ok(response) => response.into_response(),
-                    Err(Unreachable(reason)) => failure(StatusCode::BAD_GATEWAY, &reason),
-                })
-            }
-        }))
-    }
-
-    #[derive(Debug)]
-    struct Unreachable(String);
-
-    async fn forward(
-        client: &reqwest::Client,
-        upstream: &str,
-        request: Request<Body>,
-    ) -> Result<Response<Body>, Unreachable> {
-        let (parts, body) = request.into_parts();
-        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let body = match body.collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(err) => {
-                return Ok(failure(
-                    StatusCode::BAD_REQUEST,
-                    &format!("request body: {err}"),
-                ));
-            }
-        };
-        let mut headers = end_to_end(&parts.headers);
-        headers.remove(header::HOST);
-        let answer = client
-            .request(parts.method, format!("{upstream}{target}"))
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|err| Unreachable(format!("upstream: {err}")))?;
-        let status = answer.status();
-        let headers = end_to_end(answer.headers());
-        let body = answer
-            .bytes()
-            .await
-            .map_err(|err| Unreachable(format!("upstream body: {err}")))?;
-        let mut response = Response::new(Body::from(body));
-        *response.status_mut() = status;
-        *response.headers_mut() = headers;
-        Ok(response)
-    }
-
-    fn end_to_end(headers: &HeaderMap) -> HeaderMap {
-        let listed: Vec<String> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|name| name.trim().to_ascii_lowercase())
-            .collect();
-        let mut kept = HeaderMap::new();
-        for (name, value) in headers {
-            if !HOP_BY_HOP.contains(name) && !listed.iter().any(|l| l == name.as_str()) {
-                kept.append(name.clone(), value.clone());
-            }
-        }
-        kept
-    }
-
-    fn failure(status: StatusCode, reason: &str) -> Response<Body> {
-        eprintln!("reverse_proxy: {reason}");
-        let mut response = Response::new(Body::from(reason.to_owned()));
-        *response.status_mut() = status;
-        response
-    }
+/// The example proxy in front of `upstream`, caching in Redis at `redis`.
+async fn example_proxy_on(upstream: &str, redis: &str) -> Router {
+    reverse_proxy::proxy(upstream, Some(redis))
+        .await
+        .expect("the proxy is set up")
 }
 
 /// Serves `app` on a local port; its base URL.
@@ -1081,7 +966,6 @@ async fn serve(app: Router) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open defect E10 of the second shared-mode review: fix next (issue 14 stays open)"]
 async fn the_example_proxy_streams_an_answer_instead_of_buffering_it() {
     let (open, closed) = gate();
     // An event stream: the first event at once, the next when the gate opens.
@@ -1106,7 +990,7 @@ async fn the_example_proxy_streams_an_answer_instead_of_buffering_it() {
         }
     });
     let upstream = serve(upstream).await;
-    let proxy = serve(example::proxy(upstream).await).await;
+    let proxy = serve(example_proxy(&upstream).await).await;
     let first = tokio::time::timeout(Duration::from_secs(3), async {
         let mut response = reqwest::get(format!("{proxy}/events")).await.unwrap();
         response.chunk().await.unwrap()
@@ -1121,22 +1005,22 @@ async fn the_example_proxy_streams_an_answer_instead_of_buffering_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open defect E10 of the second shared-mode review: fix next (issue 14 stays open)"]
 async fn the_example_proxy_streams_a_request_body_instead_of_buffering_it() {
-    let arrived = Arc::new(AtomicBool::new(false));
+    // Set once the upstream has the request (a signal, not a poll).
+    let (arrived, mut arrival) = tokio::sync::watch::channel(false);
+    let arrived = Arc::new(arrived);
     let upstream = Router::new().fallback({
-        let arrived = Arc::clone(&arrived);
         move |body: axum::body::Body| {
             let arrived = Arc::clone(&arrived);
             async move {
-                arrived.store(true, Ordering::SeqCst);
+                arrived.send_replace(true);
                 let _ = body.collect().await;
                 StatusCode::NO_CONTENT
             }
         }
     });
     let upstream = serve(upstream).await;
-    let proxy = serve(example::proxy(upstream).await).await;
+    let proxy = serve(example_proxy(&upstream).await).await;
     let (open, closed) = gate();
     // An upload whose first part goes out at once and whose rest follows
     // later (a large file on a slow link).
@@ -1158,18 +1042,9 @@ async fn the_example_proxy_streams_a_request_body_instead_of_buffering_it() {
             .body(body)
             .send(),
     );
-    let reached = {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            if arrived.load(Ordering::SeqCst) {
-                break true;
-            }
-            if Instant::now() >= deadline {
-                break false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
+    let reached = tokio::time::timeout(Duration::from_secs(3), arrival.wait_for(|a| *a))
+        .await
+        .is_ok_and(|arrived| arrived.is_ok());
     open.send(true).unwrap();
     let _ = upload.await;
     assert!(
@@ -1177,6 +1052,31 @@ async fn the_example_proxy_streams_a_request_body_instead_of_buffering_it() {
         "the upstream saw nothing of an upload under way for 3 s: the proxy holds the \
          whole request body first, however large"
     );
+}
+
+/// A request body that breaks off while it streams to the upstream is the
+/// client's failure (400), not the upstream's (502).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_proxy_answers_a_broken_request_body_with_400() {
+    let upstream = Router::new().fallback(|body: axum::body::Body| async move {
+        let _ = body.collect().await;
+        StatusCode::NO_CONTENT
+    });
+    let upstream = serve(upstream).await;
+    let broken = futures::stream::iter([
+        Ok(Bytes::from_static(b"part one")),
+        Err(std::io::Error::other("the client went away")),
+    ]);
+    let request = Request::post("/upload")
+        .header("host", "localhost:8080")
+        .body(axum::body::Body::from_stream(broken))
+        .unwrap();
+    let response = example_proxy(&upstream)
+        .await
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
 // ---------------------------------------------------------------------------
@@ -1190,7 +1090,6 @@ async fn the_example_proxy_streams_a_request_body_instead_of_buffering_it() {
 //      services).
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open defect E11 of the second shared-mode review: fix next (issue 14 stays open)"]
 async fn example_proxies_for_different_upstreams_sharing_redis_do_not_share_answers() {
     let server = larder_test_support::RedisServer::spawn();
     let service = |name: &'static str| {
@@ -1204,8 +1103,8 @@ async fn example_proxies_for_different_upstreams_sharing_redis_do_not_share_answ
     };
     let billing = serve(service("billing")).await;
     let search = serve(service("search")).await;
-    let billing_proxy = example::proxy_with(billing, Some(server.url())).await;
-    let search_proxy = example::proxy_with(search, Some(server.url())).await;
+    let billing_proxy = example_proxy_on(&billing, &server.url()).await;
+    let search_proxy = example_proxy_on(&search, &server.url()).await;
     let get = |proxy: &Router| {
         let request = Request::get("/api/v1/items")
             .header("host", "localhost:8080")
@@ -1234,13 +1133,12 @@ async fn example_proxies_for_different_upstreams_sharing_redis_do_not_share_answ
 //      client that can make the upstream fail (or time out).
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open defect E12 of the second shared-mode review: fix next (issue 14 stays open)"]
 async fn the_example_proxy_does_not_tell_clients_the_upstream_address() {
     // An upstream address nothing listens on.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let proxy = serve(example::proxy(upstream.clone()).await).await;
+    let proxy = serve(example_proxy(&upstream).await).await;
     let reply = reqwest::get(format!("{proxy}/anything")).await.unwrap();
     assert_eq!(reply.status(), StatusCode::BAD_GATEWAY);
     let body = reply.text().await.unwrap();
@@ -1248,6 +1146,56 @@ async fn the_example_proxy_does_not_tell_clients_the_upstream_address() {
     assert!(
         !body.contains(internal),
         "the 502 names the internal upstream: {body:?}"
+    );
+}
+
+/// The tracing output of this thread, as plain text.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the 502 leaves out goes to the log, at WARN: the operator still
+/// learns which upstream failed, and why. (A current-thread runtime: the
+/// proxy's log is this thread's.)
+#[tokio::test(flavor = "current_thread")]
+async fn the_example_proxy_logs_why_the_upstream_call_failed() {
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let request = Request::get("/anything")
+        .header("host", "localhost:8080")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = example_proxy(&upstream)
+        .await
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let internal = upstream.trim_start_matches("http://");
+    assert!(
+        text.lines()
+            .any(|line| line.contains("WARN") && line.contains(internal)),
+        "no WARN naming the upstream in the log: {text:?}"
     );
 }
 
@@ -1733,7 +1681,7 @@ async fn holds_the_example_proxy_on_redis_answers_while_redis_is_down() {
     let mut server = larder_test_support::RedisServer::spawn();
     let item = Item::new();
     let upstream = serve(Router::new().fallback(versioned).with_state(item.clone())).await;
-    let proxy = example::proxy_with(upstream, Some(server.url())).await;
+    let proxy = example_proxy_on(&upstream, &server.url()).await;
     let send = |method: &'static str| {
         let proxy = proxy.clone();
         async move {

@@ -24,7 +24,7 @@
 //! Two modes ([`CacheMode`]): *application mode* (the default, above) takes
 //! the route's TTL and lets the handler's headers only shorten it or forbid
 //! storing; *shared-cache mode* (`.mode(CacheMode::Shared)`, for a reverse
-//! proxy such as `examples/reverse_proxy.rs`) takes freshness from the
+//! proxy such as `examples/reverse_proxy/`) takes freshness from the
 //! origin's headers and revalidates stale responses. The rest of this page
 //! holds for both; [`CacheMode`] has the differences and how shared-cache
 //! mode fares against the HTTP caching test suite.
