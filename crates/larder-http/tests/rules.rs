@@ -87,6 +87,7 @@ both_transports!(
     undeclared_request_headers_do_not_change_what_others_get,
     streaming_bodies_are_not_stored,
     streaming_bodies_past_the_limit_are_not_stored,
+    streamed_bodies_within_the_limit_are_stored_in_shared_mode,
     an_event_stream_is_relayed_as_it_streams,
     only_configured_statuses_are_stored,
     authorization_with_identity_is_keyed_on_the_identity,
@@ -395,16 +396,52 @@ async fn relayed_as_it_streams(
     assert_eq!(halves.calls.get(), 2, "{headers:?}: not stored");
 }
 
-/// A body declared longer than `max_body_bytes` is neither stored nor
-/// read whole first, though its headers would let it be stored.
-async fn streaming_bodies_past_the_limit_are_not_stored(transport: Transport) {
-    let headers = &[("cache-control", "max-age=600"), ("content-length", "1000")];
-    relayed_as_it_streams(transport, layer(), headers).await;
-    let shared = ResponseCacheLayer::new(Cache::in_memory())
+fn shared_layer() -> ResponseCacheLayer {
+    ResponseCacheLayer::new(Cache::in_memory())
         .mode(CacheMode::Shared)
         .max_body_bytes(64)
-        .clock(clock);
-    relayed_as_it_streams(transport, shared, headers).await;
+        .clock(clock)
+}
+
+/// A body longer than `max_body_bytes` is neither stored nor read whole
+/// first, though its headers would let it be stored: one that declares
+/// its length is not read at all; one of unknown length, in shared mode,
+/// only until it has passed the limit.
+async fn streaming_bodies_past_the_limit_are_not_stored(transport: Transport) {
+    let declared = &[("cache-control", "max-age=600"), ("content-length", "1000")];
+    relayed_as_it_streams(transport, layer(), declared).await;
+    relayed_as_it_streams(transport, shared_layer(), declared).await;
+    let unknown = &[("cache-control", "max-age=600")];
+    relayed_as_it_streams(transport, shared_layer(), unknown).await;
+}
+
+/// Shared mode: an origin's answer of unknown length (chunked) that ends
+/// within `max_body_bytes` is stored like any other (application mode
+/// passes it on: `streaming_bodies_are_not_stored`).
+async fn streamed_bodies_within_the_limit_are_stored_in_shared_mode(transport: Transport) {
+    async fn chunked(State(calls): State<Calls>) -> Response {
+        calls.bump();
+        let chunks = futures::stream::iter(["a", "b", "c"].map(Ok::<_, std::io::Error>));
+        (
+            [("cache-control", "max-age=600")],
+            axum::body::Body::from_stream(chunks),
+        )
+            .into_response()
+    }
+    let calls = Calls::default();
+    let app = Router::new()
+        .route("/chunked", get(chunked))
+        .layer(shared_layer())
+        .with_state(calls.clone());
+    let client = Client::new(app, transport).await;
+    let first = client.get("/chunked").await;
+    let second = client.get("/chunked").await;
+    assert_eq!((first.body.as_str(), second.body.as_str()), ("abc", "abc"));
+    assert_eq!(
+        (first.x_cache.as_str(), second.x_cache.as_str()),
+        ("MISS", "HIT")
+    );
+    assert_eq!(calls.get(), 1);
 }
 
 /// Server-sent events (no length, `no-cache`) reach the client as they
@@ -414,10 +451,7 @@ async fn an_event_stream_is_relayed_as_it_streams(transport: Transport) {
         ("content-type", "text/event-stream"),
         ("cache-control", "no-cache"),
     ];
-    let shared = ResponseCacheLayer::new(Cache::in_memory())
-        .mode(CacheMode::Shared)
-        .clock(clock);
-    relayed_as_it_streams(transport, shared, headers).await;
+    relayed_as_it_streams(transport, shared_layer(), headers).await;
     relayed_as_it_streams(transport, layer(), headers).await;
 }
 

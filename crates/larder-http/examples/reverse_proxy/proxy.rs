@@ -9,8 +9,10 @@
 //!
 //! - Bodies stream both ways: a request body goes to the upstream as it
 //!   arrives, and an answer reaches the client as the upstream sends it.
-//!   Only an answer the cache stores is read whole first, and the layer
-//!   stores none larger than its `max_body_bytes` (1 MiB).
+//!   Only an answer the cache may store is read first, and never more
+//!   than the layer's `max_body_bytes` (1 MiB) of it: an answer declared
+//!   longer is not read ahead at all; a chunked one is stored if it ends
+//!   within the limit, and streams on from there if it does not.
 //! - Each upstream has its own cache namespace, so proxies for different
 //!   upstreams can share one Redis without answering with each other's
 //!   responses.

@@ -16,6 +16,9 @@ pin_project! {
         Cached { data: Option<Bytes> },
         /// The inner service's body.
         Inner { #[pin] body: B },
+        /// The inner service's body after the layer read some of it ahead
+        /// (found too long to store): `data` is that part, if not yet sent.
+        Replayed { data: Option<Bytes>, body: Pin<Box<B>> },
     }
 }
 
@@ -32,6 +35,14 @@ impl<B> ResponseBody<B> {
 
     pub(crate) fn inner(body: B) -> Self {
         ResponseBody::Inner { body }
+    }
+
+    /// `read` (what was read ahead of `rest`), then `rest`.
+    pub(crate) fn replayed(read: Bytes, rest: Pin<Box<B>>) -> Self {
+        ResponseBody::Replayed {
+            data: (!read.is_empty()).then_some(read),
+            body: rest,
+        }
     }
 }
 
@@ -51,6 +62,10 @@ where
                 Poll::Ready(data.take().map(|d| Ok(Frame::data(d))))
             }
             ResponseBodyProj::Inner { body } => body.poll_frame(cx),
+            ResponseBodyProj::Replayed { data, body } => match data.take() {
+                Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                None => body.as_mut().poll_frame(cx),
+            },
         }
     }
 
@@ -58,6 +73,7 @@ where
         match self {
             ResponseBody::Cached { data } => data.is_none(),
             ResponseBody::Inner { body } => body.is_end_stream(),
+            ResponseBody::Replayed { data, body } => data.is_none() && body.is_end_stream(),
         }
     }
 
@@ -67,6 +83,16 @@ where
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             ResponseBody::Inner { body } => body.size_hint(),
+            ResponseBody::Replayed { data, body } => {
+                let read = data.as_ref().map_or(0, |d| d.len() as u64);
+                let rest = body.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower().saturating_add(read));
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper.saturating_add(read));
+                }
+                hint
+            }
         }
     }
 }

@@ -194,8 +194,11 @@ impl ResponseCacheLayer {
         self
     }
 
-    /// Largest body stored (default 1 MiB); larger or streaming (no known
-    /// length) bodies pass through uncached.
+    /// Largest body stored (default 1 MiB); larger ones pass through
+    /// uncached, as they stream. A body of unknown length (streamed,
+    /// chunked) passes through uncached in application mode; in
+    /// shared-cache mode, if its headers let it be stored, it is read up to
+    /// this size first, and stored if it ends within it.
     pub fn max_body_bytes(mut self, bytes: u64) -> Self {
         Arc::make_mut(&mut self.settings).max_body_bytes = bytes;
         self

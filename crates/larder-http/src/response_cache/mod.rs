@@ -132,6 +132,7 @@
 //! stale (RFC 9111 §4.2.4).
 
 mod body;
+mod buffer;
 mod fields;
 mod freshness;
 mod future;

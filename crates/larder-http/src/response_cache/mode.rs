@@ -25,7 +25,10 @@
 ///   stored to be revalidated on every use. `CDN-Cache-Control` (RFC 9213)
 ///   replaces `Cache-Control` when it is a valid dictionary
 ///   ([`cdn_cache_control`](super::ResponseCacheLayer::cdn_cache_control)),
-///   but `private` in `Cache-Control` still forbids storing.
+///   but `private` in `Cache-Control` still forbids storing. A body of
+///   unknown length (chunked) is read up to
+///   [`max_body_bytes`](super::ResponseCacheLayer::max_body_bytes) and
+///   stored if it ends within it; past it, it streams on unstored.
 /// - **Keeping**: past its freshness a response is kept for
 ///   [`keep_stale`](super::ResponseCacheLayer::keep_stale) (an hour), or as
 ///   long as its `stale-while-revalidate` / `stale-if-error` say.

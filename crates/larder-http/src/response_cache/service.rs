@@ -12,6 +12,7 @@ use tower_service::Service;
 
 use super::CacheMode;
 use super::body::ResponseBody;
+use super::buffer::{self, Read};
 use super::future::{ResponseFuture, x_cache};
 use super::key::{self, Query, Variant};
 use super::pending::Route;
@@ -444,9 +445,6 @@ where
             .any(|declared| declared.as_str().eq_ignore_ascii_case(name))
             || key::is_always_keyed(name, &settings.forwarding)
     };
-    // Size first, from the declared length: streaming bodies (no known
-    // length) and large ones are never buffered.
-    let declared = declared_length(&parts.headers, &body);
     let ttl = match policy::check_response(&parts, &settings.statuses, keyed, settings.ttl, now) {
         Ok(ttl) => ttl,
         Err(skip) => {
@@ -454,23 +452,34 @@ where
             return Err(failure_or_response(settings, parts, body, now_ms, keyed).await);
         }
     };
-    let declared = match declared {
-        Some(len) if len <= settings.max_body_bytes => len,
-        _ => {
-            return Err(Pass::Response(Response::from_parts(
-                parts,
-                ResponseBody::inner(body),
-            )));
-        }
-    };
-    let bytes = match buffer(body, declared).await {
-        Ok(bytes) => bytes,
-        Err(reason) => return Err(bad_gateway(&reason)),
-    };
+    let (parts, bytes) = body_to_store(settings, parts, body).await?;
     Ok(Computed {
         value: StoredResponse::new(&parts, bytes, now_ms),
         ttl: Some(ttl),
     })
+}
+
+/// The body of a response that may be stored, read whole within
+/// `max_body_bytes`; or the response as passed on instead: as it streams
+/// when it is too long, a 502 when its body broke. Only shared-cache mode
+/// reads a body of unknown length ahead (an origin's chunked answer is
+/// as storable as any); application mode passes it on untouched (a
+/// handler that streams means it).
+pub(crate) async fn body_to_store<B, E>(
+    settings: &Settings,
+    parts: http::response::Parts,
+    body: B,
+) -> Result<(http::response::Parts, Bytes), Pass<B, E>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: fmt::Display,
+{
+    let read_ahead = settings.mode == CacheMode::Shared;
+    match buffer::within_limit(&parts.headers, body, settings.max_body_bytes, read_ahead).await {
+        Read::Whole(bytes) => Ok((parts, bytes)),
+        Read::TooLong(body) => Err(Pass::Response(Response::from_parts(parts, body))),
+        Read::Broken(reason) => Err(bad_gateway(&reason)),
+    }
 }
 
 /// A response that is not stored, as passed on: a small failure that may
@@ -488,24 +497,15 @@ where
     B::Error: fmt::Display,
 {
     let limit = settings.max_body_bytes.min(SHARED_FAILURE_MAX_BYTES);
-    match declared_length(&parts.headers, &body) {
+    match buffer::declared_length(&parts.headers, &body) {
         Some(declared) if declared <= limit && policy::shareable_failure(&parts, keyed) => {
-            match buffer(body, declared).await {
+            match buffer::buffer(body, declared).await {
                 Ok(bytes) => Pass::Failure(Box::new(StoredResponse::new(&parts, bytes, now_ms))),
                 Err(reason) => bad_gateway(&reason),
             }
         }
         _ => Pass::Response(Response::from_parts(parts, ResponseBody::inner(body))),
     }
-}
-
-/// A body's length, from `Content-Length` or its size hint.
-pub(crate) fn declared_length<B: Body>(headers: &http::HeaderMap, body: &B) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .or(body.size_hint().exact())
 }
 
 /// A body that broke while it was buffered: the request gets a 502, and
@@ -520,42 +520,6 @@ pub(crate) fn gateway_error<B>(status: StatusCode) -> Response<ResponseBody<B>> 
     let mut failed = Response::new(ResponseBody::empty());
     *failed.status_mut() = status;
     x_cache(failed, "MISS")
-}
-
-/// Reads a body that declared `declared` bytes, never holding more: a body
-/// longer or shorter than it declared is broken (its `Content-Length`
-/// lies; the server would abort it) and is not stored.
-pub(crate) async fn buffer<B>(body: B, declared: u64) -> Result<Bytes, String>
-where
-    B: Body<Data = Bytes>,
-    B::Error: fmt::Display,
-{
-    let mut body = std::pin::pin!(body);
-    let mut chunks: Vec<Bytes> = Vec::new();
-    let mut len = 0u64;
-    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
-        let frame = frame.map_err(|err| format!("the body failed: {err}"))?;
-        // Trailers are not stored.
-        if let Ok(data) = frame.into_data() {
-            len += data.len() as u64;
-            if len > declared {
-                return Err(format!(
-                    "the body is longer than the {declared} bytes it declared"
-                ));
-            }
-            chunks.push(data);
-        }
-    }
-    if len < declared {
-        return Err(format!(
-            "the body ended after {len} of the {declared} bytes it declared"
-        ));
-    }
-    Ok(match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.swap_remove(0),
-        _ => chunks.concat().into(),
-    })
 }
 
 /// Drops every stored variant of `path` in this layer's namespace; if the

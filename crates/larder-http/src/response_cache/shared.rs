@@ -24,7 +24,7 @@ use super::freshness::{self, Reuse};
 use super::future::x_cache;
 use super::key;
 use super::service::{
-    Pass, bad_gateway, buffer, declared_length, failure_or_response, gateway_error, pass, respond,
+    Pass, bad_gateway, body_to_store, failure_or_response, gateway_error, pass, respond,
 };
 use super::settings::Settings;
 use super::stored::StoredResponse;
@@ -633,19 +633,7 @@ where
             return Err(failure_or_response(settings, parts, body, now_ms, |_| false).await);
         }
     };
-    let declared = match declared_length(&parts.headers, &body) {
-        Some(len) if len <= settings.max_body_bytes => len,
-        _ => {
-            return Err(Pass::Response(Response::from_parts(
-                parts,
-                ResponseBody::inner(body),
-            )));
-        }
-    };
-    let bytes = match buffer(body, declared).await {
-        Ok(bytes) => bytes,
-        Err(reason) => return Err(bad_gateway(&reason)),
-    };
+    let (parts, bytes) = body_to_store(settings, parts, body).await?;
     let mut stored = StoredResponse::new(&parts, bytes, now_ms);
     stored.shared = Some(lifetime);
     stored.vary = varied_values(&parts.headers, request_headers);
