@@ -22,7 +22,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use bytes::Bytes;
-use common::{Client, Transport};
+use common::{Client, Transport, eventually};
 use larder::config::ConfigBuilder;
 use larder::store::{
     Grant, Lease, LeaseKeys, LeaseRead, Store, StoreEntry, StoreFuture, Subscription,
@@ -113,16 +113,6 @@ async fn redis_cache(
 fn redis_store(server: &RedisServer) -> larder::store::RedisStore {
     let url = larder::config::RedisUrl::parse(&server.url()).unwrap();
     larder::store::RedisStore::new(&url, Duration::from_secs(1), None).unwrap()
-}
-
-/// Polls `condition` (bounded): for outcomes of background work that
-/// gives no signal.
-async fn eventually(what: &str, within: Duration, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 // ---------------------------------------------------------------------------

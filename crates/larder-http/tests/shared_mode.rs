@@ -7,150 +7,15 @@
 #[macro_use]
 mod common;
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use common::{Client, Transport};
+use axum::http::{HeaderValue, StatusCode};
+use common::Transport;
+use common::clock::Clock;
+use common::origin::{answer, setup, setup_over};
 use larder::Cache;
 use larder_http::{CacheMode, ResponseCacheLayer};
-
-/// One scripted answer of the origin.
-struct Canned {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: &'static str,
-}
-
-fn answer(status: u16, headers: &[(&'static str, &str)], body: &'static str) -> Canned {
-    Canned {
-        status,
-        headers: headers.iter().map(|(n, v)| (*n, (*v).to_owned())).collect(),
-        body,
-    }
-}
-
-/// An origin that answers from a script and records each request's
-/// headers. An unscripted call answers 599, which no test expects.
-#[derive(Clone)]
-struct Origin {
-    script: Arc<Mutex<VecDeque<Canned>>>,
-    seen: Arc<Mutex<Vec<(String, HeaderMap)>>>,
-    /// The number of calls so far, for waiting on a background one.
-    counted: Arc<tokio::sync::watch::Sender<usize>>,
-}
-
-impl Default for Origin {
-    fn default() -> Self {
-        Self {
-            script: Arc::default(),
-            seen: Arc::default(),
-            counted: Arc::new(tokio::sync::watch::channel(0).0),
-        }
-    }
-}
-
-impl Origin {
-    fn then(&self, canned: Canned) -> &Self {
-        self.script.lock().unwrap().push_back(canned);
-        self
-    }
-
-    fn calls(&self) -> usize {
-        self.seen.lock().unwrap().len()
-    }
-
-    /// Waits (at most 10 s) until the origin has been called `n` times.
-    async fn wait_for_calls(&self, n: usize) {
-        let mut counted = self.counted.subscribe();
-        tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            counted.wait_for(|c| *c >= n),
-        )
-        .await
-        .expect("the origin was called in time")
-        .expect("the origin lives");
-    }
-
-    /// The headers of the `n`th request (from 1).
-    fn request(&self, n: usize) -> HeaderMap {
-        self.seen.lock().unwrap()[n - 1].1.clone()
-    }
-}
-
-async fn origin(
-    State(origin): State<Origin>,
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-) -> Response {
-    origin
-        .seen
-        .lock()
-        .unwrap()
-        .push((format!("{method} {uri}"), headers));
-    origin.counted.send_modify(|c| *c += 1);
-    let Some(canned) = origin.script.lock().unwrap().pop_front() else {
-        return (StatusCode::from_u16(599).unwrap(), "unscripted").into_response();
-    };
-    let mut response = canned.body.into_response();
-    *response.status_mut() = StatusCode::from_u16(canned.status).unwrap();
-    for (name, value) in canned.headers {
-        response.headers_mut().append(
-            HeaderName::from_static(name),
-            HeaderValue::from_str(&value).unwrap(),
-        );
-    }
-    response
-}
-
-/// Clocks of their own for every test run (tests run in parallel and
-/// advance time): `clock()` hands out the next one.
-static CLOCKS: [AtomicU64; 32] = [const { AtomicU64::new(1_000_000_000) }; 32];
-static NEXT_CLOCK: AtomicUsize = AtomicUsize::new(0);
-
-macro_rules! clock_fns {
-    ($($i:literal),*) => { [$( { fn read() -> u64 { CLOCKS[$i].load(Ordering::SeqCst) } read as fn() -> u64 } ),*] };
-}
-
-struct Clock(usize);
-
-impl Clock {
-    fn new() -> (Clock, fn() -> u64) {
-        let fns: [fn() -> u64; 32] = clock_fns!(
-            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
-            24, 25, 26, 27, 28, 29, 30, 31
-        );
-        let i = NEXT_CLOCK.fetch_add(1, Ordering::SeqCst);
-        (Clock(i), fns[i])
-    }
-
-    fn advance_secs(&self, secs: u64) {
-        CLOCKS[self.0].fetch_add(secs * 1000, Ordering::SeqCst);
-    }
-}
-
-fn app(origin: &Origin, clock: fn() -> u64) -> Router {
-    Router::new()
-        .fallback(self::origin)
-        .layer(
-            ResponseCacheLayer::new(Cache::in_memory())
-                .mode(CacheMode::Shared)
-                .clock(clock),
-        )
-        .with_state(origin.clone())
-}
-
-async fn setup(transport: Transport) -> (Origin, Clock, Client) {
-    let origin = Origin::default();
-    let (clock, read) = Clock::new();
-    let client = Client::new(app(&origin, read), transport).await;
-    (origin, clock, client)
-}
 
 both_transports!(
     only_responses_with_freshness_or_a_validator_are_stored,
@@ -165,7 +30,7 @@ both_transports!(
 );
 
 async fn only_responses_with_freshness_or_a_validator_are_stored(transport: Transport) {
-    let (origin, _clock, client) = setup(transport).await;
+    let (origin, _clock, client) = setup_over(transport).await;
     origin
         .then(answer(200, &[], "bare"))
         .then(answer(200, &[], "bare"));
@@ -205,7 +70,7 @@ async fn only_responses_with_freshness_or_a_validator_are_stored(transport: Tran
 }
 
 async fn a_stale_response_is_revalidated_and_a_304_refreshes_it(transport: Transport) {
-    let (origin, clock, client) = setup(transport).await;
+    let (origin, clock, client) = setup_over(transport).await;
     origin
         .then(answer(
             200,
@@ -263,7 +128,7 @@ async fn a_stale_response_is_revalidated_and_a_304_refreshes_it(transport: Trans
 }
 
 async fn vary_is_matched_on_the_values_stored_beside_the_response(transport: Transport) {
-    let (origin, _clock, client) = setup(transport).await;
+    let (origin, _clock, client) = setup_over(transport).await;
     let vary = [("cache-control", "max-age=60"), ("vary", "Accept-Language")];
     origin
         .then(answer(200, &vary, "english"))
@@ -297,7 +162,7 @@ async fn vary_is_matched_on_the_values_stored_beside_the_response(transport: Tra
 }
 
 async fn request_directives_are_honoured(transport: Transport) {
-    let (origin, clock, client) = setup(transport).await;
+    let (origin, clock, client) = setup_over(transport).await;
     origin
         .then(answer(
             200,
@@ -338,7 +203,7 @@ async fn request_directives_are_honoured(transport: Transport) {
 }
 
 async fn unsafe_methods_invalidate_the_target_and_its_locations(transport: Transport) {
-    let (origin, _clock, client) = setup(transport).await;
+    let (origin, _clock, client) = setup_over(transport).await;
     let fresh = [("cache-control", "max-age=600")];
     for body in ["a", "b", "c"] {
         origin.then(answer(200, &fresh, body));
@@ -380,7 +245,7 @@ async fn unsafe_methods_invalidate_the_target_and_its_locations(transport: Trans
 }
 
 async fn stale_if_error_answers_a_failed_revalidation(transport: Transport) {
-    let (origin, clock, client) = setup(transport).await;
+    let (origin, clock, client) = setup_over(transport).await;
     origin
         .then(answer(
             200,
@@ -409,7 +274,7 @@ async fn stale_if_error_answers_a_failed_revalidation(transport: Transport) {
 }
 
 async fn stale_while_revalidate_serves_at_once_and_revalidates_behind(transport: Transport) {
-    let (origin, clock, client) = setup(transport).await;
+    let (origin, clock, client) = setup_over(transport).await;
     let headers = [
         ("cache-control", "max-age=1, stale-while-revalidate=60"),
         ("etag", "\"s\""),
@@ -461,7 +326,7 @@ async fn stale_while_revalidate_serves_at_once_and_revalidates_behind(transport:
 }
 
 async fn cdn_cache_control_replaces_cache_control(transport: Transport) {
-    let (origin, _clock, client) = setup(transport).await;
+    let (origin, _clock, client) = setup_over(transport).await;
     origin
         .then(answer(
             200,
@@ -544,7 +409,7 @@ async fn cdn_cache_control_replaces_cache_control(transport: Transport) {
 }
 
 async fn the_fail_closed_rules_still_hold(transport: Transport) {
-    let (origin, _clock, client) = setup(transport).await;
+    let (origin, _clock, client) = setup_over(transport).await;
     let fresh = [("cache-control", "public, max-age=60")];
     for body in ["alice", "bob", "cookie", "cookie", "ab", "ba"] {
         let headers: &[(&str, &str)] = if body == "cookie" {
@@ -635,7 +500,7 @@ async fn an_unreachable_origin_is_answered_with_a_stale_copy_unless_forbidden() 
 /// `must-understand` keeps it out.
 #[tokio::test]
 async fn unknown_statuses_are_stored_only_without_must_understand() {
-    let (origin, _clock, client) = setup(Transport::Oneshot).await;
+    let (origin, _clock, client) = setup().await;
     origin
         .then(answer(599, &[("cache-control", "max-age=60")], "odd"))
         .then(answer(

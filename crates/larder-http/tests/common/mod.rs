@@ -3,11 +3,20 @@
 //! or HTTP/2 with prior knowledge). Over HTTP/1.1, a target reqwest would
 //! rewrite (absolute-form, dot segments) goes out verbatim through hyper's
 //! own client connection.
+//!
+//! Beside it: [`origin`] (a scripted origin behind a shared-mode layer),
+//! [`clock`] (a clock per test), [`hooked`] (a store that fails on cue),
+//! [`eventually`] and [`serve`].
 
 #![allow(dead_code)]
 
+pub mod clock;
+pub mod hooked;
+pub mod origin;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -248,6 +257,24 @@ fn reply(status: StatusCode, headers: HeaderMap, body: String) -> Reply {
         headers,
         body,
     }
+}
+
+/// Polls `condition` (bounded by `within`): for outcomes of background
+/// work that gives no signal.
+pub async fn eventually(what: &str, within: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Serves `app` on a local port; its base URL.
+pub async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
 }
 
 /// Runs each named `async fn(Transport)` as a test, once per transport.
