@@ -38,7 +38,8 @@ stage() {
 }
 
 if [ $# -gt 0 ]; then
-  stage "cargo test --workspace --all-features $*" cargo test --workspace --all-features "$@"
+  # No --workspace here: with it, cargo ignores `-p` and tests everything.
+  stage "cargo test --all-features $*" cargo test --all-features "$@"
 else
   stage "stage 1/3: cargo test --workspace --all-features, but the compile-error tests (one build of everything; a few minutes)" \
     cargo test --workspace --all-features -- --skip cached_attribute_ui

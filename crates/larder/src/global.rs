@@ -262,8 +262,8 @@ where
 }
 
 /// [`Cache::refresh`] on the global cache: recomputes the value under
-/// `key` and stores it for `ttl`, whatever is cached now — cache warming
-/// (the Django original's `warm_model_cache`).
+/// `key` and stores it for `ttl`, whatever is cached now (to warm one key
+/// ahead of its readers, say).
 ///
 /// ```
 /// use std::time::Duration;

@@ -41,17 +41,30 @@ async fn get_user_data(user_id: u64) -> UserData {
     load_user_from_database(user_id).await
 }
 
+/// Who answered a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// The cache.
+    Hit,
+    /// The database.
+    Miss,
+}
+
 /// Calls `get_user_data(user_id)` and says who answered and how long it
-/// took; returns the time.
-async fn call(tier: &str, user_id: u64) -> Duration {
+/// took; returns both.
+async fn call(tier: &str, user_id: u64) -> (Answer, Duration) {
     let asked = DATABASE_QUERIES.load(Ordering::SeqCst);
     let started = Instant::now();
     let user = get_user_data(user_id).await;
     let took = started.elapsed();
-    let answered_by = if DATABASE_QUERIES.load(Ordering::SeqCst) > asked {
-        "MISS  the database answered".to_owned()
+    let answer = if DATABASE_QUERIES.load(Ordering::SeqCst) > asked {
+        Answer::Miss
     } else {
-        format!("HIT   {tier} answered")
+        Answer::Hit
+    };
+    let answered_by = match answer {
+        Answer::Miss => "MISS  the database answered".to_owned(),
+        Answer::Hit => format!("HIT   {tier} answered"),
     };
     println!(
         "get_user_data({user_id}) -> {} <{}>: {answered_by} in {:.2} ms",
@@ -59,7 +72,7 @@ async fn call(tier: &str, user_id: u64) -> Duration {
         user.email,
         took.as_secs_f64() * 1000.0
     );
-    took
+    (answer, took)
 }
 
 /// Prints what an invalidation did, or that it was skipped and why.
@@ -77,6 +90,7 @@ async fn main() {
         Ok(cache) => cache,
         Err(err) => {
             println!("Larder could not start: {err}");
+            println!("(nothing else was run: fix the setting above and run again)");
             return;
         }
     };
@@ -90,21 +104,25 @@ async fn main() {
     );
     // Reads and writes fail open (a store failure is a miss, logged);
     // invalidations report failures, so one tells whether the store is up.
-    let up = larder::delete_cached_data("quickstart:probe").await.is_ok();
-    if !up {
+    let probe = larder::delete_cached_data("quickstart:probe").await;
+    let up = probe.is_ok();
+    if let Err(err) = probe {
+        // The error says why in words: refused, wrong password, unknown
+        // database or host, timeout (`Error::is_auth_failure` and its kin
+        // tell the cause to code).
+        println!("{tier} is not answering: {err}");
         println!(
-            "{tier} is not answering: the database answers every call (Larder fails open); \
-             what needs the store is skipped"
+            "   the database answers every call (Larder fails open); what needs the store is skipped"
         );
     }
 
     // Function caching: the first call asks the database, the second does not.
-    let miss = call(&tier, 42).await;
-    let hit = call(&tier, 42).await;
-    if hit < miss {
+    let first = call(&tier, 42).await;
+    let second = call(&tier, 42).await;
+    if let ((Answer::Miss, miss), (Answer::Hit, hit)) = (first, second) {
         println!(
             "   the cache saved {:.1} ms on the second call",
-            (miss - hit).as_secs_f64() * 1000.0
+            miss.saturating_sub(hit).as_secs_f64() * 1000.0
         );
     }
     if !up {

@@ -179,7 +179,7 @@ fn assert_near(actual: f64, expected: f64) {
 }
 
 #[test]
-fn seed_function_caching_examples() {
+fn django_function_caching_examples() {
     let server = RedisServer::spawn();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

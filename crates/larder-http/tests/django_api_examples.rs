@@ -171,7 +171,7 @@ async fn fetch(http: &reqwest::Client, url: String, token: Option<&str>) -> (Str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seed_api_examples() {
+async fn django_api_caching_examples() {
     let server = RedisServer::spawn();
     let cache = redis_cache(&server).await;
     let calls = Calls::default();
