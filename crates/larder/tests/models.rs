@@ -293,7 +293,7 @@ async fn get_cached_models_keeps_order_and_misses(fixture: Fixture) {
     };
     // Round trips, counted by the server.
     let mut conn = common::raw(server).await;
-    let commands = ["get", "mget", "evalsha", "eval", "set", "unlink"];
+    let commands = ["get", "mget", "evalsha", "eval", "set", "unlink", "sscan"];
     let mut before = Vec::new();
     for command in commands {
         before.push(common::command_calls(&mut conn, command).await);
@@ -334,6 +334,14 @@ async fn get_cached_models_keeps_order_and_misses(fixture: Fixture) {
     cache.cache_model(&product(9, 3)).await.unwrap();
     let d = delta(&mut conn).await;
     assert_eq!((d["set"], d["evalsha"] + d["eval"]), (1, 1));
+    // Invalidating an instance: its lease and value (one pipeline), its
+    // tag's stamp, one SSCAN of its (here empty) index.
+    cache
+        .invalidate_model_cache_id::<Product>(9)
+        .await
+        .unwrap();
+    let d = delta(&mut conn).await;
+    assert_eq!((d["unlink"], d["sscan"]), (3, 1));
 }
 
 async fn a_version_bump_is_a_miss_that_keeps_the_old_entry(fixture: Fixture) {

@@ -9,11 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{Fixture, HOUR, Product, on_both_stores, product};
-use larder::config::ConfigBuilder;
 use larder::key::escape_glob;
-use larder::store::MemoryStore;
-use larder::{Cache, Config};
-use larder_test_support::RedisServer;
 
 on_both_stores!(
     a_struct_round_trips,
