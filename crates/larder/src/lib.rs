@@ -83,8 +83,8 @@ pub use config::{Codec, Compression, Config, FailMode};
 pub use error::{Error, ErrorKind, Result};
 pub use expiring::Expiring;
 pub use global::{
-    cache_model, delete_cached_data, delete_many, get, get_cached_model, get_cached_models, get_many,
-    get_or_compute, get_or_compute_expiring, get_or_revalidate, init, init_from_env,
+    cache_model, delete_cached_data, delete_many, get, get_cached_model, get_cached_models,
+    get_many, get_or_compute, get_or_compute_expiring, get_or_revalidate, init, init_from_env,
     invalidate_cache_pattern, invalidate_model_cache, invalidate_model_cache_id, refresh, set,
     set_many, try_get_or_compute,
 };

@@ -276,7 +276,12 @@ async fn get_cached_models_keeps_order_and_misses(fixture: Fixture) {
         .unwrap();
     assert_eq!(
         products,
-        [Some(cached(3, 3)), None, Some(cached(1, 3)), Some(cached(3, 3))]
+        [
+            Some(cached(3, 3)),
+            None,
+            Some(cached(1, 3)),
+            Some(cached(3, 3))
+        ]
     );
     let widgets = cache.get_cached_models::<Widget>(&[2, 1]).await.unwrap();
     assert_eq!(widgets, [None, Some(Widget::new(1))]);
@@ -323,7 +328,13 @@ async fn get_cached_models_keeps_order_and_misses(fixture: Fixture) {
     let d = delta(&mut conn).await;
     assert_eq!((d["get"], d["mget"]), (1, 0));
     // With dependencies: a GET and an MGET of the stamps.
-    assert!(cache.get_cached_model::<Product>(1).await.unwrap().is_some());
+    assert!(
+        cache
+            .get_cached_model::<Product>(1)
+            .await
+            .unwrap()
+            .is_some()
+    );
     let d = delta(&mut conn).await;
     assert_eq!((d["get"], d["mget"]), (1, 1));
     // Writing without dependencies: one pipeline with one SET; with
@@ -336,10 +347,7 @@ async fn get_cached_models_keeps_order_and_misses(fixture: Fixture) {
     assert_eq!((d["set"], d["evalsha"] + d["eval"]), (1, 1));
     // Invalidating an instance: its lease and value (one pipeline), its
     // tag's stamp, one SSCAN of its (here empty) index.
-    cache
-        .invalidate_model_cache_id::<Product>(9)
-        .await
-        .unwrap();
+    cache.invalidate_model_cache_id::<Product>(9).await.unwrap();
     let d = delta(&mut conn).await;
     assert_eq!((d["unlink"], d["sscan"]), (3, 1));
 }
@@ -402,18 +410,8 @@ async fn invalidation_by_instance_and_by_id(fixture: Fixture) {
         cache.cache_model(&product(id, 3)).await.unwrap();
     }
     assert!(cache.invalidate_model_cache(&product(1, 3)).await.unwrap());
-    assert!(
-        cache
-            .invalidate_model_cache_id::<Product>(2)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !cache
-            .invalidate_model_cache_id::<Product>(2)
-            .await
-            .unwrap()
-    );
+    assert!(cache.invalidate_model_cache_id::<Product>(2).await.unwrap());
+    assert!(!cache.invalidate_model_cache_id::<Product>(2).await.unwrap());
     assert_eq!(
         cache
             .get_cached_models::<Product>(&[1, 2, 3])
@@ -459,10 +457,7 @@ async fn invalidating_a_category_misses_its_products_only(fixture: Fixture) {
             .unwrap()
     );
     assert_eq!(
-        cache
-            .get_cached_models::<Product>(&[1, 2])
-            .await
-            .unwrap(),
+        cache.get_cached_models::<Product>(&[1, 2]).await.unwrap(),
         [Some(cached(1, 3)), None]
     );
 }
@@ -494,10 +489,7 @@ async fn a_lost_index_does_not_save_a_stale_dependent(fixture: Fixture) {
     assert!(raw_bytes(&cache, "product:1").await.is_some());
     assert_eq!(cache.get_cached_model::<Product>(1).await.unwrap(), None);
     assert_eq!(
-        cache
-            .get_cached_models::<Product>(&[1, 2])
-            .await
-            .unwrap(),
+        cache.get_cached_models::<Product>(&[1, 2]).await.unwrap(),
         [None, Some(cached(2, 4))]
     );
     assert_eq!(
@@ -594,10 +586,7 @@ async fn a_bad_prefix_is_a_config_error(fixture: Fixture) {
     let cache = fixture.cache().await;
     let errors = [
         cache.cache_model(&BadPrefix::new(1)).await.unwrap_err(),
-        cache
-            .get_cached_model::<BadPrefix>(1)
-            .await
-            .unwrap_err(),
+        cache.get_cached_model::<BadPrefix>(1).await.unwrap_err(),
         cache
             .get_cached_models::<BadPrefix>(&[1])
             .await
@@ -709,12 +698,7 @@ async fn the_django_original_examples(fixture: Fixture) {
     assert!(!update_product_price(&cache, &db, 404, 1).await);
 
     // §4: invalidate_model_cache(Product, 1).
-    assert!(
-        cache
-            .invalidate_model_cache_id::<Product>(1)
-            .await
-            .unwrap()
-    );
+    assert!(cache.invalidate_model_cache_id::<Product>(1).await.unwrap());
     get_product_details(&cache, &db, 1).await.unwrap();
     assert_eq!(db.reads(), 5);
 
@@ -758,7 +742,11 @@ async fn the_free_functions_use_the_global_cache() {
         larder::get_cached_models::<Product>(&[2, 3]).await.unwrap(),
         [Some(cached(2, 4)), None]
     );
-    assert!(larder::invalidate_model_cache(&product(1, 3)).await.unwrap());
+    assert!(
+        larder::invalidate_model_cache(&product(1, 3))
+            .await
+            .unwrap()
+    );
     assert!(
         larder::invalidate_model_cache_id::<Product>(2)
             .await
@@ -773,7 +761,10 @@ async fn the_free_functions_use_the_global_cache() {
     assert!(larder::delete_cached_data("product:1").await.unwrap());
     larder::cache_model(&product(1, 3)).await.unwrap();
     larder::cache_model(&product(2, 3)).await.unwrap();
-    assert_eq!(larder::invalidate_cache_pattern("product:*").await.unwrap(), 2);
+    assert_eq!(
+        larder::invalidate_cache_pattern("product:*").await.unwrap(),
+        2
+    );
     // The same entries through the handle that was installed.
     assert_eq!(cache.get_cached_model::<Product>(1).await.unwrap(), None);
 }

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use super::Cache;
 use super::budget::Budget;
 use super::read::{Entry, same_length};
+use crate::Result;
 use crate::envelope::now_ms;
 use crate::model::{CachedModel, instance_key};
-use crate::Result;
 
 impl Cache {
     /// The cached instance `id` of `M` (the Django original's
@@ -155,11 +155,11 @@ impl Cache {
             let holds = slot.as_ref().is_none_or(|entry| {
                 entry.stamps.is_empty()
                     || current.as_ref().is_some_and(|current| {
-                    entry
-                        .stamps
-                        .iter()
-                        .all(|stamp| current[positions[&stamp.key]] == Some(stamp.value))
-                })
+                        entry
+                            .stamps
+                            .iter()
+                            .all(|stamp| current[positions[&stamp.key]] == Some(stamp.value))
+                    })
             });
             if !holds {
                 *slot = None;
