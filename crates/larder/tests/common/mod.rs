@@ -3,6 +3,7 @@
 #![allow(dead_code, missing_docs, unused_imports, unused_macros)]
 
 mod fixture;
+pub mod models;
 
 pub use fixture::Fixture;
 pub(crate) use fixture::on_both_stores;
