@@ -8,8 +8,11 @@
 //! [`get`], [`get_many`], [`set`], [`set_many`], [`get_or_compute`],
 //! [`get_or_compute_expiring`], [`try_get_or_compute`],
 //! [`get_or_revalidate`], [`refresh`], [`delete_cached_data`],
-//! [`delete_many`] and [`invalidate_cache_pattern`]. Before [`init`] each
-//! returns an error of kind [`ErrorKind::NotInitialized`].
+//! [`delete_many`] and [`invalidate_cache_pattern`], and for models
+//! ([`crate::model`]) [`cache_model`], [`get_cached_model`],
+//! [`get_cached_models`], [`invalidate_model_cache`] and
+//! [`invalidate_model_cache_id`]. Before [`init`] each returns an error of
+//! kind [`ErrorKind::NotInitialized`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -31,6 +34,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::model::CachedModel;
 use crate::{Cache, Error, ErrorKind, Expiring, Result};
 
 static GLOBAL: OnceLock<Cache> = OnceLock::new();
@@ -329,4 +333,54 @@ pub async fn delete_many<K: AsRef<str>>(keys: &[K]) -> Result<u64> {
 /// As [`Cache::invalidate_cache_pattern`], or [`ErrorKind::NotInitialized`].
 pub async fn invalidate_cache_pattern(pattern: &str) -> Result<u64> {
     global()?.invalidate_cache_pattern(pattern).await
+}
+
+/// [`Cache::cache_model`] on the global cache: stores `model` under
+/// `{prefix}:{id}` for its model's timeout (the Django original's
+/// `cache_model(product)`). See the [`model`](crate::model) module for an
+/// example.
+///
+/// # Errors
+/// As [`Cache::cache_model`], or [`ErrorKind::NotInitialized`].
+pub async fn cache_model<M: CachedModel>(model: &M) -> Result<()> {
+    global()?.cache_model(model).await
+}
+
+/// [`Cache::get_cached_model`] on the global cache: the cached instance
+/// `id` of `M`, if any (the Django original's `get_cached_model(Product,
+/// id)`).
+///
+/// # Errors
+/// As [`Cache::get_cached_model`], or [`ErrorKind::NotInitialized`].
+pub async fn get_cached_model<M: CachedModel>(id: M::Id) -> Result<Option<M>> {
+    global()?.get_cached_model(id).await
+}
+
+/// [`Cache::get_cached_models`] on the global cache: the cached instances
+/// `ids` of `M`, in order, in one round trip for the values.
+///
+/// # Errors
+/// As [`Cache::get_cached_models`], or [`ErrorKind::NotInitialized`].
+pub async fn get_cached_models<M: CachedModel>(ids: &[M::Id]) -> Result<Vec<Option<M>>> {
+    global()?.get_cached_models(ids).await
+}
+
+/// [`Cache::invalidate_model_cache`] on the global cache: invalidates
+/// `model`'s entry and every entry that depends on it; returns whether its
+/// own entry existed.
+///
+/// # Errors
+/// As [`Cache::invalidate_model_cache`], or [`ErrorKind::NotInitialized`].
+pub async fn invalidate_model_cache<M: CachedModel>(model: &M) -> Result<bool> {
+    global()?.invalidate_model_cache(model).await
+}
+
+/// [`Cache::invalidate_model_cache_id`] on the global cache: the Django
+/// original's `invalidate_model_cache(Product, 1)` is
+/// `invalidate_model_cache_id::<Product>(1)`.
+///
+/// # Errors
+/// As [`Cache::invalidate_model_cache_id`], or [`ErrorKind::NotInitialized`].
+pub async fn invalidate_model_cache_id<M: CachedModel>(id: M::Id) -> Result<bool> {
+    global()?.invalidate_model_cache_id::<M>(id).await
 }

@@ -1,7 +1,8 @@
 //! Larder: a caching layer for Rust services on Redis.
 //!
 //! One [`Cache`] gives a service read-through caching with stampede
-//! protection, invalidation by key and by pattern, and a global version —
+//! protection, model caching, invalidation by key and by pattern, and a
+//! global version —
 //! on Redis, or on an in-process store when no `REDIS_URL` is set.
 //!
 //! ```
@@ -23,6 +24,9 @@
 //! - [`Cache`]: reads, writes, `get_or_compute`, invalidation.
 //! - [`global`](mod@global): the global default cache and the Django original's free functions.
 //! - [`key`]: the key scheme, argument digests, safe patterns.
+//! - [`model`]: model caching — the [`CachedModel`](model::CachedModel)
+//!   trait, `cache_model`, `get_cached_model(s)`, `invalidate_model_cache`,
+//!   per-model versions and related models.
 //! - [`store`]: the [`Store`](store::Store) trait, [`MemoryStore`](store::MemoryStore) and [`RedisStore`](store::RedisStore).
 //!
 //! HTTP response caching for axum and tower services (the Django original's
@@ -44,7 +48,7 @@
 //! | `larder_store_errors_total` | counter | store calls that failed or timed out (label `op`) |
 //! | `larder_breaker_rejections_total` | counter | store calls skipped because the breaker is open |
 //! | `larder_decode_failures_total` | counter | stored values that could not be decoded: corrupt or foreign bytes (removed) |
-//! | `larder_shape_mismatches_total` | counter | intact values of another shape of the type, e.g. from another build during a rolling deploy (misses, kept) |
+//! | `larder_shape_mismatches_total` | counter | intact values of another shape of the type, or of another model version or schema, e.g. from another build during a rolling deploy (misses, kept) |
 //! | `larder_oversize_total` | counter | values over `max_value_bytes`, not cached |
 //! | `larder_coalesced_total` | counter | misses that waited for another caller's computation |
 //! | `larder_lease_wins_total` | counter | leases taken (this caller computes) |
@@ -70,6 +74,7 @@ mod error;
 mod expiring;
 pub mod global;
 pub mod key;
+pub mod model;
 mod runtime;
 pub mod store;
 
@@ -78,9 +83,10 @@ pub use config::{Codec, Compression, Config, FailMode};
 pub use error::{Error, ErrorKind, Result};
 pub use expiring::Expiring;
 pub use global::{
-    delete_cached_data, delete_many, get, get_many, get_or_compute, get_or_compute_expiring,
-    get_or_revalidate, init, init_from_env, invalidate_cache_pattern, refresh, set, set_many,
-    try_get_or_compute,
+    cache_model, delete_cached_data, delete_many, get, get_cached_model, get_cached_models,
+    get_many, get_or_compute, get_or_compute_expiring, get_or_revalidate, init, init_from_env,
+    invalidate_cache_pattern, invalidate_model_cache, invalidate_model_cache_id, refresh, set,
+    set_many, try_get_or_compute,
 };
 #[cfg(feature = "macros")]
 #[doc = include_str!("cached.md")]

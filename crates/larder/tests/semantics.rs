@@ -8,64 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{HOUR, Product, product};
-use larder::config::ConfigBuilder;
+use common::{Fixture, HOUR, Product, on_both_stores, product};
 use larder::key::escape_glob;
-use larder::store::MemoryStore;
-use larder::{Cache, Config};
-use larder_test_support::RedisServer;
-
-/// Where the caches of one test keep their data. Caches made from one
-/// fixture share it, as two processes share one Redis.
-enum Fixture {
-    Memory(Arc<MemoryStore>),
-    Redis(RedisServer),
-}
-
-impl Fixture {
-    fn memory() -> Self {
-        Fixture::Memory(Arc::new(MemoryStore::new(256 << 20)))
-    }
-
-    fn redis() -> Self {
-        Fixture::Redis(RedisServer::spawn())
-    }
-
-    async fn cache_with(&self, tweak: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Cache {
-        match self {
-            Fixture::Memory(store) => {
-                let config = tweak(Config::builder()).build().unwrap();
-                Cache::with_store(config, store.clone())
-            }
-            Fixture::Redis(server) => common::redis_cache(server, tweak).await,
-        }
-    }
-
-    async fn cache(&self) -> Cache {
-        self.cache_with(|b| b).await
-    }
-}
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Fixture::memory()).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Fixture::redis()).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_stores!(
     a_struct_round_trips,

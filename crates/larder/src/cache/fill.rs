@@ -12,7 +12,7 @@ use super::Cache;
 use super::budget::Budget;
 use super::lease::HeldLease;
 use super::read_through::{ComputeError, Computed, ReadThrough};
-use crate::envelope::{self, Stamp};
+use crate::envelope::{self, NO_SCHEMA, Stamp};
 use crate::store::StoreEntry;
 
 /// What became of a computed value.
@@ -89,6 +89,7 @@ impl Cache {
             ttl,
             compute_ms,
             stamps.clone().unwrap_or_default(),
+            NO_SCHEMA,
         ) {
             Ok(encoded) => encoded,
             Err(err) => {

@@ -12,7 +12,7 @@ use super::Cache;
 use super::budget::Budget;
 use super::read_through::{ComputeError, ReadThrough};
 use crate::Result;
-use crate::envelope::now_ms;
+use crate::envelope::{NO_SCHEMA, now_ms};
 use crate::key::namespace_of;
 use crate::store::{Grant, Lease, LeaseKeys, LeaseRead, Store};
 
@@ -308,7 +308,7 @@ impl Cache {
         budget: &Budget,
     ) -> Option<T> {
         let entry = self
-            .decode_or_discard::<T>(key, physical, bytes, budget)
+            .decode_or_discard::<T>(key, physical, bytes, NO_SCHEMA, budget)
             .await?;
         (entry.is_fresh(now_ms()) && entry.tags_hold(tags, current)).then_some(entry.value)
     }

@@ -8,7 +8,7 @@
 //! | `larder_store_errors_total` | counter | store calls that failed or timed out (label `op`) |
 //! | `larder_breaker_rejections_total` | counter | store calls skipped because the breaker is open |
 //! | `larder_decode_failures_total` | counter | stored values that could not be decoded: corrupt or foreign bytes (removed) |
-//! | `larder_shape_mismatches_total` | counter | intact values of another shape of the type, e.g. from another build during a rolling deploy (misses, kept) |
+//! | `larder_shape_mismatches_total` | counter | intact values of another shape of the type, or of another model version or schema, e.g. from another build during a rolling deploy (misses, kept) |
 //! | `larder_oversize_total` | counter | values over `max_value_bytes`, not cached |
 //! | `larder_coalesced_total` | counter | misses that waited for another caller's computation |
 //! | `larder_lease_wins_total` | counter | leases taken (this caller computes) |

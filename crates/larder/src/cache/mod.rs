@@ -33,6 +33,8 @@ mod flow;
 mod invalidate;
 mod lease;
 mod metrics;
+mod model_read;
+mod model_write;
 mod read;
 mod read_through;
 mod signals;

@@ -3,7 +3,7 @@ use serde::de::DeserializeOwned;
 
 use super::budget::Budget;
 use super::{Cache, absorb};
-use crate::envelope::{self, DecodeFailure, Stamp, now_ms};
+use crate::envelope::{self, DecodeFailure, NO_SCHEMA, Stamp, now_ms};
 use crate::{Error, ErrorKind, Result};
 
 impl Cache {
@@ -20,7 +20,7 @@ impl Cache {
         let budget = Budget::new(self.inner.config.deadline);
         let now = now_ms();
         let value = self
-            .fetch_entry(key, &physical, self.fail_open(), &budget)
+            .fetch_entry(key, &physical, NO_SCHEMA, self.fail_open(), &budget)
             .await?
             .filter(|entry: &Entry<T>| entry.is_fresh(now))
             .map(|entry| entry.value);
@@ -29,11 +29,13 @@ impl Cache {
     }
 
     /// The decoded entry under `physical`, fresh or not; undecodable and
-    /// wrong-type entries are removed and are `None`.
+    /// wrong-type entries are removed and are `None`, entries of another
+    /// `schema` (see [`Cache::decode_entry`]) are kept and are `None`.
     pub(super) async fn fetch_entry<T: DeserializeOwned>(
         &self,
         key: &str,
         physical: &str,
+        schema: u64,
         fail_open: bool,
         budget: &Budget,
     ) -> Result<Option<Entry<T>>> {
@@ -52,7 +54,9 @@ impl Cache {
                 .await;
         }
         match absorb(fetched, fail_open)? {
-            Some(Some(bytes)) => Ok(self.decode_or_discard(key, physical, &bytes, budget).await),
+            Some(Some(bytes)) => Ok(self
+                .decode_or_discard(key, physical, &bytes, schema, budget)
+                .await),
             _ => Ok(None),
         }
     }
@@ -90,14 +94,16 @@ impl Cache {
         budget: &Budget,
     ) -> Result<Option<Entry<T>>> {
         if tags.is_empty() {
-            return self.fetch_entry(key, physical, fail_open, budget).await;
+            return self
+                .fetch_entry(key, physical, NO_SCHEMA, fail_open, budget)
+                .await;
         }
         let Some((bytes, current)) = self.fetch_bytes(physical, tags, fail_open, budget).await?
         else {
             return Ok(None);
         };
         Ok(self
-            .decode_or_discard::<T>(key, physical, &bytes, budget)
+            .decode_or_discard::<T>(key, physical, &bytes, NO_SCHEMA, budget)
             .await
             .filter(|entry| entry.tags_hold(tags, current.as_deref())))
     }
@@ -117,22 +123,7 @@ impl Cache {
         let fetched = self
             .call_in("MGET", budget, self.inner.store.mget(&keys))
             .await;
-        // A custom store that answers with the wrong number of values is
-        // failing like any other.
-        let fetched = fetched.and_then(|found| {
-            if found.len() == keys.len() {
-                Ok(found)
-            } else {
-                Err(Error::new(
-                    ErrorKind::Store,
-                    format!(
-                        "MGET of {} keys answered {} values",
-                        keys.len(),
-                        found.len()
-                    ),
-                ))
-            }
-        });
+        let fetched = fetched.and_then(|found| same_length(found, keys.len()));
         let Some(mut found) = absorb(fetched, fail_open)? else {
             return Ok(None);
         };
@@ -161,29 +152,51 @@ impl Cache {
         &self,
         keys: &[K],
     ) -> Result<Vec<Option<T>>> {
+        let budget = Budget::new(self.inner.config.deadline);
+        let now = now_ms();
+        let entries = self.fetch_entries::<T, K>(keys, NO_SCHEMA, &budget).await?;
+        Ok(keys
+            .iter()
+            .zip(entries)
+            .map(|(key, entry)| {
+                let value = entry.filter(|e| e.is_fresh(now)).map(|e| e.value);
+                self.count_read(key.as_ref(), value.is_some());
+                value
+            })
+            .collect())
+    }
+
+    /// The decoded entries under the logical `keys`, in order, fresh or
+    /// not, fetched in one round trip (`MGET`); entries of another `schema`
+    /// are kept and are `None`; corrupt ones are removed (best effort, one
+    /// more round trip) and are `None`. A store failure in fail-open mode
+    /// is all `None`. Reads are not counted: the caller decides what a hit
+    /// is.
+    pub(super) async fn fetch_entries<T: DeserializeOwned, K: AsRef<str>>(
+        &self,
+        keys: &[K],
+        schema: u64,
+        budget: &Budget,
+    ) -> Result<Vec<Option<Entry<T>>>> {
         let physical: Vec<String> = keys
             .iter()
             .map(|k| self.inner.keys.physical(k.as_ref()))
             .collect();
-        let budget = Budget::new(self.inner.config.deadline);
         let fetched = self
-            .call_in("MGET", &budget, self.inner.store.mget(&physical))
-            .await;
+            .call_in("MGET", budget, self.inner.store.mget(&physical))
+            .await
+            .and_then(|found| same_length(found, physical.len()));
         let Some(found) = self.absorb(fetched)? else {
-            for key in keys {
-                self.count_read(key.as_ref(), false);
-            }
             return Ok(keys.iter().map(|_| None).collect());
         };
-        let mut values = Vec::with_capacity(keys.len());
+        let mut entries = Vec::with_capacity(keys.len());
         let mut corrupt = Vec::new();
-        let now = now_ms();
         for ((key, physical), bytes) in keys.iter().zip(physical).zip(found) {
             let key = key.as_ref();
-            let value = match bytes {
+            let entry = match bytes {
                 None => None,
-                Some(bytes) => match self.decode_entry::<T>(&bytes) {
-                    Ok(entry) => entry.is_fresh(now).then_some(entry.value),
+                Some(bytes) => match self.decode_entry::<T>(&bytes, schema) {
+                    Ok(entry) => Some(entry),
                     Err(DecodeFailure::Shape(err)) => {
                         self.note_shape_mismatch(key, &physical, &err);
                         None
@@ -195,28 +208,28 @@ impl Cache {
                     }
                 },
             };
-            self.count_read(key, value.is_some());
-            values.push(value);
+            entries.push(entry);
         }
         if !corrupt.is_empty() {
             // Best effort: a failure here only means another miss later.
             let _ = self
-                .call_in("UNLINK", &budget, self.inner.store.unlink(&corrupt))
+                .call_in("UNLINK", budget, self.inner.store.unlink(&corrupt))
                 .await;
         }
-        Ok(values)
+        Ok(entries)
     }
 
     /// Decodes a fetched envelope; corrupt bytes are removed, a value of
-    /// another shape (another build's) is left for its reader.
+    /// another shape or schema (another build's) is left for its reader.
     pub(super) async fn decode_or_discard<T: DeserializeOwned>(
         &self,
         key: &str,
         physical: &str,
         bytes: &Bytes,
+        schema: u64,
         budget: &Budget,
     ) -> Option<Entry<T>> {
-        match self.decode_entry(bytes) {
+        match self.decode_entry(bytes, schema) {
             Ok(entry) => Some(entry),
             Err(DecodeFailure::Shape(err)) => {
                 self.note_shape_mismatch(key, physical, &err);
@@ -234,27 +247,35 @@ impl Cache {
         }
     }
 
-    fn note_corrupt(&self, key: &str, physical: &str, err: &Error) {
+    pub(super) fn note_corrupt(&self, key: &str, physical: &str, err: &Error) {
         self.inner
             .metrics
             .with(key, |m| m.decode_failures.increment(1));
         tracing::warn!(key = physical, error = %err, "larder: undecodable cache entry removed");
     }
 
-    /// A value that another build wrote with another shape of the type:
-    /// a miss, but not removed — during a rolling deploy both builds keep
-    /// reading their own entries instead of deleting each other's.
-    fn note_shape_mismatch(&self, key: &str, physical: &str, err: &Error) {
+    /// A value that another build wrote with another shape of the type, or
+    /// another model version or schema: a miss, but not removed — during a
+    /// rolling deploy both builds keep reading their own entries instead of
+    /// deleting each other's.
+    pub(super) fn note_shape_mismatch(&self, key: &str, physical: &str, err: &Error) {
         self.inner
             .metrics
             .with(key, |m| m.shape_mismatches.increment(1));
         tracing::debug!(key = physical, error = %err, "larder: cached value has another shape; a miss");
     }
 
-    /// The entry in `bytes`, fresh or not.
+    /// The entry in `bytes`, fresh or not, if it was written for `schema`:
+    /// [`NO_SCHEMA`] for plain values, a model's fingerprint of its version
+    /// and stored shape for models. An entry of another schema is
+    /// [`DecodeFailure::Shape`]: a miss that is kept, so that two builds of
+    /// a rolling deploy (or of a version bump) never read nor delete each
+    /// other's entries. The check is one integer compare, before the payload
+    /// is touched.
     pub(super) fn decode_entry<T: DeserializeOwned>(
         &self,
         bytes: &[u8],
+        schema: u64,
     ) -> Result<Entry<T>, DecodeFailure> {
         let (header, payload) = envelope::parse(bytes, self.inner.envelope.max_value_bytes)
             .map_err(|err| match err.kind() {
@@ -262,6 +283,12 @@ impl Cache {
                 ErrorKind::TooLarge => DecodeFailure::Shape(err),
                 _ => DecodeFailure::Corrupt(err),
             })?;
+        if header.schema != schema {
+            return Err(DecodeFailure::Shape(Error::decode(format!(
+                "the entry was written for schema {:#018x}, this reader expects {schema:#018x}                  (another model version or build)",
+                header.schema
+            ))));
+        }
         let value = envelope::decode_payload(&header, payload)?;
         Ok(Entry {
             value,
@@ -269,6 +296,20 @@ impl Cache {
             compute_ms: header.compute_ms,
             stamps: header.stamps,
         })
+    }
+}
+
+/// `found`, the answer to an `MGET` of `asked` keys, if it has one value
+/// per key: a custom store that answers with another number of values is
+/// failing like any other.
+pub(super) fn same_length(found: Vec<Option<Bytes>>, asked: usize) -> Result<Vec<Option<Bytes>>> {
+    if found.len() == asked {
+        Ok(found)
+    } else {
+        Err(Error::new(
+            ErrorKind::Store,
+            format!("MGET of {asked} keys answered {} values", found.len()),
+        ))
     }
 }
 

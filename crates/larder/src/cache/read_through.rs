@@ -15,7 +15,7 @@ use super::Cache;
 use super::budget::Budget;
 use super::lease::LeasePlan;
 use super::single_flight::Role;
-use crate::envelope::now_ms;
+use crate::envelope::{NO_SCHEMA, now_ms};
 use crate::{Error, ErrorKind, Expiring, Result};
 
 /// A computed value and, if it chose one, its own TTL.
@@ -245,7 +245,7 @@ impl Cache {
         let budget = Budget::new(self.inner.config.deadline);
         let now = now_ms();
         let entry = self
-            .fetch_entry::<T>(key, &physical, self.fail_open(), &budget)
+            .fetch_entry::<T>(key, &physical, NO_SCHEMA, self.fail_open(), &budget)
             .await?;
         let Some(entry) = entry.filter(|e| now < e.expires_at_ms.saturating_add(self.grace_ms()))
         else {

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::Cache;
 use super::single_flight::flight_of;
-use crate::envelope::{self, Header, Stamp, now_ms};
+use crate::envelope::{self, Header, NO_SCHEMA, Stamp, now_ms};
 use crate::store::StoreEntry;
 use crate::{Error, ErrorKind, Result};
 
@@ -24,7 +24,7 @@ impl Cache {
         value: &T,
         ttl: Duration,
     ) -> Result<()> {
-        let encoded = self.envelope_for(value, ttl, 0, Vec::new())?;
+        let encoded = self.envelope_for(value, ttl, 0, Vec::new(), NO_SCHEMA)?;
         self.check_size(key, &encoded)?;
         let entry = [self.entry(key, encoded)];
         let stored = self.call("SET", self.inner.store.mset(&entry)).await;
@@ -51,7 +51,7 @@ impl Cache {
         let mut batch = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             let key = key.as_ref();
-            let encoded = self.envelope_for(value, ttl, 0, Vec::new())?;
+            let encoded = self.envelope_for(value, ttl, 0, Vec::new(), NO_SCHEMA)?;
             self.check_size(key, &encoded)?;
             batch.push(self.entry(key, encoded));
         }
@@ -69,7 +69,7 @@ impl Cache {
 
     /// A write of `key`: it voids the key's lease (with leases on), so a
     /// computation that began before the write cannot fill over it.
-    fn entry(&self, key: &str, encoded: Encoded) -> StoreEntry {
+    pub(super) fn entry(&self, key: &str, encoded: Encoded) -> StoreEntry {
         let keys = &self.inner.keys;
         StoreEntry {
             key: keys.physical(key),
@@ -82,7 +82,7 @@ impl Cache {
 
     /// Callers arriving after a write start afresh rather than join a
     /// computation that began before it.
-    fn detach_write(&self, entries: &[StoreEntry]) {
+    pub(super) fn detach_write(&self, entries: &[StoreEntry]) {
         self.inner
             .flights
             .detach(|flight| entries.iter().any(|e| flight_of(flight) == e.key));
@@ -90,13 +90,16 @@ impl Cache {
 
     /// Encodes `value` into an envelope that expires after the jittered
     /// `ttl`, with the TTL to store it for (the jittered TTL plus the stale
-    /// grace period).
+    /// grace period). `schema` is what readers must expect (see
+    /// [`Cache::decode_entry`]); `stamps` are the dependency stamps the
+    /// value was built under.
     pub(super) fn envelope_for<T: Serialize + ?Sized>(
         &self,
         value: &T,
         ttl: Duration,
         compute_ms: u32,
         stamps: Vec<Stamp>,
+        schema: u64,
     ) -> Result<Encoded> {
         let ttl = self.jittered(ttl);
         let created_at_ms = now_ms();
@@ -105,6 +108,7 @@ impl Cache {
             expires_at_ms: created_at_ms
                 .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
             compute_ms,
+            schema,
             stamps,
             ..Header::default()
         };

@@ -43,7 +43,7 @@ const MAX_BREAKER_OPEN: Duration = Duration::from_secs(24 * 60 * 60);
 /// digits, `.`, `_` and `-`. Anything else could alias another cache's keys
 /// (`:` and `~` separate Larder's key segments), widen a pattern (glob
 /// characters) or pin keys to one cluster slot (`{`).
-pub(super) fn is_key_segment(segment: &str) -> bool {
+pub(crate) fn is_key_segment(segment: &str) -> bool {
     !segment.is_empty()
         && segment.len() <= 64
         && segment

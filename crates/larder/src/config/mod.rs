@@ -62,6 +62,7 @@ mod redis_url;
 use std::time::Duration;
 
 pub use builder::ConfigBuilder;
+pub(crate) use builder::is_key_segment;
 pub use redis_url::RedisUrl;
 
 /// How values are serialized inside the envelope.

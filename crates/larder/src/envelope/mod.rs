@@ -36,6 +36,10 @@ pub(crate) use header::{Header, Stamp, parse};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The schema field of a plain value's envelope: no model version or
+/// schema. Models' fingerprints are never 0.
+pub(crate) const NO_SCHEMA: u64 = 0;
+
 /// Milliseconds since the Unix epoch (wall clock: envelopes are read by
 /// other processes).
 pub(crate) fn now_ms() -> u64 {

@@ -1,6 +1,12 @@
 //! Shared set-up of the integration tests: caches on private redis-servers
 //! and on the in-process store.
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, unused_imports, unused_macros)]
+
+mod fixture;
+pub mod models;
+
+pub use fixture::Fixture;
+pub(crate) use fixture::on_both_stores;
 
 use std::time::Duration;
 

@@ -1,0 +1,178 @@
+//! Writing and invalidating models: `cache_model`,
+//! `invalidate_model_cache`, `invalidate_model_cache_id`.
+
+use super::Cache;
+use super::budget::Budget;
+use crate::envelope::Stamp;
+use crate::model::{CachedModel, dependency_tag, instance_key, instance_tag};
+use crate::{Error, ErrorKind, Result};
+
+impl Cache {
+    /// Stores `model` under `{prefix}:{id}` for its model's
+    /// [`timeout`](crate::model::ModelOptions::timeout), jittered (the
+    /// Django original's `cache_model(product)`). Like [`Cache::set`], the
+    /// write voids the key's lease, so no computation that began before it
+    /// fills over it.
+    ///
+    /// With [dependencies](crate::model#related-models), the current stamp
+    /// of each one's tag is read first (one round trip, creating missing
+    /// stamps) and recorded in the envelope, and the entry joins the tags'
+    /// indexes; without, the write is one round trip. It stores what the
+    /// caller loaded — see [what this does not guard
+    /// yet](crate::model#what-this-does-not-guard-yet). With
+    /// [`ModelOptions::enabled`](crate::model::ModelOptions::enabled)
+    /// `false`, does nothing.
+    ///
+    /// ```
+    /// # use larder::model::{CachedModel, ModelOptions};
+    /// # #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    /// # struct Product { id: u64, name: String }
+    /// # impl CachedModel for Product {
+    /// #     type Id = u64; type Stored<'a> = &'a Self; type Loaded = Self;
+    /// #     const OPTIONS: ModelOptions = ModelOptions::new("product");
+    /// #     fn id(&self) -> u64 { self.id } fn stored(&self) -> &Self { self }
+    /// #     fn from_loaded(p: Self) -> Self { p }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> larder::Result<()> {
+    /// let cache = larder::Cache::in_memory();
+    /// cache.cache_model(&Product { id: 1, name: "Teapot".into() }).await?;
+    /// assert!(cache.delete_cached_data("product:1").await?); // the Django original's key
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for an invalid model prefix or a dependency on
+    /// a model missing from [`ModelOptions::related`](crate::model::ModelOptions::related);
+    /// [`ErrorKind::Encode`] and [`ErrorKind::TooLarge`] as [`Cache::set`]
+    /// (nothing is written); in fail-closed mode, the store failure. In
+    /// fail-open mode a store failure is counted and the entry not written.
+    pub async fn cache_model<M: CachedModel>(&self, model: &M) -> Result<()> {
+        let options = &M::OPTIONS;
+        if !options.enabled {
+            return Ok(());
+        }
+        let key = instance_key(options, &model.id())?;
+        let tags = model
+            .dependencies()
+            .iter()
+            .map(|dependency| dependency_tag(options, dependency))
+            .collect::<Result<Vec<_>>>()?;
+        let budget = Budget::new(self.inner.config.deadline);
+        let stamps = if tags.is_empty() {
+            Vec::new()
+        } else {
+            // Without its dependencies' stamps the entry could not be
+            // checked on read: it is not written.
+            let Some(stamps) = self.absorb(self.dependency_stamps(&tags, &budget).await)? else {
+                return Ok(());
+            };
+            stamps
+        };
+        let schema = const { M::OPTIONS.fingerprint() };
+        let encoded = self.envelope_for(&model.stored(), options.timeout, 0, stamps, schema)?;
+        self.check_size(&key, &encoded)?;
+        let mut entry = self.entry(&key, encoded);
+        entry.indexes = tags
+            .iter()
+            .map(|tag| self.inner.keys.tag_index(tag))
+            .collect();
+        let entry = [entry];
+        let stored = self
+            .call_in("SET", &budget, self.inner.store.mset(&entry))
+            .await;
+        self.detach_write(&entry);
+        self.absorb(stored).map(drop)
+    }
+
+    /// The current stamps of `tags`, created where missing.
+    async fn dependency_stamps(&self, tags: &[String], budget: &Budget) -> Result<Vec<Stamp>> {
+        let keys: Vec<String> = tags
+            .iter()
+            .map(|tag| self.inner.keys.tag_stamp(tag))
+            .collect();
+        let values = self
+            .call_in("stamps", budget, self.inner.store.stamps(&keys))
+            .await?;
+        if values.len() != tags.len() {
+            return Err(Error::new(
+                ErrorKind::Store,
+                format!(
+                    "stamps of {} tags answered {} values",
+                    tags.len(),
+                    values.len()
+                ),
+            ));
+        }
+        Ok(tags
+            .iter()
+            .zip(values)
+            .map(|(tag, value)| Stamp {
+                key: tag.clone(),
+                value,
+            })
+            .collect())
+    }
+
+    /// Invalidates `model`'s entry and every entry that depends on it (the
+    /// Django original's `invalidate_model_cache(product)`); returns whether
+    /// its own entry existed. See [`Cache::invalidate_model_cache_id`].
+    ///
+    /// # Errors
+    /// As [`Cache::invalidate_model_cache_id`].
+    pub async fn invalidate_model_cache<M: CachedModel>(&self, model: &M) -> Result<bool> {
+        self.invalidate_model_cache_id::<M>(model.id()).await
+    }
+
+    /// Invalidates the entry of `M`'s instance `id` and every entry that
+    /// depends on it (the Django original's `invalidate_model_cache(Product,
+    /// 1)`); returns whether its own entry existed. Call it after the write
+    /// commits.
+    ///
+    /// Removes `{prefix}:{id}` and its lease (as
+    /// [`Cache::delete_cached_data`]), then deletes the stamp of the tag
+    /// `model:{prefix}:{id}` — every dependent stored under it is a miss
+    /// from then on — and removes the dependents its index lists. On Redis:
+    /// one round trip for the entry, one for the stamp, one `SSCAN` per
+    /// `scan_batch` dependents and one pipeline to remove each batch.
+    ///
+    /// With [`ModelOptions::enabled`](crate::model::ModelOptions::enabled)
+    /// `false` the model has no entry of its own (returns `false`), but its
+    /// dependents — entries of other, enabled models that embed it — are
+    /// still invalidated: disabling one model's cache must not leave other
+    /// models serving its old data.
+    ///
+    /// ```
+    /// # use larder::model::{CachedModel, ModelOptions};
+    /// # #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    /// # struct Product { id: u64, name: String }
+    /// # impl CachedModel for Product {
+    /// #     type Id = u64; type Stored<'a> = &'a Self; type Loaded = Self;
+    /// #     const OPTIONS: ModelOptions = ModelOptions::new("product");
+    /// #     fn id(&self) -> u64 { self.id } fn stored(&self) -> &Self { self }
+    /// #     fn from_loaded(p: Self) -> Self { p }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> larder::Result<()> {
+    /// let cache = larder::Cache::in_memory();
+    /// cache.cache_model(&Product { id: 1, name: "Teapot".into() }).await?;
+    /// assert!(cache.invalidate_model_cache_id::<Product>(1).await?);
+    /// assert!(!cache.invalidate_model_cache_id::<Product>(1).await?); // already gone
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for an invalid model prefix; the store failure,
+    /// in every fail mode (a skipped invalidation would leave stale data
+    /// behind).
+    pub async fn invalidate_model_cache_id<M: CachedModel>(&self, id: M::Id) -> Result<bool> {
+        let options = &M::OPTIONS;
+        let key = instance_key(options, &id)?;
+        let tag = instance_tag(options.prefix, &id)?;
+        let existed = if options.enabled {
+            self.delete_cached_data(&key).await?
+        } else {
+            false
+        };
+        self.invalidate_tag(&tag).await?;
+        Ok(existed)
+    }
+}

@@ -1,0 +1,100 @@
+//! Model caching: the Django original's `RedisCachedModel`, `cache_model`,
+//! `get_cached_model` and `invalidate_model_cache`.
+//!
+//! A type implements [`CachedModel`] (its id, what is stored, how it is
+//! rebuilt, its [`ModelOptions`]) and [`Cache`](crate::Cache) caches its
+//! instances under the Django original's keys, `{prefix}:{id}`:
+//!
+//! - [`Cache::cache_model`](crate::Cache::cache_model) stores an instance
+//!   for its model's timeout (jittered);
+//! - [`Cache::get_cached_model`](crate::Cache::get_cached_model) and
+//!   [`Cache::get_cached_models`](crate::Cache::get_cached_models) read
+//!   one, or many in one round trip;
+//! - [`Cache::invalidate_model_cache`](crate::Cache::invalidate_model_cache)
+//!   and [`Cache::invalidate_model_cache_id`](crate::Cache::invalidate_model_cache_id)
+//!   remove one, and make every entry that embeds it a miss;
+//! - the free functions of the same names do the same on the
+//!   [global cache](mod@crate::global).
+//!
+//! ```
+//! use larder::model::{CachedModel, ModelOptions};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! struct Product { id: u64, name: String, price_cents: u64 }
+//!
+//! impl CachedModel for Product {
+//!     type Id = u64;
+//!     type Stored<'a> = &'a Self;
+//!     type Loaded = Self;
+//!     const OPTIONS: ModelOptions = ModelOptions::new("product").version("2.0");
+//!     fn id(&self) -> u64 { self.id }
+//!     fn stored(&self) -> &Self { self }
+//!     fn from_loaded(loaded: Self) -> Self { loaded }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> larder::Result<()> {
+//! larder::init(larder::Cache::in_memory())?;
+//! let teapot = Product { id: 1, name: "Teapot".into(), price_cents: 1999 };
+//!
+//! larder::cache_model(&teapot).await?;
+//! assert_eq!(larder::get_cached_model::<Product>(1).await?, Some(teapot.clone()));
+//!
+//! // After the price change commits:
+//! assert!(larder::invalidate_model_cache(&teapot).await?);
+//! assert_eq!(larder::get_cached_model::<Product>(1).await?, None);
+//!
+//! // The entries are plain keys of the Django original's shape.
+//! larder::cache_model(&teapot).await?;
+//! assert!(larder::delete_cached_data("product:1").await?);
+//! # Ok(()) }
+//! ```
+//!
+//! # Versions and schemas
+//!
+//! Every entry's envelope carries [`ModelOptions::fingerprint`] (of the
+//! model's `version` and `schema`). An entry with another fingerprint is a
+//! miss that is left in place, so bumping `version` invalidates a model's
+//! entries at once, with no scan, and during a rolling deploy the old
+//! build keeps reading its own entries while the new one writes its own
+//! (the last writer of a key wins the key). Plain reads
+//! ([`Cache::get`](crate::Cache::get)) never take a model entry for a plain
+//! value, nor a model read a plain value for a model.
+//!
+//! # Related models
+//!
+//! An instance's [`dependencies`](CachedModel::dependencies) — the related
+//! instances it embeds, e.g. a Product's Category 3 — are recorded in its
+//! envelope with the current stamp of each one's tag (`model:category:3`),
+//! and the entry joins those tags' indexes. Invalidating Category 3
+//! deletes its stamp and the entries in its index; a Product recorded under
+//! the old stamp is a miss on read even if the index was lost (evicted,
+//! deleted by hand), because reading an entry with dependencies checks its
+//! stamps. Costs, on Redis: a hit on an entry without dependencies is one
+//! `GET`; with dependencies, a `GET` and an `MGET` of its stamps;
+//! [`get_cached_models`](crate::Cache::get_cached_models) is one `MGET` for
+//! the values and at most one more for all their stamps.
+//!
+//! # What this does not guard yet
+//!
+//! [`cache_model`](crate::Cache::cache_model) stores what the caller
+//! loaded. If a related row changed, and was invalidated, between the
+//! caller's database read and `cache_model`, the entry records the new
+//! stamp beside the old related data, and serves it until its timeout. The
+//! same holds for the model's own row: an invalidation that lands between
+//! the read and `cache_model` is overwritten by the older data. Closing
+//! this takes a guard taken *before* the database read (a lease on the key
+//! and the dependencies' stamps as they were then, as
+//! [`Cache::get_or_compute`](crate::Cache::get_or_compute) takes for plain
+//! values); a loading read-through for models is planned for that.
+//! Meanwhile, invalidate after the write commits, as the Django original
+//! does, and keep timeouts as short as the data's tolerance for staleness.
+
+mod cached_model;
+mod key;
+mod options;
+
+pub use cached_model::{CachedModel, Dependency};
+pub use key::model_key;
+pub(crate) use key::{dependency_tag, instance_key, instance_tag};
+pub use options::ModelOptions;
