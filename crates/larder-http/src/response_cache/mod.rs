@@ -141,6 +141,7 @@ mod mode;
 mod path;
 mod pending;
 pub mod policy;
+mod revalidation;
 mod service;
 mod settings;
 mod shared;
