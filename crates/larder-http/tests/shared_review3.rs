@@ -111,13 +111,16 @@ async fn origin(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
+    // The call takes its answer before it is counted: a test that waits
+    // for the count and then makes the next call knows which answer each
+    // of them got.
+    let canned = origin.script.lock().unwrap().pop_front();
     origin
         .seen
         .lock()
         .unwrap()
         .push((format!("{method} {uri}"), headers));
     origin.counted.send_modify(|c| *c += 1);
-    let canned = origin.script.lock().unwrap().pop_front();
     let Some(canned) = canned else {
         return (StatusCode::from_u16(599).unwrap(), "unscripted").into_response();
     };
