@@ -421,9 +421,12 @@ async fn wait_for_reads(hooks: &Hooks, n: usize) {
 //     (nginx `add_header Cache-Control ... always`, a CDN-style blanket
 //     policy) has that 412 / 416 served as a HIT to every later visitor
 //     for its lifetime — a cache-poisoned denial of service from one
-//     request. The key holds none of these headers, so the answer to a
-//     request carrying them must not be stored (strip them from the fill
-//     and evaluate them on the stored response, or bypass).
+//     request. The key holds none of these headers; now the answer to a
+//     request carrying one goes to that client as the origin gave it and
+//     is not stored (the requests that waited on it ask for themselves);
+//     a stored response still answers such a request, ignoring them as
+//     RFC 9110 lets a cache. Application mode had the same hole (for a
+//     route caching 412 or 416) and the same fix.
 
 /// A file server's semantics (RFC 9110 §13, §14): the representation
 /// "0123456789" with ETag "v1"; `If-Match` → 412, an unsatisfiable
@@ -471,7 +474,7 @@ async fn file_server(State(calls): State<Arc<AtomicUsize>>, headers: HeaderMap) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn defect_f1_an_answer_shaped_by_a_clients_precondition_or_range_is_not_stored() {
+async fn an_answer_shaped_by_a_clients_precondition_or_range_is_not_stored() {
     let mut poisoned = Vec::new();
     for (what, header) in [
         ("If-Match", ("if-match", "\"nope\"")),
@@ -491,6 +494,46 @@ async fn defect_f1_an_answer_shaped_by_a_clients_precondition_or_range_is_not_st
         let attack = client.send("GET", "/files/report", &[header]).await;
         assert!(attack.status.is_client_error(), "{what}: {}", attack.status);
         // Every visitor after it.
+        let visitor = client.get("/files/report").await;
+        if visitor.status != StatusCode::OK {
+            poisoned.push(format!(
+                "{what}: a visitor got {} ({}, body {:?})",
+                visitor.status, visitor.x_cache, visitor.body
+            ));
+        }
+    }
+    assert!(poisoned.is_empty(), "{poisoned:#?}");
+}
+
+/// F1 in application mode: the route's handler answers the same request
+/// headers, and a route caching 412 and 416 (`cache_statuses`) stored
+/// that answer for everyone too; now it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_application_mode_an_answer_shaped_by_a_clients_precondition_or_range_is_not_stored() {
+    let mut poisoned = Vec::new();
+    for (what, header) in [
+        ("If-Match", ("if-match", "\"nope\"")),
+        (
+            "If-Unmodified-Since",
+            ("if-unmodified-since", "Sat, 01 Jan 2000 00:00:00 GMT"),
+        ),
+        ("Range", ("range", "bytes=999-")),
+    ] {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let layer = ResponseCacheLayer::new(Cache::in_memory())
+            .ttl(Duration::from_secs(60))
+            .cache_statuses([
+                StatusCode::OK,
+                StatusCode::PRECONDITION_FAILED,
+                StatusCode::RANGE_NOT_SATISFIABLE,
+            ]);
+        let app = Router::new()
+            .fallback(file_server)
+            .layer(layer)
+            .with_state(Arc::clone(&calls));
+        let client = Client::new(app, Transport::Oneshot).await;
+        let attack = client.send("GET", "/files/report", &[header]).await;
+        assert!(attack.status.is_client_error(), "{what}: {}", attack.status);
         let visitor = client.get("/files/report").await;
         if visitor.status != StatusCode::OK {
             poisoned.push(format!(

@@ -8,6 +8,7 @@ use larder::__private::Computed;
 
 use super::fields;
 use super::freshness;
+use super::policy;
 use super::settings::Settings;
 use super::stored::StoredResponse;
 
@@ -22,14 +23,10 @@ const NOT_UPDATED: [&str; 4] = ["content-length", "x-cache", "age", "transfer-en
 /// revalidates the whole representation it holds.
 pub(crate) fn make_conditional<B>(request: &mut Request<B>, previous: &StoredResponse) {
     let headers = request.headers_mut();
-    for name in [
-        header::IF_NONE_MATCH,
-        header::IF_MODIFIED_SINCE,
-        header::IF_MATCH,
-        header::IF_UNMODIFIED_SINCE,
-        header::IF_RANGE,
-        header::RANGE,
-    ] {
+    for name in [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE]
+        .iter()
+        .chain(&policy::UNKEYED_CONDITIONS)
+    {
         headers.remove(name);
     }
     if let Some(etag) = previous

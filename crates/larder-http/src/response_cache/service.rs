@@ -196,6 +196,9 @@ where
     ResBody::Error: fmt::Display + Send,
 {
     let now = settings.clock;
+    // A precondition or range only the handler evaluates shapes its
+    // answer (a 412, a 416): that answer is this request's own.
+    let may_store = may_store && !policy::carries_unkeyed_conditions(request.headers());
     let mut validators = http::HeaderMap::new();
     for tag in request.headers().get_all(header::IF_NONE_MATCH) {
         validators.append(header::IF_NONE_MATCH, tag.clone());

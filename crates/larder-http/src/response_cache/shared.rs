@@ -23,6 +23,7 @@ use super::fields::{self, CacheControl};
 use super::freshness::{self, Reuse};
 use super::future::x_cache;
 use super::key;
+use super::policy;
 use super::revalidation::{make_conditional, updated, validators_conflict};
 use super::service::{
     Pass, bad_gateway, buffer, declared_length, failure_or_response, gateway_error, pass, respond,
@@ -71,6 +72,9 @@ where
         if !with_body {
             return pass(inner, request, "MISS").await;
         }
+        // A precondition or range only the origin evaluates shapes its
+        // answer: the origin answers it as sent, for this client alone.
+        let may_store = may_store && !policy::carries_unkeyed_conditions(request.headers());
         return fetch(
             settings,
             inner,
