@@ -555,10 +555,14 @@ async fn in_application_mode_an_answer_shaped_by_a_clients_precondition_or_range
 //     counts as `private` (nothing stored), and the CDN-Cache-Control
 //     reader already refuses what it cannot read (D9): a `private` or
 //     `no-cache` it *can* read but does not take at face value must not
-//     weigh less than the unreadable one.
+//     weigh less than the unreadable one. Now a restricting directive in
+//     `CDN-Cache-Control` counts whatever its value (and, as in
+//     `Cache-Control`, written as a token anywhere): the qualified
+//     `private` is not stored, the qualified `no-cache` is not reused
+//     without revalidation (here, with no validator, not stored).
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn defect_f2_a_qualified_private_in_cdn_cache_control_is_not_shared() {
+async fn a_qualified_private_or_no_cache_in_cdn_cache_control_is_not_shared() {
     let mut leaked = Vec::new();
     for directive in [
         "private=\"x-user-token\", max-age=60",

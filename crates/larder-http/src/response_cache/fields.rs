@@ -302,7 +302,7 @@ fn quoted_string(line: &[u8], i: &mut usize) -> Option<std::ops::Range<usize>> {
 
 /// Whether `word` appears in `line` as a whole run of token characters,
 /// in any case, wherever it is (a name, an argument, inside quotes).
-fn mentions(line: &[u8], word: &[u8]) -> bool {
+pub(crate) fn mentions(line: &[u8], word: &[u8]) -> bool {
     line.split(|&b| !is_tchar(b))
         .any(|run| run.eq_ignore_ascii_case(word))
 }

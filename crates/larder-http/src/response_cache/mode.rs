@@ -25,7 +25,9 @@
 ///   stored to be revalidated on every use. `CDN-Cache-Control` (RFC 9213)
 ///   replaces `Cache-Control` when it is a valid dictionary
 ///   ([`cdn_cache_control`](super::ResponseCacheLayer::cdn_cache_control)),
-///   but `private` in `Cache-Control` still forbids storing. What the
+///   but `private` in `Cache-Control` still forbids storing, and in it a
+///   restriction counts whatever its value (`private="x-user-token"`,
+///   `no-cache="x"`: as in `Cache-Control`, the whole response). What the
 ///   origin answers a request carrying `If-Match`, `If-Unmodified-Since`,
 ///   `Range` or `If-Range` (a 412, a 416, a 206) goes to that client alone,
 ///   never stored: none of them is keyed.
