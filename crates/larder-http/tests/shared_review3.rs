@@ -614,7 +614,11 @@ async fn a_qualified_private_or_no_cache_in_cdn_cache_control_is_not_shared() {
 //     CPDoS family) evicts a *fresh* stored response: every visitor after
 //     it is a full miss, and the copy `stale-if-error` would answer an
 //     outage with is gone. A 4xx answering the request's own faults says
-//     nothing about the stored response.
+//     nothing about the stored response. Now only an answer saying the
+//     resource is gone (404, 410) or kept from shared caches (a `private`
+//     or `no-store` 2xx or 304) drops the stored copy; any other answer
+//     the revalidation cannot store goes to its client and leaves the
+//     stored copy alone.
 
 /// The representation "page" (ETag "v1", fresh 10 minutes), 304 for its
 /// tag; a request carrying `x-oversized` is rejected with a 400 (a
@@ -638,7 +642,7 @@ async fn strict_origin(State(calls): State<Arc<AtomicUsize>>, headers: HeaderMap
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn defect_f3_a_request_the_origin_rejects_does_not_evict_the_stored_response() {
+async fn a_request_the_origin_rejects_does_not_evict_the_stored_response() {
     let calls = Arc::new(AtomicUsize::new(0));
     let app = Router::new()
         .fallback(strict_origin)

@@ -51,9 +51,12 @@
 /// - **Variants**: the whole query string as sent is keyed; `Vary` names
 ///   any request header, whose values are stored beside the response and
 ///   must match (another variant replaces the stored one).
-///   A revalidation answered by something that may not be stored (a 404,
-///   a `private` 200 or 304) drops the stored copy: withdrawn content is
-///   not served again, stale or not. At most 64 background revalidations
+///   A revalidation that finds the resource gone (404, 410) or kept from
+///   shared caches (a `private` or `no-store` 200 or 304), and stores
+///   nothing in its place, drops the stored copy: withdrawn content is not
+///   served again, stale or not. Any other answer it cannot store (a 400,
+///   406 or 431 the request's own headers provoked, a body too large)
+///   goes to its client and leaves the stored copy alone. At most 64 background revalidations
 ///   run at once per layer; past that the stale copy is served and a later
 ///   request revalidates.
 /// - **Failures**: a 5xx from a revalidation, and an origin that cannot be

@@ -6,8 +6,8 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
 use larder::__private::Computed;
 
-use super::fields;
-use super::freshness;
+use super::fields::{self, CacheControl};
+use super::freshness::{self, SharedRules};
 use super::policy;
 use super::settings::Settings;
 use super::stored::StoredResponse;
@@ -100,4 +100,31 @@ pub(crate) fn updated(
         }
         _ => Err(Box::new(merged)),
     }
+}
+
+/// Whether a revalidation's answer, not stored, says the stored response
+/// must not be served again, stale or not: the resource is gone (404,
+/// 410), or its current representation is kept from shared caches (a 2xx
+/// saying `private` or `no-store`, see [`kept_from_shared_caches`]).
+///
+/// Any other answer says nothing about the stored response, and leaves it
+/// alone: the revalidation is made from a client's own request, so a 400,
+/// 406 or 431 may answer that request's faults (an oversized or
+/// unsatisfiable header sent with `no-cache`), and a body too large or of
+/// unknown length is only one this cache cannot hold.
+pub(crate) fn withdraws(status: StatusCode, headers: &HeaderMap, rules: &SharedRules) -> bool {
+    matches!(status.as_u16(), 404 | 410)
+        || (status.is_success() && kept_from_shared_caches(headers, rules))
+}
+
+/// Whether `headers` keep a response from shared caches: `private` or
+/// `no-store` in the directives that govern this cache
+/// (`CDN-Cache-Control` when honoured and present), or `private` in
+/// `Cache-Control` whatever governs. For a 304, the stored response's
+/// headers as the 304 refreshed them.
+pub(crate) fn kept_from_shared_caches(headers: &HeaderMap, rules: &SharedRules) -> bool {
+    let private = CacheControl::parse(headers).private;
+    private
+        || freshness::directives(headers, rules)
+            .is_some_and(|(directives, _)| directives.private || directives.no_store)
 }

@@ -24,7 +24,9 @@ use super::freshness::{self, Reuse};
 use super::future::x_cache;
 use super::key;
 use super::policy;
-use super::revalidation::{make_conditional, updated, validators_conflict};
+use super::revalidation::{
+    kept_from_shared_caches, make_conditional, updated, validators_conflict, withdraws,
+};
 use super::service::{
     Pass, bad_gateway, buffer, declared_length, failure_or_response, gateway_error, pass, respond,
 };
@@ -195,8 +197,16 @@ where
     // The origin answered 304 for another representation than the stored
     // one: the stored one goes.
     let conflicted = AtomicBool::new(false);
-    let (slot, handler, computing, conflict) =
-        (&mut unsent, &mut inner, &computed_here, &conflicted);
+    // The revalidation's answer says the stored response is withdrawn
+    // (see `withdraws`).
+    let withdrawn = AtomicBool::new(false);
+    let (slot, handler, computing, conflict, withdrawal) = (
+        &mut unsent,
+        &mut inner,
+        &computed_here,
+        &conflicted,
+        &withdrawn,
+    );
     let layer = &*settings;
     let previous = stale.as_ref();
     let headers = &request_headers;
@@ -222,7 +232,16 @@ where
                         ));
                     }
                     return updated(layer, previous, &parts.headers, now(), may_store, headers)
-                        .map_err(Pass::Unstored);
+                        .map_err(|merged| {
+                            if kept_from_shared_caches(&merged.header_map(), &layer.shared) {
+                                withdrawal.store(true, Ordering::Relaxed);
+                            }
+                            Pass::Unstored(merged)
+                        });
+                }
+                if withdraws(status, response.headers(), &layer.shared) {
+                    // Only if it is not stored in its place, below.
+                    withdrawal.store(true, Ordering::Relaxed);
                 }
                 let lifetime = previous.shared.unwrap_or_default();
                 let age_ms = lifetime.age_ms(previous.stored_at_ms, now());
@@ -285,13 +304,13 @@ where
         && may_store
         && stale.is_some()
         && match &result {
-            Err((failure, _)) => !failure.is_error() || conflicted.load(Ordering::Relaxed),
+            Err(_) => withdrawn.load(Ordering::Relaxed) || conflicted.load(Ordering::Relaxed),
             Ok(_) => false,
         }
     {
-        // The revalidation found the stored response superseded by one
-        // that may not be stored (withdrawn: a 404, made `private`…): it
-        // must not answer anyone again, stale or not.
+        // The revalidation found the stored response withdrawn (gone, or
+        // made `private`) and nothing stored in its place: it must not
+        // answer anyone again, stale or not.
         if let Err(err) = settings.cache.delete_cached_data(&key).await {
             tracing::warn!(key, error = %err, "larder-http: a superseded response could not be dropped");
         }
