@@ -802,10 +802,13 @@ async fn defect_f5_a_304_naming_another_etag_is_not_a_502() {
 //     `keep_stale`, and any client asking `max-stale` gets it — as the E9
 //     test shows, with one store hiccup added. A write's failed
 //     invalidation is owed and retried, and the path bypassed meanwhile
-//     (`pending.rs`); a withdrawal learnt by revalidation is not.
+//     (`pending.rs`); a withdrawal learnt by revalidation was not. Now it
+//     is: a delete the store cannot take owes the path's invalidation,
+//     retried in the background, and the path bypasses the cache until it
+//     lands.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn defect_f6_a_withdrawal_the_store_could_not_take_is_not_forgotten() {
+async fn a_withdrawal_the_store_could_not_take_is_owed_and_retried() {
     let origin = Origin::default();
     let (client, clock, hooks) = hooked_app(&origin).await;
     origin

@@ -54,7 +54,10 @@
 ///   A revalidation that finds the resource gone (404, 410) or kept from
 ///   shared caches (a `private` or `no-store` 200 or 304), and stores
 ///   nothing in its place, drops the stored copy: withdrawn content is not
-///   served again, stale or not. Any other answer it cannot store (a 400,
+///   served again, stale or not (if the store cannot take the delete, the
+///   path's invalidation is owed and retried as a failed write's is, and
+///   the path bypasses the cache meanwhile). Any other answer it cannot
+///   store (a 400,
 ///   406 or 431 the request's own headers provoked, a body too large)
 ///   goes to its client and leaves the stored copy alone. At most 64 background revalidations
 ///   run at once per layer; past that the stale copy is served and a later

@@ -579,7 +579,7 @@ pub(crate) async fn invalidate_path(settings: &Settings, path: &str) {
 /// What a retry of this layer's invalidations needs: the longest a stored
 /// response lives is the TTL (as capped and jittered upwards by the cache)
 /// plus the stale grace, and a margin for the retry's own backoff.
-fn owed_route(settings: &Settings) -> Route {
+pub(crate) fn owed_route(settings: &Settings) -> Route {
     let config = settings.cache.config();
     let longest = match settings.mode {
         // What the origin's headers chose and kept past freshness: the

@@ -28,7 +28,8 @@ use super::revalidation::{
     kept_from_shared_caches, make_conditional, updated, validators_conflict, withdraws,
 };
 use super::service::{
-    Pass, bad_gateway, buffer, declared_length, failure_or_response, gateway_error, pass, respond,
+    Pass, bad_gateway, buffer, declared_length, failure_or_response, gateway_error, owed_route,
+    pass, respond,
 };
 use super::settings::Settings;
 use super::stored::StoredResponse;
@@ -311,8 +312,17 @@ where
         // The revalidation found the stored response withdrawn (gone, or
         // made `private`) and nothing stored in its place: it must not
         // answer anyone again, stale or not.
+        // If the store cannot take that now, the path's invalidation is
+        // owed as a failed write's is: retried, the path bypassed
+        // meanwhile.
         if let Err(err) = settings.cache.delete_cached_data(&key).await {
-            tracing::warn!(key, error = %err, "larder-http: a superseded response could not be dropped");
+            tracing::warn!(
+                key,
+                error = %err,
+                "larder-http: a withdrawn response could not be dropped; retrying, and bypassing the path meanwhile"
+            );
+            let [tag] = tags;
+            settings.pending.owe(&owed_route(&settings), tag);
         }
     }
     let stale_lifetime = stale.as_ref().map(|stale| {
