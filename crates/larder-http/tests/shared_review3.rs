@@ -844,10 +844,13 @@ async fn a_withdrawal_the_store_could_not_take_is_owed_and_retried() {
 //     counted from the first fetch, so a response revalidated past its
 //     lifetime is stale again the moment it is refreshed. Every request
 //     after it revalidates with the origin (and is told `Age: 120` with
-//     `max-age=60`): the cache stops caching that page.
+//     `max-age=60`): the cache stops caching that page. Now a 304
+//     without `Date` gives the refreshed response a `Date` of its arrival
+//     (and, found on the way, a 304's `Age` now counts in the refreshed
+//     response's age, as a 200's does: test below).
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn defect_f7_a_304_without_date_refreshes_the_stored_response() {
+async fn a_304_without_date_refreshes_the_stored_response() {
     let (origin, clock, client) = setup().await;
     // The test clocks start at 1_000_000 s after the epoch.
     let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000));
@@ -884,6 +887,51 @@ async fn defect_f7_a_304_without_date_refreshes_the_stored_response() {
         (next.x_cache.as_str(), origin.calls()),
         ("HIT", 2),
         "a response refreshed by a 304 a moment ago is stale (Age: {:?})",
+        next.headers.get("age")
+    );
+}
+
+/// With F7: the 304's `Age` (it came through another cache) counts in the
+/// refreshed response's age, as a 200's does; it was dropped with the
+/// fields a 304 does not replace, so the refreshed response was fresh for
+/// longer than its origin said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_304s_age_counts_in_the_refreshed_response() {
+    let (origin, clock, client) = setup().await;
+    // Dated when it arrives: only its `Age` makes it older.
+    let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(1_000_120));
+    origin
+        .then(answer(
+            200,
+            &[("cache-control", "max-age=60"), ("etag", "\"v1\"")],
+            "doc",
+        ))
+        .then(answer(
+            304,
+            &[
+                ("cache-control", "max-age=60"),
+                ("etag", "\"v1\""),
+                ("age", "50"),
+                ("date", &date),
+            ],
+            "",
+        ))
+        .then(answer(
+            304,
+            &[("cache-control", "max-age=60"), ("etag", "\"v1\"")],
+            "",
+        ));
+    client.get("/doc").await;
+    clock.advance_secs(120);
+    assert_eq!(client.get("/doc").await.body, "doc");
+    assert_eq!(origin.calls(), 2, "revalidated");
+    clock.advance_secs(20);
+    let next = client.get("/doc").await;
+    assert_eq!(
+        (next.body.as_str(), origin.calls()),
+        ("doc", 3),
+        "50 s old when refreshed, 70 s old now: stale at max-age=60 ({}, Age: {:?})",
+        next.x_cache,
         next.headers.get("age")
     );
 }

@@ -45,7 +45,8 @@
 /// - **Revalidating**: the request goes to the inner service with
 ///   `If-None-Match` / `If-Modified-Since` from the stored response; a 304
 ///   replaces the stored header fields it carries (all but
-///   `Content-Length`) and refreshes the freshness; anything else replaces
+///   `Content-Length`; a 304 without `Date` is dated when it arrived, and
+///   its `Age` counts) and refreshes the freshness; anything else replaces
 ///   the stored response. Misses and revalidations go through Larder's
 ///   read path: concurrent ones for a key call the inner service once.
 /// - **Variants**: the whole query string as sent is keyed; `Vary` names

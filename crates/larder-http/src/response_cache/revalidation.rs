@@ -13,8 +13,10 @@ use super::settings::Settings;
 use super::stored::StoredResponse;
 
 /// Headers a 304 never replaces in the stored response (RFC 9111 §3.2):
-/// the stored body's length, and what this layer sets itself.
-const NOT_UPDATED: [&str; 4] = ["content-length", "x-cache", "age", "transfer-encoding"];
+/// the stored body's length, and what this layer sets itself. (A 304's
+/// `Age` is merged, to count in the refreshed response's age, and then
+/// not stored, as no `Age` is.)
+const NOT_UPDATED: [&str; 3] = ["content-length", "x-cache", "transfer-encoding"];
 
 /// Asks the origin whether `previous` is still good: its `ETag` in
 /// `If-None-Match`, else its `Last-Modified` in `If-Modified-Since` (an
@@ -62,7 +64,8 @@ pub(crate) fn validators_conflict(stored: &StoredResponse, not_modified: &Header
 }
 
 /// `previous` refreshed by a 304's headers (RFC 9111 §4.3.4): each field
-/// the 304 carries replaces the stored one, but for the body's length.
+/// the 304 carries replaces the stored one, but for the body's length; a
+/// 304 without `Date` gives it a `Date` of now.
 /// `Err` when the refreshed response may not be stored (it still answers
 /// its own request).
 pub(crate) fn updated(
@@ -82,6 +85,14 @@ pub(crate) fn updated(
         for value in fresh_headers.get_all(name) {
             headers.append(name.clone(), value.clone());
         }
+    }
+    if !fresh_headers.contains_key(header::DATE)
+        && let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(freshness::at(now_ms)))
+    {
+        // A 304 without `Date` is dated when it arrived (RFC 9110 §6.6.1):
+        // the refreshed response is as old as the 304, not as the first
+        // fetch (whose `Date` would make it stale at once).
+        headers.insert(header::DATE, date);
     }
     let mut parts = Response::new(()).into_parts().0;
     parts.status = StatusCode::from_u16(previous.status).unwrap_or(StatusCode::OK);
