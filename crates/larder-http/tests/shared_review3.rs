@@ -757,10 +757,12 @@ async fn defect_f4_a_failed_revalidation_with_an_unshareable_5xx_is_not_repeated
 //     shared, for every request that waited on it (each repeats the
 //     conditional request and gets its own conflict). RFC 9111 §4.3.4
 //     forbids *updating* the stored response with that 304; the cache can
-//     still ask again without a condition (as E8 put it).
+//     still ask again without a condition (as E8 put it). Now it does,
+//     once: the answer to the unconditional request is stored and answers
+//     the request (and those that waited on it) as a miss's would.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn defect_f5_a_304_naming_another_etag_is_not_a_502() {
+async fn a_304_naming_another_etag_is_followed_by_an_unconditional_request() {
     let (origin, clock, client) = setup().await;
     origin
         .then(answer(

@@ -46,7 +46,10 @@
 ///   `If-None-Match` / `If-Modified-Since` from the stored response; a 304
 ///   replaces the stored header fields it carries (all but
 ///   `Content-Length`; a 304 without `Date` is dated when it arrived, and
-///   its `Age` counts) and refreshes the freshness; anything else replaces
+///   its `Age` counts) and refreshes the freshness; a 304 naming another
+///   representation than the stored one does not update it (RFC 9111
+///   §4.3.4): the origin is asked once more without conditions, and that
+///   answer is taken as a miss's would be; anything else replaces
 ///   the stored response. Misses and revalidations go through Larder's
 ///   read path: concurrent ones for a key call the inner service once.
 /// - **Variants**: the whole query string as sent is keyed; `Vary` names

@@ -24,13 +24,8 @@ const NOT_UPDATED: [&str; 3] = ["content-length", "x-cache", "transfer-encoding"
 /// tag). The client's own preconditions and `Range` go: the cache
 /// revalidates the whole representation it holds.
 pub(crate) fn make_conditional<B>(request: &mut Request<B>, previous: &StoredResponse) {
+    without_conditions(request);
     let headers = request.headers_mut();
-    for name in [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE]
-        .iter()
-        .chain(&policy::UNKEYED_CONDITIONS)
-    {
-        headers.remove(name);
-    }
     if let Some(etag) = previous
         .header("etag")
         .and_then(|v| HeaderValue::from_bytes(v).ok())
@@ -41,6 +36,18 @@ pub(crate) fn make_conditional<B>(request: &mut Request<B>, previous: &StoredRes
         .and_then(|v| HeaderValue::from_bytes(v).ok())
     {
         headers.insert(header::IF_MODIFIED_SINCE, modified);
+    }
+}
+
+/// `request` without preconditions or a range: what the origin answers it
+/// is the whole current representation.
+pub(crate) fn without_conditions<B>(request: &mut Request<B>) {
+    let headers = request.headers_mut();
+    for name in [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE]
+        .iter()
+        .chain(&policy::UNKEYED_CONDITIONS)
+    {
+        headers.remove(name);
     }
 }
 

@@ -22,6 +22,14 @@ use super::stored::StoredResponse;
 /// The service [`ResponseCacheLayer`](super::ResponseCacheLayer) wraps
 /// around an inner service. Keeps the inner service's error type: a cache
 /// failure falls through to the inner service.
+///
+/// The request body must implement `Default` (axum's `Body` does; wrap a
+/// `hyper::body::Incoming` service with `map_request` into one that does):
+/// shared-cache mode sometimes asks the origin a second time for one
+/// request (a 304 naming another representation than the stored one is
+/// followed by the same request without conditions), and only a `GET`
+/// known to have no body gets there, so the second request's body is the
+/// empty default.
 #[derive(Clone)]
 pub struct ResponseCache<S> {
     inner: S,
@@ -97,7 +105,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Body + Send + 'static,
+    ReqBody: Body + Default + Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: fmt::Display + Send,
 {

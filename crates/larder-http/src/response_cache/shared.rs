@@ -26,6 +26,7 @@ use super::key;
 use super::policy;
 use super::revalidation::{
     kept_from_shared_caches, make_conditional, updated, validators_conflict, withdraws,
+    without_conditions,
 };
 use super::service::{
     Pass, bad_gateway, buffer, declared_length, failure_or_response, gateway_error, owed_route,
@@ -47,7 +48,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send,
     S::Error: Send + 'static,
-    ReqBody: Send + 'static,
+    ReqBody: Default + Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: fmt::Display + Send,
 {
@@ -186,7 +187,7 @@ async fn fetch<S, ReqBody, ResBody>(
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send,
-    ReqBody: Send + 'static,
+    ReqBody: Default + Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: fmt::Display + Send,
 {
@@ -195,19 +196,11 @@ where
     let request_headers = request.headers().clone();
     let mut unsent = Some(request);
     let computed_here = AtomicBool::new(false);
-    // The origin answered 304 for another representation than the stored
-    // one: the stored one goes.
-    let conflicted = AtomicBool::new(false);
     // The revalidation's answer says the stored response is withdrawn
     // (see `withdraws`).
     let withdrawn = AtomicBool::new(false);
-    let (slot, handler, computing, conflict, withdrawal) = (
-        &mut unsent,
-        &mut inner,
-        &computed_here,
-        &conflicted,
-        &withdrawn,
-    );
+    let (slot, handler, computing, withdrawal) =
+        (&mut unsent, &mut inner, &computed_here, &withdrawn);
     let layer = &*settings;
     let previous = stale.as_ref();
     let headers = &request_headers;
@@ -215,31 +208,56 @@ where
         computing.store(true, Ordering::Relaxed);
         let request = slot.take();
         async move {
-            let mut request = request.expect("the read path computes at most once");
-            if let Some(previous) = previous {
-                make_conditional(&mut request, previous);
-            }
-            let response = handler.call(request).await.map_err(Pass::Error)?;
+            let request = request.expect("the read path computes at most once");
+            let response = match previous {
+                None => handler.call(request).await.map_err(Pass::Error)?,
+                Some(previous) => {
+                    let (parts, body) = request.into_parts();
+                    let mut conditional = Request::from_parts(parts.clone(), body);
+                    make_conditional(&mut conditional, previous);
+                    let response = handler.call(conditional).await.map_err(Pass::Error)?;
+                    if response.status() != StatusCode::NOT_MODIFIED {
+                        response
+                    } else {
+                        let (answer, _) = response.into_parts();
+                        if !validators_conflict(previous, &answer.headers) {
+                            return updated(
+                                layer,
+                                previous,
+                                &answer.headers,
+                                now(),
+                                may_store,
+                                headers,
+                            )
+                            .map_err(|merged| {
+                                if kept_from_shared_caches(&merged.header_map(), &layer.shared) {
+                                    withdrawal.store(true, Ordering::Relaxed);
+                                }
+                                Pass::Unstored(merged)
+                            });
+                        }
+                        // A 304 naming another representation than the
+                        // stored one may not update it (RFC 9111 §4.3.4),
+                        // but the origin answered: it is asked once more,
+                        // without conditions, and that answer is taken as
+                        // a miss's would be.
+                        let mut unconditional = Request::from_parts(parts, ReqBody::default());
+                        without_conditions(&mut unconditional);
+                        std::future::poll_fn(|cx| handler.poll_ready(cx))
+                            .await
+                            .map_err(Pass::Error)?;
+                        let response = handler.call(unconditional).await.map_err(Pass::Error)?;
+                        if response.status() == StatusCode::NOT_MODIFIED {
+                            return Err(bad_gateway(
+                                "the origin answered 304 to a request without conditions",
+                            ));
+                        }
+                        response
+                    }
+                }
+            };
             let status = response.status();
             if let Some(previous) = previous {
-                if status == StatusCode::NOT_MODIFIED {
-                    let (parts, _) = response.into_parts();
-                    if validators_conflict(previous, &parts.headers) {
-                        // A 304 naming another representation than the
-                        // stored one: neither may answer (RFC 9111 §4.3.4).
-                        conflict.store(true, Ordering::Relaxed);
-                        return Err(bad_gateway(
-                            "the origin answered 304 with a validator the stored response does not have",
-                        ));
-                    }
-                    return updated(layer, previous, &parts.headers, now(), may_store, headers)
-                        .map_err(|merged| {
-                            if kept_from_shared_caches(&merged.header_map(), &layer.shared) {
-                                withdrawal.store(true, Ordering::Relaxed);
-                            }
-                            Pass::Unstored(merged)
-                        });
-                }
                 if withdraws(status, response.headers(), &layer.shared) {
                     // Only if it is not stored in its place, below.
                     withdrawal.store(true, Ordering::Relaxed);
@@ -305,7 +323,7 @@ where
         && may_store
         && stale.is_some()
         && match &result {
-            Err(_) => withdrawn.load(Ordering::Relaxed) || conflicted.load(Ordering::Relaxed),
+            Err(_) => withdrawn.load(Ordering::Relaxed),
             Ok(_) => false,
         }
     {
