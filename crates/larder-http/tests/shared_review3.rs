@@ -685,10 +685,13 @@ async fn a_request_the_origin_rejects_does_not_evict_the_stored_response() {
 //     calls the failing origin itself — though it needs no part of the
 //     5xx: it answers with its own stale copy. The herd `stale-if-error`
 //     is meant to shield the origin from is back for the most common
-//     error pages.
+//     error pages. Now a 5xx that may not be shared still reaches the
+//     waiters as the fact that the origin failed: each answers with its
+//     stale copy if `stale-if-error` lets it (or asks the origin itself if
+//     not), and the origin is called once.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn defect_f4_a_failed_revalidation_with_an_unshareable_5xx_is_not_repeated_by_every_waiter() {
+async fn a_failed_revalidation_with_an_unshareable_5xx_is_not_repeated_by_every_waiter() {
     const WAITERS: usize = 20;
     let mut herds = Vec::new();
     for (what, error_fields) in [

@@ -68,7 +68,9 @@
 ///   request revalidates.
 /// - **Failures**: a 5xx from a revalidation, and an origin that cannot be
 ///   reached, reach the requests that waited on it: each answers with its
-///   stale copy if it may, and none repeats the failed request at once.
+///   stale copy if it may, and none repeats the failed request at once. A
+///   5xx that may not be shared (`private`, a `Vary`, over 64 KiB or of
+///   unknown length) reaches them as the fact that the origin failed.
 /// - **Invalidating**: a 2xx/3xx answer to any method but `GET`, `HEAD`,
 ///   `OPTIONS` and `TRACE` (or to a `GET` that tunnels one through
 ///   `X-HTTP-Method-Override` and kin) drops the stored responses of its

@@ -65,6 +65,11 @@ pub(crate) enum Pass<B, E> {
     /// not be reached (the inner service failed). Each answers with its
     /// stale copy if it may, or asks the origin itself.
     Unreachable,
+    /// Shared-cache mode, for the requests that waited: the origin answered
+    /// with a 5xx that may not answer them (marked `private`, with a
+    /// `Vary`, too large, of unknown length). Each answers with its stale
+    /// copy if `stale-if-error` lets it, or asks the origin itself.
+    OriginFailed,
 }
 
 /// A failure as it travels to the requests that waited on it.
@@ -72,15 +77,21 @@ pub(crate) enum Pass<B, E> {
 enum SharedFailure {
     Response(StoredResponse),
     Unreachable,
+    OriginFailed,
 }
 
 /// Encodes a failure for the requests that waited on it: a buffered 5xx,
 /// and — if `errors` — the inner service's failing (as
-/// [`Pass::Unreachable`]).
+/// [`Pass::Unreachable`]) and the fact of any other 5xx (as
+/// [`Pass::OriginFailed`]: the waiters need not its body to answer with
+/// their stale copies, only to know the origin failed).
 pub(crate) fn share<B, E>(pass: &Pass<B, E>, errors: bool) -> Option<Bytes> {
     let shared = match pass {
         Pass::Failure(stored) => SharedFailure::Response(StoredResponse::clone(stored)),
         Pass::Error(_) | Pass::Unreachable if errors => SharedFailure::Unreachable,
+        Pass::Response(_) | Pass::Unstored(_) | Pass::OriginFailed if errors && pass.is_error() => {
+            SharedFailure::OriginFailed
+        }
         _ => return None,
     };
     rmp_serde::to_vec_named(&shared).ok().map(Bytes::from)
@@ -92,6 +103,7 @@ pub(crate) fn unshare<B, E>(bytes: &Bytes) -> Option<Pass<B, E>> {
     Some(match rmp_serde::from_slice(bytes).ok()? {
         SharedFailure::Response(stored) => Pass::Failure(Box::new(stored)),
         SharedFailure::Unreachable => Pass::Unreachable,
+        SharedFailure::OriginFailed => Pass::OriginFailed,
     })
 }
 
@@ -301,8 +313,8 @@ where
             Ok(respond(&failure, now(), "MISS", &validators, true))
         }
         Err((Pass::Error(err), _)) => Err(err),
-        // Only shared-cache mode shares an unreachable origin.
-        Err((Pass::Unreachable, _)) => match unsent.take() {
+        // Only shared-cache mode shares these.
+        Err((Pass::Unreachable | Pass::OriginFailed, _)) => match unsent.take() {
             Some(request) => pass(inner, request, "MISS").await,
             None => Ok(gateway_error(StatusCode::BAD_GATEWAY)),
         },
@@ -314,7 +326,7 @@ impl<B, E> Pass<B, E> {
     pub(crate) fn is_error(&self) -> bool {
         match self {
             Pass::Response(response) => response.status().is_server_error(),
-            Pass::Failure(_) | Pass::Error(_) | Pass::Unreachable => true,
+            Pass::Failure(_) | Pass::Error(_) | Pass::Unreachable | Pass::OriginFailed => true,
             Pass::Unstored(stored) => stored.status >= 500,
         }
     }

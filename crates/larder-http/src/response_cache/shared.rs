@@ -283,8 +283,9 @@ where
     };
     // A failure the origin gave (a small 5xx that would be storable but
     // for its status, with no `Vary`) answers the requests waiting on it
-    // too, and so does an origin that could not be reached: one failed
-    // revalidation is not repeated by each of them.
+    // too; of any other 5xx, and of an origin that could not be reached,
+    // they learn the fact: one failed revalidation is not repeated by each
+    // of them.
     let share = |pass: &Pass<ResBody, S::Error>| super::service::share(pass, true);
     let unshare = |bytes: &Bytes| super::service::unshare(bytes);
     let sharing = support::Sharing {
@@ -403,6 +404,24 @@ where
                 },
             }
         }
+        // The origin failed with a 5xx this request may not see (see
+        // `Pass::OriginFailed`): its stale copy answers if it may, else it
+        // asks the origin itself.
+        Err((Pass::OriginFailed, _)) => match (&stale, stale_lifetime, unsent.take()) {
+            (Some(stale), Some((lifetime, age_ms)), _)
+                if freshness::may_answer_error(&lifetime, age_ms, directives) =>
+            {
+                Ok(respond_shared(
+                    stale,
+                    now(),
+                    "STALE",
+                    &request_headers,
+                    true,
+                ))
+            }
+            (_, _, Some(request)) => pass(inner, request, "MISS").await,
+            _ => Ok(gateway_error(StatusCode::BAD_GATEWAY)),
+        },
         Err((failure, _)) if failure.is_error() => match (&stale, stale_lifetime) {
             (Some(stale), Some((lifetime, age_ms)))
                 if freshness::may_answer_error(&lifetime, age_ms, directives) =>
@@ -484,7 +503,7 @@ fn answer_failure<B, E>(
             Ok(respond(&stored, now_ms, "MISS", request_headers, true))
         }
         Pass::Error(err) => Err(err),
-        Pass::Unreachable => Ok(gateway_error(StatusCode::BAD_GATEWAY)),
+        Pass::Unreachable | Pass::OriginFailed => Ok(gateway_error(StatusCode::BAD_GATEWAY)),
     }
 }
 
