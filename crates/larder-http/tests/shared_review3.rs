@@ -2,10 +2,11 @@
 //! with variants the first two (`shared_review.rs`, `shared_review2.rs`)
 //! did not try.
 //!
-//! Tests named `defect_f*` (under "DEFECTS") FAIL on the code as
-//! reviewed, on purpose: each shows one defect (see the comment above
-//! it). Tests named `holds_*` are positive checks of attacks that did not
-//! work; they pass and are kept as regressions.
+//! The tests under "DEFECTS" failed on the code as reviewed, each showing
+//! one defect (F1–F8: see the comment above it, which says what was wrong
+//! and what holds now); they pass since the fixes and are kept as
+//! regressions. Tests named `holds_*` are positive checks of attacks that
+//! did not work.
 #![allow(missing_docs, missing_debug_implementations)]
 
 #[macro_use]
@@ -950,7 +951,11 @@ async fn a_304s_age_counts_in_the_refreshed_response() {
 //     `/admin/report` never reaches it: the page from before the write is
 //     a HIT there for its whole lifetime. Same for `;jsessionid=…` on the
 //     last segment. The rule is "a path with dot segments is not stored";
-//     a segment that is a dot segment once its parameters go is one.
+//     a segment that is a dot segment once its parameters go is one. Now
+//     no path with a `;` (or `%3B`) is canonical: all of them bypass the
+//     cache, and `canonical_path` (what writes and `invalidate_path`
+//     resolve) cuts parameters from each segment before dot segments, as
+//     a servlet container does.
 
 /// A servlet container's path handling: `;params` cut from each segment,
 /// then dot segments resolved. `/admin/report` answers its version
@@ -986,7 +991,7 @@ async fn servlet(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn defect_f8_a_servlet_dot_segment_alias_is_not_stored_out_of_reach_of_writes() {
+async fn a_servlet_path_parameter_alias_is_not_stored_out_of_reach_of_writes() {
     let mut stale = Vec::new();
     for alias in ["/static/..;/admin/report", "/admin/report;jsessionid=0A1B"] {
         let version = Arc::new(AtomicU64::new(1));
