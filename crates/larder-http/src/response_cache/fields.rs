@@ -14,6 +14,7 @@
 //! as that directive: another cache on the way may read the line less
 //! strictly than this one.
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap};
 
 /// The directives of every `Cache-Control` line in a header map, as far as
@@ -175,6 +176,35 @@ pub(crate) fn age(headers: &HeaderMap) -> Option<u64> {
     Some(age)
 }
 
+/// The header names `response_headers`' `Vary` lists, with the values
+/// `request_headers` sent for them.
+pub(crate) fn varied_values(
+    response_headers: &HeaderMap,
+    request_headers: &HeaderMap,
+) -> Vec<(String, Option<Bytes>)> {
+    vary(response_headers)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|name| {
+            let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+            let value = combined(request_headers, &name);
+            (name, value)
+        })
+        .collect()
+}
+
+/// Every value of `name`, joined with `, `; `None` when absent.
+pub(crate) fn combined(headers: &HeaderMap, name: &str) -> Option<Bytes> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    let mut joined = first.as_bytes().to_vec();
+    for value in values {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(value.as_bytes());
+    }
+    Some(Bytes::from(joined))
+}
+
 /// `1*DIGIT` (RFC 9111 §1.2.2), in its token or quoted-string form, at most
 /// [`MAX_DELTA_SECS`].
 fn delta_seconds(value: &[u8]) -> Option<u64> {
@@ -272,7 +302,7 @@ fn quoted_string(line: &[u8], i: &mut usize) -> Option<std::ops::Range<usize>> {
 
 /// Whether `word` appears in `line` as a whole run of token characters,
 /// in any case, wherever it is (a name, an argument, inside quotes).
-fn mentions(line: &[u8], word: &[u8]) -> bool {
+pub(crate) fn mentions(line: &[u8], word: &[u8]) -> bool {
     line.split(|&b| !is_tchar(b))
         .any(|run| run.eq_ignore_ascii_case(word))
 }

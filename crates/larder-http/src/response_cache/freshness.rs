@@ -315,7 +315,16 @@ pub(crate) fn may_answer_error(lifetime: &Lifetime, age_ms: u64, request: &Cache
 
 /// `CDN-Cache-Control` read as an RFC 8941 dictionary, or `None` when it
 /// is absent or not a valid dictionary (then it is ignored, RFC 9213 §2.1).
-/// Directives with a value of the wrong type are ignored.
+///
+/// A directive that permits (`public`, the ages) with a value of the
+/// wrong type is ignored. One that restricts (`private`, `no-store`,
+/// `no-cache`, `must-revalidate`, `proxy-revalidate`, `must-understand`)
+/// counts whatever its value: `private="x-user-token"` names a field that
+/// belongs to one user (RFC 9111 §5.2.2.7), and neither it nor the rest
+/// of the response is shared; `no-cache="x"` means revalidate every time.
+/// And, as in `Cache-Control`, `private`, `no-store` and `no-cache`
+/// written as a token anywhere (a parameter, inside a string) count too:
+/// this field weighs no less than `Cache-Control` would.
 fn targeted(headers: &HeaderMap) -> Option<CacheControl> {
     let mut lines = headers.get_all("cdn-cache-control").iter().peekable();
     lines.peek()?;
@@ -326,7 +335,12 @@ fn targeted(headers: &HeaderMap) -> Option<CacheControl> {
         }
         joined.extend_from_slice(line.as_bytes());
     }
-    let mut parsed = CacheControl::default();
+    let mut parsed = CacheControl {
+        no_store: fields::mentions(&joined, b"no-store"),
+        private: fields::mentions(&joined, b"private"),
+        no_cache: fields::mentions(&joined, b"no-cache"),
+        ..CacheControl::default()
+    };
     for (key, value) in sf_dictionary(&joined)? {
         let integer = || match value {
             SfItem::Integer(n) if n >= 0 => {
@@ -336,12 +350,12 @@ fn targeted(headers: &HeaderMap) -> Option<CacheControl> {
         };
         let flag = value == SfItem::True;
         match key {
-            b"no-store" if flag => parsed.no_store = true,
-            b"private" if flag => parsed.private = true,
-            b"no-cache" if flag => parsed.no_cache = true,
-            b"must-revalidate" | b"proxy-revalidate" if flag => parsed.must_revalidate = true,
+            b"no-store" => parsed.no_store = true,
+            b"private" => parsed.private = true,
+            b"no-cache" => parsed.no_cache = true,
+            b"must-revalidate" | b"proxy-revalidate" => parsed.must_revalidate = true,
+            b"must-understand" => parsed.must_understand = true,
             b"public" if flag => parsed.public = true,
-            b"must-understand" if flag => parsed.must_understand = true,
             b"max-age" => parsed.max_age = integer().or(parsed.max_age),
             b"s-maxage" => parsed.s_maxage = integer().or(parsed.s_maxage),
             b"stale-while-revalidate" => {
@@ -545,6 +559,22 @@ mod tests {
         );
         assert!(parse("private").unwrap().private);
         assert!(parse("no-store").unwrap().no_store);
+        // A restriction counts whatever its value; a token anywhere too.
+        assert!(
+            parse("private=\"x-user-token\", max-age=60")
+                .unwrap()
+                .private
+        );
+        assert!(
+            parse("no-cache=\"x-user-token\", max-age=60")
+                .unwrap()
+                .no_cache
+        );
+        assert!(parse("no-store=?0").unwrap().no_store);
+        assert!(parse("must-revalidate=1").unwrap().must_revalidate);
+        assert!(parse("max-age=60;private").unwrap().private);
+        assert!(parse("max-age=60, x=\"no-store\"").unwrap().no_store);
+        assert!(!parse("public=\"x\"").unwrap().public, "wrong type");
         assert_eq!(
             parse("max-age=\"10000\"").unwrap().max_age,
             None,

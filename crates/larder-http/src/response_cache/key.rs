@@ -14,7 +14,10 @@
 //! ([`is_canonical`]): `/users/a%62c` reaches the same handler as
 //! `/users/abc`, and caching it under its own key would put it out of reach
 //! of `invalidate_path("/users/abc")`; so do `/files/x/../report` and
-//! `/files//report` for a handler that resolves them as a file server does.
+//! `/files//report` for a handler that resolves them as a file server does,
+//! and `/admin/report;jsessionid=…` and `/static/..;/admin/report` for a
+//! servlet container (which cuts path parameters first): no path with a
+//! `;` is stored.
 //!
 //! # The host
 //!

@@ -12,7 +12,9 @@ use super::service::ResponseCache;
 use super::settings::Settings;
 
 /// Caches the responses of the wrapped service. Configure with by-value
-/// setters; see the [module docs](super) for the rules.
+/// setters; see the [module docs](super) for the rules. The wrapped
+/// service's request body must implement `Default`, as axum's does (see
+/// [`ResponseCache`]).
 #[derive(Clone)]
 #[must_use]
 pub struct ResponseCacheLayer {

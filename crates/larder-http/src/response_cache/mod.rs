@@ -61,7 +61,9 @@
 //!   `0` or unreadable, any `Transfer-Encoding`, a body not known to be
 //!   empty) bypasses;
 //! - **paths**: `.`/`..` segments (in any `%2e` spelling), empty segments
-//!   (`//`), `%2F` and `%5C` bypass; `invalidate_path` resolves them;
+//!   (`//`), path parameters (any `;`, or `%3B`: a servlet container cuts
+//!   them, so `/static/..;/admin` is `/admin` to it), `%2F` and `%5C`
+//!   bypass; `invalidate_path` resolves them ([`key::is_canonical`]);
 //! - **response headers**: `private`, `no-store` or `no-cache` as a token
 //!   anywhere in `Cache-Control`, `Pragma: no-cache`, or a `Cache-Control`,
 //!   `Pragma`, `Vary`, `Age` or `Date` that is not strictly what RFC 9110/
@@ -142,6 +144,7 @@ mod mode;
 mod path;
 mod pending;
 pub mod policy;
+mod revalidation;
 mod service;
 mod settings;
 mod shared;

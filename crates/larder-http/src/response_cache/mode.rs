@@ -25,8 +25,13 @@
 ///   stored to be revalidated on every use. `CDN-Cache-Control` (RFC 9213)
 ///   replaces `Cache-Control` when it is a valid dictionary
 ///   ([`cdn_cache_control`](super::ResponseCacheLayer::cdn_cache_control)),
-///   but `private` in `Cache-Control` still forbids storing. A body of
-///   unknown length (chunked) is read up to
+///   but `private` in `Cache-Control` still forbids storing, and in it a
+///   restriction counts whatever its value (`private="x-user-token"`,
+///   `no-cache="x"`: as in `Cache-Control`, the whole response). What the
+///   origin answers a request carrying `If-Match`, `If-Unmodified-Since`,
+///   `Range` or `If-Range` (a 412, a 416, a 206) goes to that client alone,
+///   never stored: none of them is keyed. A body of unknown length
+///   (chunked) is read up to
 ///   [`max_body_bytes`](super::ResponseCacheLayer::max_body_bytes) and
 ///   stored if it ends within it; past it, it streams on unstored.
 /// - **Keeping**: past its freshness a response is kept for
@@ -43,20 +48,32 @@
 /// - **Revalidating**: the request goes to the inner service with
 ///   `If-None-Match` / `If-Modified-Since` from the stored response; a 304
 ///   replaces the stored header fields it carries (all but
-///   `Content-Length`) and refreshes the freshness; anything else replaces
+///   `Content-Length`; a 304 without `Date` is dated when it arrived, and
+///   its `Age` counts) and refreshes the freshness; a 304 naming another
+///   representation than the stored one does not update it (RFC 9111
+///   §4.3.4): the origin is asked once more without conditions, and that
+///   answer is taken as a miss's would be; anything else replaces
 ///   the stored response. Misses and revalidations go through Larder's
 ///   read path: concurrent ones for a key call the inner service once.
 /// - **Variants**: the whole query string as sent is keyed; `Vary` names
 ///   any request header, whose values are stored beside the response and
 ///   must match (another variant replaces the stored one).
-///   A revalidation answered by something that may not be stored (a 404,
-///   a `private` 200 or 304) drops the stored copy: withdrawn content is
-///   not served again, stale or not. At most 64 background revalidations
+///   A revalidation that finds the resource gone (404, 410) or kept from
+///   shared caches (a `private` or `no-store` 200 or 304), and stores
+///   nothing in its place, drops the stored copy: withdrawn content is not
+///   served again, stale or not (if the store cannot take the delete, the
+///   path's invalidation is owed and retried as a failed write's is, and
+///   the path bypasses the cache meanwhile). Any other answer it cannot
+///   store (a 400,
+///   406 or 431 the request's own headers provoked, a body too large)
+///   goes to its client and leaves the stored copy alone. At most 64 background revalidations
 ///   run at once per layer; past that the stale copy is served and a later
 ///   request revalidates.
 /// - **Failures**: a 5xx from a revalidation, and an origin that cannot be
 ///   reached, reach the requests that waited on it: each answers with its
-///   stale copy if it may, and none repeats the failed request at once.
+///   stale copy if it may, and none repeats the failed request at once. A
+///   5xx that may not be shared (`private`, a `Vary`, over 64 KiB or of
+///   unknown length) reaches them as the fact that the origin failed.
 /// - **Invalidating**: a 2xx/3xx answer to any method but `GET`, `HEAD`,
 ///   `OPTIONS` and `TRACE` (or to a `GET` that tunnels one through
 ///   `X-HTTP-Method-Override` and kin) drops the stored responses of its

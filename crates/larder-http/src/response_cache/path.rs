@@ -1,18 +1,24 @@
 //! The one spelling of a path that is stored: many spellings reach the same
-//! handler with the same arguments (escapes, dot and empty segments), and
-//! a path stored under one of them would be out of reach of invalidating
-//! another. Re-exported by [`key`](super::key).
+//! handler with the same arguments (escapes, dot and empty segments, path
+//! parameters), and a path stored under one of them would be out of reach
+//! of invalidating another. Re-exported by [`key`](super::key).
 
 /// Whether `path` is in the one spelling that is stored. axum matches the
 /// raw path and decodes what it captures, so many spellings reach the same
 /// handler with the same arguments; exactly one of them is canonical:
 ///
 /// - the unreserved characters (`A–Z a–z 0–9 - . _ ~`), the sub-delimiters
-///   (`! $ & ' ( ) * + , ; =`), `:` and `@` appear as themselves, never
-///   escaped;
+///   but `;` (`! $ & ' ( ) * + , =`), `:` and `@` appear as themselves,
+///   never escaped;
 /// - `/` appears as itself; `%2F` is never canonical (a wildcard route
 ///   decodes it into a separator, other routes do not), nor is `%5C` (`\`,
 ///   a separator to some file APIs);
+/// - no `;` at all, as itself or `%3B`: Tomcat, Jetty and Spring cut path
+///   parameters (`;jsessionid=…`, any `;…` up to the next `/`) from every
+///   segment before they resolve dot segments, so `/admin/report;x=1` is
+///   `/admin/report` to them and `/static/..;/admin/report` is too (and
+///   to an origin that keeps the `;`, axum among them, `%3B` and `;` are
+///   one byte);
 /// - no segment is `.` or `..` (nor `%2e` spellings of them, already
 ///   excluded above), and no segment but the last is empty (`//`): a
 ///   handler that resolves its path as a file server does answers
@@ -22,7 +28,9 @@
 ///   upper-case hex.
 ///
 /// Other spellings bypass the cache, so invalidating a path reaches every
-/// stored copy of it.
+/// stored copy of it. (A path with parameters is never stored, even where
+/// the origin gives them a meaning of its own: failing closed costs those
+/// paths their caching, never a stale page.)
 pub fn is_canonical(path: &str) -> bool {
     let bytes = path.as_bytes();
     let mut i = 0;
@@ -30,7 +38,7 @@ pub fn is_canonical(path: &str) -> bool {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             match escaped(bytes, i) {
-                Some(byte) if !is_plain(byte) && byte != b'/' && byte != b'\\' => {
+                Some(byte) if !is_plain(byte) && !b"/\\;".contains(&byte) => {
                     if bytes[i + 1..i + 3].iter().any(u8::is_ascii_lowercase) {
                         return false;
                     }
@@ -58,12 +66,14 @@ fn is_dot_or_empty(segment: &[u8]) -> bool {
     matches!(segment, b"" | b"." | b"..")
 }
 
-/// `path` in its canonical spelling ([`is_canonical`]), with `.` and `..`
-/// segments resolved and empty ones dropped, as a file server resolves
-/// them (RFC 3986 §5.2.4): `/files/x/%2e%2e//report` is `/files/report`.
-/// `%2F`, `%5C` and malformed escapes are kept as they are (such a path is
-/// never stored).
+/// `path` in its canonical spelling ([`is_canonical`]), with path
+/// parameters cut from each segment and then `.` and `..` segments
+/// resolved and empty ones dropped, as a servlet container and a file
+/// server resolve them (RFC 3986 §5.2.4): `/files/x/%2e%2e//report` and
+/// `/files/x/..;/report;v=2` are `/files/report`. `%2F`, `%5C`, `%3B` and
+/// malformed escapes are kept as they are (such a path is never stored).
 pub fn canonical_path(path: &str) -> String {
+    let path = without_parameters(path);
     let bytes = path.as_bytes();
     let mut canonical = String::with_capacity(path.len());
     let mut i = 0;
@@ -84,6 +94,17 @@ pub fn canonical_path(path: &str) -> String {
         i += width;
     }
     without_dot_segments(&canonical)
+}
+
+/// `path` with every segment cut at its first `;` (its parameters gone).
+fn without_parameters(path: &str) -> String {
+    if !path.contains(';') {
+        return path.to_owned();
+    }
+    path.split('/')
+        .map(|segment| segment.split(';').next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// `path` with `.`, `..` and empty segments resolved; a path ending in one
@@ -124,7 +145,7 @@ fn escaped(bytes: &[u8], at: usize) -> Option<u8> {
 }
 
 /// The bytes a canonical path spells as themselves (besides `/`): RFC
-/// 3986's `pchar` without escapes.
+/// 3986's `pchar` without escapes, and without `;`.
 fn is_plain(byte: u8) -> bool {
     byte.is_ascii_alphanumeric()
         || matches!(
@@ -141,7 +162,6 @@ fn is_plain(byte: u8) -> bool {
                 | b'*'
                 | b'+'
                 | b','
-                | b';'
                 | b'='
                 | b':'
                 | b'@'
@@ -156,7 +176,7 @@ mod tests {
     fn only_canonical_paths_are_stored() {
         for canonical in [
             "/users/abc",
-            "/users/a:b@c;d=e,f+g",
+            "/users/a:b@c,d=e,f+g",
             "/caf%C3%A9",
             "/q%3F%23%25%20",
             "/",
@@ -189,6 +209,27 @@ mod tests {
         }
         for backslash in ["/files/..%5C..%5Cetc", "/files/a%5cb"] {
             assert!(!is_canonical(backslash), "{backslash}");
+        }
+    }
+
+    #[test]
+    fn path_parameters_are_not_canonical_and_are_cut() {
+        for (other, canonical) in [
+            ("/users/a:b@c;d=e,f+g", "/users/a:b@c"),
+            ("/admin/report;jsessionid=0A1B", "/admin/report"),
+            ("/static/..;/admin/report", "/admin/report"),
+            ("/static/.;x=1/report", "/static/report"),
+            ("/static/;/report", "/static/report"),
+            ("/admin;v=2/report;", "/admin/report"),
+        ] {
+            assert!(!is_canonical(other), "{other}");
+            assert_eq!(canonical_path(other), canonical, "{other}");
+            assert!(is_canonical(canonical), "{canonical}");
+        }
+        // `%3B` is `;` to an origin that keeps it: never stored either.
+        for escaped in ["/users/a%3Bb", "/users/a%3bb"] {
+            assert!(!is_canonical(escaped), "{escaped}");
+            assert_eq!(canonical_path(escaped), "/users/a%3Bb");
         }
     }
 

@@ -2,7 +2,9 @@
 //!
 //! A write's response has gone out by the time its invalidation runs; if
 //! Redis could not take the invalidation (down, paused, out of reach), the
-//! old page would be served again as soon as Redis is back. So a failed
+//! old page would be served again as soon as Redis is back. (So would
+//! content a shared-mode revalidation found withdrawn, if its stored copy
+//! could not be dropped: that is owed the same way.) So a failed
 //! invalidation is owed: every request for that path in this process
 //! bypasses the cache, and one background worker per layer retries what is
 //! owed, with backoff, until it lands or the longest a stored response can

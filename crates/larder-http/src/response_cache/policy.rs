@@ -10,7 +10,12 @@
 //! (`X-HTTP-Method-Override` and kin). A request saying `Cache-Control:
 //! no-store` (or whose `Cache-Control` cannot be read) may be answered from
 //! the cache, but what the handler answers it is not stored (RFC 9111
-//! §5.2.1.5).
+//! §5.2.1.5); nor is what it answers a request carrying `If-Match`,
+//! `If-Unmodified-Since`, `Range` or `If-Range` (a 412, a 416: the key
+//! holds none of them, so that answer is the request's own). Such a
+//! request is still answered from a stored response when there is one,
+//! which then ignores them as RFC 9110 lets a cache (§13.1.1, §13.1.4,
+//! §14.2).
 //!
 //! Responses: only the configured statuses (200 by default; never 1xx, 206,
 //! 304 or 5xx); never with `Set-Cookie`; never with `private`, `no-store`
@@ -248,6 +253,29 @@ pub fn request_allows_storing(request: &request::Parts) -> bool {
     }
     let directives = CacheControl::parse(&request.headers);
     !directives.no_store && !directives.unreadable
+}
+
+/// Request headers that shape the answer but are in no key: the
+/// preconditions only an origin evaluates (`If-Match`,
+/// `If-Unmodified-Since`: RFC 9110 §13.1.1, §13.1.4) and a range
+/// (`Range`, `If-Range`: RFC 9110 §14.2, §13.1.5). What the origin
+/// answers a request carrying one (a 412, a 416, a 206) is that request's
+/// own: it goes to its client and is never stored. (`If-None-Match` and
+/// `If-Modified-Since` need no such rule: their answer, a 304, is never
+/// stored.)
+pub(crate) const UNKEYED_CONDITIONS: [HeaderName; 4] = [
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::RANGE,
+    header::IF_RANGE,
+];
+
+/// Whether a request carries one of [`UNKEYED_CONDITIONS`]: its answer
+/// may not be stored.
+pub(crate) fn carries_unkeyed_conditions(headers: &HeaderMap) -> bool {
+    UNKEYED_CONDITIONS
+        .iter()
+        .any(|name| headers.contains_key(name))
 }
 
 /// The request headers that count as credentials by default (see

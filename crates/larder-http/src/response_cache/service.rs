@@ -23,6 +23,14 @@ use super::stored::StoredResponse;
 /// The service [`ResponseCacheLayer`](super::ResponseCacheLayer) wraps
 /// around an inner service. Keeps the inner service's error type: a cache
 /// failure falls through to the inner service.
+///
+/// The request body must implement `Default` (axum's `Body` does; wrap a
+/// `hyper::body::Incoming` service with `map_request` into one that does):
+/// shared-cache mode sometimes asks the origin a second time for one
+/// request (a 304 naming another representation than the stored one is
+/// followed by the same request without conditions), and only a `GET`
+/// known to have no body gets there, so the second request's body is the
+/// empty default.
 #[derive(Clone)]
 pub struct ResponseCache<S> {
     inner: S,
@@ -58,6 +66,11 @@ pub(crate) enum Pass<B, E> {
     /// not be reached (the inner service failed). Each answers with its
     /// stale copy if it may, or asks the origin itself.
     Unreachable,
+    /// Shared-cache mode, for the requests that waited: the origin answered
+    /// with a 5xx that may not answer them (marked `private`, with a
+    /// `Vary`, too large, of unknown length). Each answers with its stale
+    /// copy if `stale-if-error` lets it, or asks the origin itself.
+    OriginFailed,
 }
 
 /// A failure as it travels to the requests that waited on it.
@@ -65,15 +78,21 @@ pub(crate) enum Pass<B, E> {
 enum SharedFailure {
     Response(StoredResponse),
     Unreachable,
+    OriginFailed,
 }
 
 /// Encodes a failure for the requests that waited on it: a buffered 5xx,
 /// and — if `errors` — the inner service's failing (as
-/// [`Pass::Unreachable`]).
+/// [`Pass::Unreachable`]) and the fact of any other 5xx (as
+/// [`Pass::OriginFailed`]: the waiters need not its body to answer with
+/// their stale copies, only to know the origin failed).
 pub(crate) fn share<B, E>(pass: &Pass<B, E>, errors: bool) -> Option<Bytes> {
     let shared = match pass {
         Pass::Failure(stored) => SharedFailure::Response(StoredResponse::clone(stored)),
         Pass::Error(_) | Pass::Unreachable if errors => SharedFailure::Unreachable,
+        Pass::Response(_) | Pass::Unstored(_) | Pass::OriginFailed if errors && pass.is_error() => {
+            SharedFailure::OriginFailed
+        }
         _ => return None,
     };
     rmp_serde::to_vec_named(&shared).ok().map(Bytes::from)
@@ -85,6 +104,7 @@ pub(crate) fn unshare<B, E>(bytes: &Bytes) -> Option<Pass<B, E>> {
     Some(match rmp_serde::from_slice(bytes).ok()? {
         SharedFailure::Response(stored) => Pass::Failure(Box::new(stored)),
         SharedFailure::Unreachable => Pass::Unreachable,
+        SharedFailure::OriginFailed => Pass::OriginFailed,
     })
 }
 
@@ -98,7 +118,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Body + Send + 'static,
+    ReqBody: Body + Default + Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: fmt::Display + Send,
 {
@@ -197,6 +217,9 @@ where
     ResBody::Error: fmt::Display + Send,
 {
     let now = settings.clock;
+    // A precondition or range only the handler evaluates shapes its
+    // answer (a 412, a 416): that answer is this request's own.
+    let may_store = may_store && !policy::carries_unkeyed_conditions(request.headers());
     let mut validators = http::HeaderMap::new();
     for tag in request.headers().get_all(header::IF_NONE_MATCH) {
         validators.append(header::IF_NONE_MATCH, tag.clone());
@@ -291,8 +314,8 @@ where
             Ok(respond(&failure, now(), "MISS", &validators, true))
         }
         Err((Pass::Error(err), _)) => Err(err),
-        // Only shared-cache mode shares an unreachable origin.
-        Err((Pass::Unreachable, _)) => match unsent.take() {
+        // Only shared-cache mode shares these.
+        Err((Pass::Unreachable | Pass::OriginFailed, _)) => match unsent.take() {
             Some(request) => pass(inner, request, "MISS").await,
             None => Ok(gateway_error(StatusCode::BAD_GATEWAY)),
         },
@@ -304,7 +327,7 @@ impl<B, E> Pass<B, E> {
     pub(crate) fn is_error(&self) -> bool {
         match self {
             Pass::Response(response) => response.status().is_server_error(),
-            Pass::Failure(_) | Pass::Error(_) | Pass::Unreachable => true,
+            Pass::Failure(_) | Pass::Error(_) | Pass::Unreachable | Pass::OriginFailed => true,
             Pass::Unstored(stored) => stored.status >= 500,
         }
     }
@@ -540,7 +563,7 @@ pub(crate) async fn invalidate_path(settings: &Settings, path: &str) {
 /// What a retry of this layer's invalidations needs: the longest a stored
 /// response lives is the TTL (as capped and jittered upwards by the cache)
 /// plus the stale grace, and a margin for the retry's own backoff.
-fn owed_route(settings: &Settings) -> Route {
+pub(crate) fn owed_route(settings: &Settings) -> Route {
     let config = settings.cache.config();
     let longest = match settings.mode {
         // What the origin's headers chose and kept past freshness: the

@@ -23,15 +23,16 @@ use super::fields::{self, CacheControl};
 use super::freshness::{self, Reuse};
 use super::future::x_cache;
 use super::key;
+use super::policy;
+use super::revalidation::{
+    kept_from_shared_caches, make_conditional, updated, validators_conflict, withdraws,
+    without_conditions,
+};
 use super::service::{
-    Pass, bad_gateway, body_to_store, failure_or_response, gateway_error, pass, respond,
+    Pass, bad_gateway, body_to_store, failure_or_response, gateway_error, owed_route, pass, respond,
 };
 use super::settings::Settings;
 use super::stored::StoredResponse;
-
-/// Headers a 304 never replaces in the stored response (RFC 9111 §3.2):
-/// the stored body's length, and what this layer sets itself.
-const NOT_UPDATED: [&str; 4] = ["content-length", "x-cache", "age", "transfer-encoding"];
 
 /// A GET or HEAD in shared-cache mode; what the origin answers is stored
 /// only if `may_store`.
@@ -46,7 +47,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send,
     S::Error: Send + 'static,
-    ReqBody: Send + 'static,
+    ReqBody: Default + Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: fmt::Display + Send,
 {
@@ -74,6 +75,9 @@ where
         if !with_body {
             return pass(inner, request, "MISS").await;
         }
+        // A precondition or range only the origin evaluates shapes its
+        // answer: the origin answers it as sent, for this client alone.
+        let may_store = may_store && !policy::carries_unkeyed_conditions(request.headers());
         return fetch(
             settings,
             inner,
@@ -182,7 +186,7 @@ async fn fetch<S, ReqBody, ResBody>(
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send,
-    ReqBody: Send + 'static,
+    ReqBody: Default + Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: fmt::Display + Send,
 {
@@ -191,11 +195,11 @@ where
     let request_headers = request.headers().clone();
     let mut unsent = Some(request);
     let computed_here = AtomicBool::new(false);
-    // The origin answered 304 for another representation than the stored
-    // one: the stored one goes.
-    let conflicted = AtomicBool::new(false);
-    let (slot, handler, computing, conflict) =
-        (&mut unsent, &mut inner, &computed_here, &conflicted);
+    // The revalidation's answer says the stored response is withdrawn
+    // (see `withdraws`).
+    let withdrawn = AtomicBool::new(false);
+    let (slot, handler, computing, withdrawal) =
+        (&mut unsent, &mut inner, &computed_here, &withdrawn);
     let layer = &*settings;
     let previous = stale.as_ref();
     let headers = &request_headers;
@@ -203,25 +207,59 @@ where
         computing.store(true, Ordering::Relaxed);
         let request = slot.take();
         async move {
-            let mut request = request.expect("the read path computes at most once");
-            if let Some(previous) = previous {
-                make_conditional(&mut request, previous);
-            }
-            let response = handler.call(request).await.map_err(Pass::Error)?;
+            let request = request.expect("the read path computes at most once");
+            let response = match previous {
+                None => handler.call(request).await.map_err(Pass::Error)?,
+                Some(previous) => {
+                    let (parts, body) = request.into_parts();
+                    let mut conditional = Request::from_parts(parts.clone(), body);
+                    make_conditional(&mut conditional, previous);
+                    let response = handler.call(conditional).await.map_err(Pass::Error)?;
+                    if response.status() != StatusCode::NOT_MODIFIED {
+                        response
+                    } else {
+                        let (answer, _) = response.into_parts();
+                        if !validators_conflict(previous, &answer.headers) {
+                            return updated(
+                                layer,
+                                previous,
+                                &answer.headers,
+                                now(),
+                                may_store,
+                                headers,
+                            )
+                            .map_err(|merged| {
+                                if kept_from_shared_caches(&merged.header_map(), &layer.shared) {
+                                    withdrawal.store(true, Ordering::Relaxed);
+                                }
+                                Pass::Unstored(merged)
+                            });
+                        }
+                        // A 304 naming another representation than the
+                        // stored one may not update it (RFC 9111 §4.3.4),
+                        // but the origin answered: it is asked once more,
+                        // without conditions, and that answer is taken as
+                        // a miss's would be.
+                        let mut unconditional = Request::from_parts(parts, ReqBody::default());
+                        without_conditions(&mut unconditional);
+                        std::future::poll_fn(|cx| handler.poll_ready(cx))
+                            .await
+                            .map_err(Pass::Error)?;
+                        let response = handler.call(unconditional).await.map_err(Pass::Error)?;
+                        if response.status() == StatusCode::NOT_MODIFIED {
+                            return Err(bad_gateway(
+                                "the origin answered 304 to a request without conditions",
+                            ));
+                        }
+                        response
+                    }
+                }
+            };
             let status = response.status();
             if let Some(previous) = previous {
-                if status == StatusCode::NOT_MODIFIED {
-                    let (parts, _) = response.into_parts();
-                    if validators_conflict(previous, &parts.headers) {
-                        // A 304 naming another representation than the
-                        // stored one: neither may answer (RFC 9111 §4.3.4).
-                        conflict.store(true, Ordering::Relaxed);
-                        return Err(bad_gateway(
-                            "the origin answered 304 with a validator the stored response does not have",
-                        ));
-                    }
-                    return updated(layer, previous, &parts.headers, now(), may_store, headers)
-                        .map_err(Pass::Unstored);
+                if withdraws(status, response.headers(), &layer.shared) {
+                    // Only if it is not stored in its place, below.
+                    withdrawal.store(true, Ordering::Relaxed);
                 }
                 let lifetime = previous.shared.unwrap_or_default();
                 let age_ms = lifetime.age_ms(previous.stored_at_ms, now());
@@ -244,8 +282,9 @@ where
     };
     // A failure the origin gave (a small 5xx that would be storable but
     // for its status, with no `Vary`) answers the requests waiting on it
-    // too, and so does an origin that could not be reached: one failed
-    // revalidation is not repeated by each of them.
+    // too; of any other 5xx, and of an origin that could not be reached,
+    // they learn the fact: one failed revalidation is not repeated by each
+    // of them.
     let share = |pass: &Pass<ResBody, S::Error>| super::service::share(pass, true);
     let unshare = |bytes: &Bytes| super::service::unshare(bytes);
     let sharing = support::Sharing {
@@ -284,15 +323,24 @@ where
         && may_store
         && stale.is_some()
         && match &result {
-            Err((failure, _)) => !failure.is_error() || conflicted.load(Ordering::Relaxed),
+            Err(_) => withdrawn.load(Ordering::Relaxed),
             Ok(_) => false,
         }
     {
-        // The revalidation found the stored response superseded by one
-        // that may not be stored (withdrawn: a 404, made `private`…): it
-        // must not answer anyone again, stale or not.
+        // The revalidation found the stored response withdrawn (gone, or
+        // made `private`) and nothing stored in its place: it must not
+        // answer anyone again, stale or not.
+        // If the store cannot take that now, the path's invalidation is
+        // owed as a failed write's is: retried, the path bypassed
+        // meanwhile.
         if let Err(err) = settings.cache.delete_cached_data(&key).await {
-            tracing::warn!(key, error = %err, "larder-http: a superseded response could not be dropped");
+            tracing::warn!(
+                key,
+                error = %err,
+                "larder-http: a withdrawn response could not be dropped; retrying, and bypassing the path meanwhile"
+            );
+            let [tag] = tags;
+            settings.pending.owe(&owed_route(&settings), tag);
         }
     }
     let stale_lifetime = stale.as_ref().map(|stale| {
@@ -355,6 +403,24 @@ where
                 },
             }
         }
+        // The origin failed with a 5xx this request may not see (see
+        // `Pass::OriginFailed`): its stale copy answers if it may, else it
+        // asks the origin itself.
+        Err((Pass::OriginFailed, _)) => match (&stale, stale_lifetime, unsent.take()) {
+            (Some(stale), Some((lifetime, age_ms)), _)
+                if freshness::may_answer_error(&lifetime, age_ms, directives) =>
+            {
+                Ok(respond_shared(
+                    stale,
+                    now(),
+                    "STALE",
+                    &request_headers,
+                    true,
+                ))
+            }
+            (_, _, Some(request)) => pass(inner, request, "MISS").await,
+            _ => Ok(gateway_error(StatusCode::BAD_GATEWAY)),
+        },
         Err((failure, _)) if failure.is_error() => match (&stale, stale_lifetime) {
             (Some(stale), Some((lifetime, age_ms)))
                 if freshness::may_answer_error(&lifetime, age_ms, directives) =>
@@ -383,25 +449,6 @@ where
 /// 500, 502, 503 and 504: what `stale-if-error` covers (RFC 5861 §4).
 fn is_gateway_error(status: StatusCode) -> bool {
     matches!(status.as_u16(), 500 | 502 | 503 | 504)
-}
-
-/// Whether a 304's validators name another representation than the
-/// stored one: a different entity tag (weakly compared), or no tag of
-/// its own but another `Last-Modified`.
-fn validators_conflict(stored: &StoredResponse, not_modified: &HeaderMap) -> bool {
-    let weak = |tag: &[u8]| tag.strip_prefix(b"W/").unwrap_or(tag).to_vec();
-    match (not_modified.get(header::ETAG), stored.header("etag")) {
-        (Some(fresh), Some(stored)) => weak(fresh.as_bytes()) != weak(stored),
-        // A tag where the stored response had none (the origin turned
-        // tags on): the date the 304 answered decides.
-        (_, None) | (None, _) => match (
-            not_modified.get(header::LAST_MODIFIED),
-            stored.header("last-modified"),
-        ) {
-            (Some(fresh), Some(stored)) => fresh.as_bytes() != stored.as_ref(),
-            _ => false,
-        },
-    }
 }
 
 /// The most background (`stale-while-revalidate`) revalidations a layer
@@ -455,7 +502,7 @@ fn answer_failure<B, E>(
             Ok(respond(&stored, now_ms, "MISS", request_headers, true))
         }
         Pass::Error(err) => Err(err),
-        Pass::Unreachable => Ok(gateway_error(StatusCode::BAD_GATEWAY)),
+        Pass::Unreachable | Pass::OriginFailed => Ok(gateway_error(StatusCode::BAD_GATEWAY)),
     }
 }
 
@@ -528,90 +575,7 @@ fn varies_alike(stored: &StoredResponse, headers: &HeaderMap) -> bool {
     stored
         .vary
         .iter()
-        .all(|(name, value)| combined(headers, name).as_ref() == value.as_ref())
-}
-
-/// Every value of `name`, joined with `, `; `None` when absent.
-fn combined(headers: &HeaderMap, name: &str) -> Option<Bytes> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    let mut joined = first.as_bytes().to_vec();
-    for value in values {
-        joined.extend_from_slice(b", ");
-        joined.extend_from_slice(value.as_bytes());
-    }
-    Some(Bytes::from(joined))
-}
-
-/// Asks the origin whether `previous` is still good: its `ETag` in
-/// `If-None-Match`, else its `Last-Modified` in `If-Modified-Since` (an
-/// origin that reads only the date cannot then answer 304 for another
-/// tag). The client's own preconditions and `Range` go: the cache
-/// revalidates the whole representation it holds.
-fn make_conditional<B>(request: &mut Request<B>, previous: &StoredResponse) {
-    let headers = request.headers_mut();
-    for name in [
-        header::IF_NONE_MATCH,
-        header::IF_MODIFIED_SINCE,
-        header::IF_MATCH,
-        header::IF_UNMODIFIED_SINCE,
-        header::IF_RANGE,
-        header::RANGE,
-    ] {
-        headers.remove(name);
-    }
-    if let Some(etag) = previous
-        .header("etag")
-        .and_then(|v| HeaderValue::from_bytes(v).ok())
-    {
-        headers.insert(header::IF_NONE_MATCH, etag);
-    } else if let Some(modified) = previous
-        .header("last-modified")
-        .and_then(|v| HeaderValue::from_bytes(v).ok())
-    {
-        headers.insert(header::IF_MODIFIED_SINCE, modified);
-    }
-}
-
-/// `previous` refreshed by a 304's headers (RFC 9111 §4.3.4): each field
-/// the 304 carries replaces the stored one, but for the body's length.
-/// `Err` when the refreshed response may not be stored (it still answers
-/// its own request).
-fn updated(
-    settings: &Settings,
-    previous: &StoredResponse,
-    fresh_headers: &HeaderMap,
-    now_ms: u64,
-    may_store: bool,
-    request_headers: &HeaderMap,
-) -> Result<Computed<StoredResponse>, Box<StoredResponse>> {
-    let mut headers = previous.header_map();
-    for name in fresh_headers.keys() {
-        if NOT_UPDATED.contains(&name.as_str()) {
-            continue;
-        }
-        headers.remove(name);
-        for value in fresh_headers.get_all(name) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    let mut parts = Response::new(()).into_parts().0;
-    parts.status = StatusCode::from_u16(previous.status).unwrap_or(StatusCode::OK);
-    parts.headers = headers;
-    let mut merged = StoredResponse::new(&parts, previous.body.clone(), now_ms);
-    // The request that revalidated is the variant the 304 vouched for,
-    // under the `Vary` the merged response now says.
-    merged.vary = varied_values(&parts.headers, request_headers);
-    match freshness::lifetime(&parts, &settings.shared, freshness::at(now_ms)) {
-        Ok(lifetime) if may_store => {
-            merged.shared = Some(lifetime);
-            Ok(Computed {
-                ttl: Some(lifetime.retention(&settings.shared)),
-                value: merged,
-            })
-        }
-        _ => Err(Box::new(merged)),
-    }
+        .all(|(name, value)| fields::combined(headers, name).as_ref() == value.as_ref())
 }
 
 /// Decides on a response from the origin: stored (buffered) or passed on.
@@ -636,28 +600,11 @@ where
     let (parts, bytes) = body_to_store(settings, parts, body).await?;
     let mut stored = StoredResponse::new(&parts, bytes, now_ms);
     stored.shared = Some(lifetime);
-    stored.vary = varied_values(&parts.headers, request_headers);
+    stored.vary = fields::varied_values(&parts.headers, request_headers);
     Ok(Computed {
         ttl: Some(lifetime.retention(&settings.shared)),
         value: stored,
     })
-}
-
-/// The header names `response_headers`' `Vary` lists, with the values
-/// `request_headers` sent for them.
-fn varied_values(
-    response_headers: &HeaderMap,
-    request_headers: &HeaderMap,
-) -> Vec<(String, Option<Bytes>)> {
-    fields::vary(response_headers)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|name| {
-            let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-            let value = combined(request_headers, &name);
-            (name, value)
-        })
-        .collect()
 }
 
 fn gateway_timeout<B>() -> Response<ResponseBody<B>> {

@@ -112,13 +112,16 @@ pub async fn origin(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    // The call takes its answer before it is counted: a test that waits
+    // for the count and then makes the next call knows which answer each
+    // of them got.
+    let canned = origin.script.lock().unwrap().pop_front();
     origin
         .seen
         .lock()
         .unwrap()
         .push((format!("{method} {uri}"), headers));
     origin.counted.send_modify(|c| *c += 1);
-    let canned = origin.script.lock().unwrap().pop_front();
     let Some(canned) = canned else {
         return (StatusCode::from_u16(599).unwrap(), "unscripted").into_response();
     };
