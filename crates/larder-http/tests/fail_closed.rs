@@ -436,11 +436,13 @@ fn profile_app(calls: &Calls, layer: ResponseCacheLayer, name: &'static str) -> 
 const CREDENTIALS: &[&str] = &[
     "authorization",
     "proxy-authorization",
+    "x-authorization",
     "cookie",
     "x-api-key",
     "api-key",
     "apikey",
     "x-auth-token",
+    "x-session-token",
     "x-access-token",
     "x-csrf-token",
     "x-xsrf-token",

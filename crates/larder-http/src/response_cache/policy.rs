@@ -286,13 +286,15 @@ pub(crate) fn carries_unkeyed_conditions(headers: &HeaderMap) -> bool {
 ///
 /// - HTTP authentication: `Authorization`, `Proxy-Authorization` (RFC 9110
 ///   §11.6.2, §11.7.2; a proxy usually consumes the latter, but an app
-///   behind none can read it);
+///   behind none can read it), and `X-Authorization`, where clients put
+///   the token when something on the way strips `Authorization`;
 /// - session cookies: `Cookie` (and the obsolete `Cookie2`);
 /// - API keys and tokens under their common names: `X-API-Key` (AWS API
 ///   Gateway and most APIs), `Api-Key` (Azure), `ApiKey` (Kong, Supabase),
 ///   `X-Goog-Api-Key`, `Ocp-Apim-Subscription-Key` (Azure API Management),
 ///   `X-Functions-Key` (Azure Functions), `Private-Token` (GitLab),
 ///   `X-Vault-Token`, `X-Auth-Token` (OpenStack, Spring Session),
+///   `X-Session-Token`,
 ///   `X-Access-Token`, `X-Amz-Security-Token` (AWS temporary credentials);
 /// - anti-forgery tokens, which are per session: `X-CSRF-Token`,
 ///   `X-XSRF-Token`;
@@ -309,9 +311,10 @@ pub(crate) fn carries_unkeyed_conditions(headers: &HeaderMap) -> bool {
 ///
 /// A name not here that your app reads a user from is added with
 /// [`add_credential_headers`](super::ResponseCacheLayer::add_credential_headers).
-pub static CREDENTIAL_HEADERS: [HeaderName; 35] = [
+pub static CREDENTIAL_HEADERS: [HeaderName; 37] = [
     header::AUTHORIZATION,
     header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("x-authorization"),
     header::COOKIE,
     HeaderName::from_static("cookie2"),
     HeaderName::from_static("x-api-key"),
@@ -323,6 +326,7 @@ pub static CREDENTIAL_HEADERS: [HeaderName; 35] = [
     HeaderName::from_static("private-token"),
     HeaderName::from_static("x-vault-token"),
     HeaderName::from_static("x-auth-token"),
+    HeaderName::from_static("x-session-token"),
     HeaderName::from_static("x-access-token"),
     HeaderName::from_static("x-amz-security-token"),
     HeaderName::from_static("x-csrf-token"),
