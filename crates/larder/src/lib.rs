@@ -91,6 +91,9 @@ pub use global::{
 #[cfg(feature = "macros")]
 #[doc = include_str!("cached.md")]
 pub use larder_macros::cached;
+/// The [`CachedModel`](model::CachedModel) trait and, with the `macros`
+/// feature, its derive (as `serde::Serialize` is both).
+pub use model::CachedModel;
 pub use runtime::block_on;
 
 #[cfg(doctest)]
