@@ -25,28 +25,49 @@ pub(super) fn generate(
     let stored = format_ident!("__LarderStored{}", model);
     let loaded = format_ident!("__LarderLoaded{}", model);
 
+    // A related field is stored as its model stores itself; the others
+    // as they are, borrowed.
     let stored_fields = fields.stored().map(|field| {
         let ident = field.ident;
         let ty = own_type(field, model);
-        quote!(#ident: &'__larder #ty)
+        if field.related {
+            let related = related_field(field, &larder);
+            quote!(#ident: <#ty as #related>::Stored<'__larder>)
+        } else {
+            quote!(#ident: &'__larder #ty)
+        }
     });
     let loaded_fields = fields.stored().map(|field| {
         let ident = field.ident;
         let ty = own_type(field, model);
-        quote!(#ident: #ty)
+        if field.related {
+            let related = related_field(field, &larder);
+            quote!(#ident: <#ty as #related>::Loaded)
+        } else {
+            quote!(#ident: #ty)
+        }
     });
     let borrow = fields.stored().map(|field| {
         let ident = field.ident;
-        quote!(#ident: &self.#ident)
+        if field.related {
+            let ty = field.ty;
+            let related = related_field(field, &larder);
+            quote!(#ident: <#ty as #related>::stored(&self.#ident))
+        } else {
+            quote!(#ident: &self.#ident)
+        }
     });
     let rebuild = fields.fields.iter().map(|field| {
         let ident = field.ident;
+        let ty = field.ty;
         if field.excluded {
             // Spanned to the field's type: a type without `Default` is
             // reported there.
-            let ty = field.ty;
             let default = quote_spanned!(ty.span()=> <#ty as ::core::default::Default>::default());
             quote!(#ident: #default)
+        } else if field.related {
+            let related = related_field(field, &larder);
+            quote!(#ident: <#ty as #related>::from_loaded(loaded.#ident))
         } else {
             quote!(#ident: loaded.#ident)
         }
@@ -128,9 +149,8 @@ fn options(
         .related()
         .map(|field| {
             let ty = field.ty;
-            quote_spanned! {ty.span()=>
-                <<#ty as #larder::__private::RelatedField>::Model as #larder::model::CachedModel>::OPTIONS.prefix
-            }
+            let related = related_field(field, larder);
+            quote!(<<#ty as #related>::Model as #larder::model::CachedModel>::OPTIONS.prefix)
         })
         .collect();
     if !related.is_empty() {
@@ -180,11 +200,8 @@ fn dependencies(fields: &ModelFields<'_>, larder: &TokenStream) -> TokenStream {
         .map(|field| {
             let ident = field.ident;
             let ty = field.ty;
-            // Spanned as in the options: one error at the type, not two.
-            let push = quote_spanned! {ty.span()=>
-                <#ty as #larder::__private::RelatedField>::push_dependencies
-            };
-            quote!(#push(&self.#ident, &mut dependencies);)
+            let related = related_field(field, larder);
+            quote!(<#ty as #related>::push_dependencies(&self.#ident, &mut dependencies);)
         })
         .collect();
     if pushes.is_empty() {
@@ -197,6 +214,13 @@ fn dependencies(fields: &ModelFields<'_>, larder: &TokenStream) -> TokenStream {
             dependencies
         }
     }
+}
+
+/// The path of `RelatedField`, spanned to a related field's type: a type
+/// that is not a cached model is reported there, once for all the places
+/// the field is used.
+fn related_field(field: &ModelField<'_>, larder: &TokenStream) -> TokenStream {
+    quote_spanned!(field.ty.span()=> #larder::__private::RelatedField)
 }
 
 /// The field's type for a shadow struct: `Self` there would name the

@@ -1,20 +1,38 @@
 //! What `#[derive(CachedModel)]` generates calls to: the fields named in
 //! `related(..)`.
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::model::{CachedModel, Dependency};
 
 /// A field named in `related(..)`: a cached model, or an `Option` or `Vec`
 /// of one. Its [`Model`](Self::Model)'s prefix goes into
-/// `ModelOptions::related`, and each instance it holds becomes a
-/// [`Dependency`].
+/// `ModelOptions::related`, each instance it holds becomes a
+/// [`Dependency`], and it is stored as its model stores itself (the
+/// model's excluded fields stay out of the embedding entry too).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a related field: it is not a cached model",
     label = "named in `related(..)`, so this type must implement `CachedModel`",
     note = "a related field holds a cached model `M` (a type with `#[derive(larder::CachedModel)]` or an impl of `larder::model::CachedModel`), an `Option<M>` or a `Vec<M>`; take the field out of `related(..)` if its data does not come from another model"
 )]
-pub trait RelatedField {
+pub trait RelatedField: Sized {
     /// The related model.
     type Model: CachedModel;
+
+    /// What is stored for the field, borrowed.
+    type Stored<'a>: Serialize
+    where
+        Self: 'a;
+
+    /// What is read back for the field.
+    type Loaded: DeserializeOwned;
+
+    /// The stored view of the field.
+    fn stored(&self) -> Self::Stored<'_>;
+
+    /// The field rebuilt from what was stored.
+    fn from_loaded(loaded: Self::Loaded) -> Self;
 
     /// Appends a dependency on each related instance the field holds.
     fn push_dependencies(&self, dependencies: &mut Vec<Dependency>);
@@ -22,6 +40,19 @@ pub trait RelatedField {
 
 impl<M: CachedModel> RelatedField for M {
     type Model = M;
+    type Stored<'a>
+        = M::Stored<'a>
+    where
+        M: 'a;
+    type Loaded = M::Loaded;
+
+    fn stored(&self) -> Self::Stored<'_> {
+        CachedModel::stored(self)
+    }
+
+    fn from_loaded(loaded: M::Loaded) -> Self {
+        <M as CachedModel>::from_loaded(loaded)
+    }
 
     fn push_dependencies(&self, dependencies: &mut Vec<Dependency>) {
         dependencies.push(Dependency::on::<M>(&self.id()));
@@ -30,16 +61,42 @@ impl<M: CachedModel> RelatedField for M {
 
 impl<M: CachedModel> RelatedField for Option<M> {
     type Model = M;
+    type Stored<'a>
+        = Option<M::Stored<'a>>
+    where
+        M: 'a;
+    type Loaded = Option<M::Loaded>;
+
+    fn stored(&self) -> Self::Stored<'_> {
+        self.as_ref().map(CachedModel::stored)
+    }
+
+    fn from_loaded(loaded: Self::Loaded) -> Self {
+        loaded.map(<M as CachedModel>::from_loaded)
+    }
 
     fn push_dependencies(&self, dependencies: &mut Vec<Dependency>) {
         if let Some(model) = self {
-            model.push_dependencies(dependencies);
+            RelatedField::push_dependencies(model, dependencies);
         }
     }
 }
 
 impl<M: CachedModel> RelatedField for Vec<M> {
     type Model = M;
+    type Stored<'a>
+        = Vec<M::Stored<'a>>
+    where
+        M: 'a;
+    type Loaded = Vec<M::Loaded>;
+
+    fn stored(&self) -> Self::Stored<'_> {
+        self.iter().map(CachedModel::stored).collect()
+    }
+
+    fn from_loaded(loaded: Self::Loaded) -> Self {
+        loaded.into_iter().map(<M as CachedModel>::from_loaded).collect()
+    }
 
     fn push_dependencies(&self, dependencies: &mut Vec<Dependency>) {
         dependencies.extend(self.iter().map(|model| Dependency::on::<M>(&model.id())));
@@ -74,7 +131,7 @@ mod tests {
 
     fn dependencies(field: &impl RelatedField) -> Vec<Dependency> {
         let mut dependencies = Vec::new();
-        field.push_dependencies(&mut dependencies);
+        RelatedField::push_dependencies(field, &mut dependencies);
         dependencies
     }
 
