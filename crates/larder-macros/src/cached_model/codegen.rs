@@ -75,7 +75,8 @@ pub(super) fn generate(
     let id = fields.id();
     let id_ident = id.ident;
     let id_ty = id.ty;
-    let id_clone = quote_spanned!(id_ty.span()=> <#id_ty as ::core::clone::Clone>::clone(&self.#id_ident));
+    let id_clone =
+        quote_spanned!(id_ty.span()=> <#id_ty as ::core::clone::Clone>::clone(&self.#id_ident));
     let dependencies = dependencies(fields, &larder);
 
     Ok(quote! {
@@ -237,7 +238,8 @@ fn replace_self(tokens: TokenStream, model: &Ident) -> TokenStream {
                 TokenTree::Ident(Ident::new(&model.to_string(), ident.span()))
             }
             TokenTree::Group(group) => {
-                let mut replaced = Group::new(group.delimiter(), replace_self(group.stream(), model));
+                let mut replaced =
+                    Group::new(group.delimiter(), replace_self(group.stream(), model));
                 replaced.set_span(group.span());
                 TokenTree::Group(replaced)
             }

@@ -141,7 +141,9 @@ fn no_id(input: &DeriveInput) -> darling::Error {
 }
 
 /// The named fields, or an error at the token that says what the item is.
-fn named_fields(input: &DeriveInput) -> darling::Result<&syn::punctuated::Punctuated<syn::Field, syn::Token![,]>> {
+fn named_fields(
+    input: &DeriveInput,
+) -> darling::Result<&syn::punctuated::Punctuated<syn::Field, syn::Token![,]>> {
     const STRUCTS_ONLY: &str = "CachedModel is derived for structs with named fields \
                                 (`struct Product { id: u64, … }`): the stored form names each field";
     match &input.data {
@@ -156,9 +158,7 @@ fn named_fields(input: &DeriveInput) -> darling::Result<&syn::punctuated::Punctu
             "{STRUCTS_ONLY}; for an enum, implement `larder::model::CachedModel` by hand"
         ))
         .with_span(&data.enum_token)),
-        Data::Union(data) => {
-            Err(darling::Error::custom(STRUCTS_ONLY).with_span(&data.union_token))
-        }
+        Data::Union(data) => Err(darling::Error::custom(STRUCTS_ONLY).with_span(&data.union_token)),
     }
 }
 

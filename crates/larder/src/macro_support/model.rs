@@ -95,7 +95,10 @@ impl<M: CachedModel> RelatedField for Vec<M> {
     }
 
     fn from_loaded(loaded: Self::Loaded) -> Self {
-        loaded.into_iter().map(<M as CachedModel>::from_loaded).collect()
+        loaded
+            .into_iter()
+            .map(<M as CachedModel>::from_loaded)
+            .collect()
     }
 
     fn push_dependencies(&self, dependencies: &mut Vec<Dependency>) {
@@ -139,7 +142,10 @@ mod tests {
     fn a_model_an_option_and_a_vec_of_one_are_related_fields() {
         assert_eq!(dependencies(&Tag { id: 1 }), [Dependency::new("tag", 1)]);
         assert_eq!(dependencies(&None::<Tag>), []);
-        assert_eq!(dependencies(&Some(Tag { id: 2 })), [Dependency::new("tag", 2)]);
+        assert_eq!(
+            dependencies(&Some(Tag { id: 2 })),
+            [Dependency::new("tag", 2)]
+        );
         assert_eq!(
             dependencies(&vec![Tag { id: 3 }, Tag { id: 4 }]),
             [Dependency::new("tag", 3), Dependency::new("tag", 4)]

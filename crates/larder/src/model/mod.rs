@@ -87,9 +87,9 @@ mod key;
 mod options;
 
 pub use cached_model::{CachedModel, Dependency};
+pub use key::model_key;
+pub(crate) use key::{dependency_tag, instance_key, instance_tag};
 #[cfg(feature = "macros")]
 #[doc = include_str!("derive.md")]
 pub use larder_macros::CachedModel;
-pub use key::model_key;
-pub(crate) use key::{dependency_tag, instance_key, instance_tag};
 pub use options::ModelOptions;
