@@ -60,18 +60,19 @@ pub(super) fn analyze<'a>(
         let Some(ident) = field.ident.as_ref() else {
             continue;
         };
-        if let Some(field_args) = errors.handle(FieldArgs::from_field(field)) {
-            if field_args.id.is_present() {
-                if marked_id.is_some() {
-                    errors.push(
-                        darling::Error::custom(
-                            "a model has one id: `#[larder(id)]` is already on another field",
-                        )
-                        .with_span(&field_args.id.span()),
-                    );
-                } else {
-                    marked_id = Some(fields.len());
-                }
+        let marked = errors
+            .handle(FieldArgs::from_field(field))
+            .filter(|field_args| field_args.id.is_present());
+        if let Some(field_args) = marked {
+            if marked_id.is_some() {
+                errors.push(
+                    darling::Error::custom(
+                        "a model has one id: `#[larder(id)]` is already on another field",
+                    )
+                    .with_span(&field_args.id.span()),
+                );
+            } else {
+                marked_id = Some(fields.len());
             }
         }
         fields.push(ModelField {
