@@ -4,6 +4,7 @@
 
 use darling::FromField;
 use quote::ToTokens;
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Ident, Path, Type};
 
@@ -82,7 +83,7 @@ pub(super) fn analyze<'a>(
             related: false,
         });
     }
-    let id = marked_id.or_else(|| fields.iter().position(|field| field.ident == "id"));
+    let id = marked_id.or_else(|| fields.iter().position(|field| field.ident.unraw() == "id"));
     if id.is_none() {
         errors.push(no_id(input));
     }
@@ -173,7 +174,7 @@ fn find(fields: &[ModelField<'_>], path: &Path, option: &str) -> darling::Result
     };
     fields
         .iter()
-        .position(|field| field.ident == name)
+        .position(|field| field.ident.unraw() == name.unraw())
         .ok_or_else(|| {
             let names: Vec<String> = fields
                 .iter()

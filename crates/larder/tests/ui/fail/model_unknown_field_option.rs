@@ -2,7 +2,7 @@
 #[larder(prefix = "product")]
 struct Product {
     #[larder(key)]
-    sku: u64,
+    id: u64,
 }
 
 fn main() {}

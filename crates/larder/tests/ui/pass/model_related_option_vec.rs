@@ -11,7 +11,7 @@ struct Category {
 }
 
 #[derive(Debug, Clone, PartialEq, CachedModel)]
-#[larder(prefix = "listing", related(main_category), related(extra_categories))]
+#[larder(prefix = "listing", related(main_category, extra_categories))]
 struct Listing {
     id: u64,
     main_category: Option<Category>,
