@@ -24,8 +24,8 @@
 //! - [`Cache`]: reads, writes, `get_or_compute`, invalidation.
 //! - [`global`](mod@global): the global default cache and the Django original's free functions.
 //! - [`key`]: the key scheme, argument digests, safe patterns.
-//! - [`model`]: model caching — the [`CachedModel`](model::CachedModel)
-//!   trait, `cache_model`, `get_cached_model(s)`, `invalidate_model_cache`,
+//! - [`model`]: model caching — the [`CachedModel`](trait@model::CachedModel)
+//!   trait and its derive, `cache_model`, `get_cached_model(s)`, `invalidate_model_cache`,
 //!   per-model versions and related models.
 //! - [`store`]: the [`Store`](store::Store) trait, [`MemoryStore`](store::MemoryStore) and [`RedisStore`](store::RedisStore).
 //!
@@ -91,6 +91,9 @@ pub use global::{
 #[cfg(feature = "macros")]
 #[doc = include_str!("cached.md")]
 pub use larder_macros::cached;
+/// The [`CachedModel`](trait@model::CachedModel) trait and, with the `macros`
+/// feature, its derive (as `serde::Serialize` is both).
+pub use model::CachedModel;
 pub use runtime::block_on;
 
 #[cfg(doctest)]

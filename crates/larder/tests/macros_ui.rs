@@ -1,5 +1,7 @@
-//! `#[larder::cached]` at compile time: what must compile (and run), and
-//! what must be refused with an error pointing at the user's code.
+//! `#[larder::cached]` and `#[derive(larder::CachedModel)]` at compile
+//! time: what must compile (and run), and what must be refused with an
+//! error pointing at the user's code. The derive's cases are the
+//! `model_*.rs` files.
 
 #[test]
 fn cached_attribute_ui() {

@@ -6,11 +6,12 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn};
 
-use super::args::{CachedArgs, Seconds};
+use super::args::CachedArgs;
 use super::key::KeyPlan;
 use super::returns::{Returns, Shape};
 use super::signature::{Params, Role};
 use crate::crate_path;
+use crate::seconds::Seconds;
 
 /// Everything the emitted items share.
 struct Plan<'a> {
@@ -121,28 +122,9 @@ impl Plan<'_> {
         }
     }
 
-    /// A `Duration` expression for a TTL option. A literal was checked
-    /// when parsed; any other expression is evaluated in a `const` block
-    /// with the type `u64` expected, so the compiler reports a wrong type,
-    /// a value known only at run time, or zero, at the expression itself.
-    ///
-    /// Zero is found when the constant is evaluated: by `cargo build`, not
-    /// by `cargo check`.
+    /// A `Duration` expression for a TTL option.
     fn duration(&self, seconds: &Seconds, option: &str) -> TokenStream {
-        if let Some(secs) = seconds.literal {
-            return quote!(::core::time::Duration::from_secs(#secs));
-        }
-        let expr = &seconds.expr;
-        let zero = format!("#[larder::cached]: `{option}` must be at least 1 second");
-        quote_spanned! {expr.span()=>
-            const {
-                let __larder_seconds: u64 = #expr;
-                if __larder_seconds == 0 {
-                    ::core::panic!(#zero);
-                }
-                ::core::time::Duration::from_secs(__larder_seconds)
-            }
-        }
+        seconds.duration("#[larder::cached]", option)
     }
 
     /// The body of the cached function (`refresh = false`) or of its

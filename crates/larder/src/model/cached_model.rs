@@ -11,7 +11,14 @@ use super::ModelOptions;
 /// A type cached as a model: one entry per instance under `{prefix}:{id}`
 /// (`product:1`), the Django original's `RedisCachedModel`.
 ///
-/// A model without excluded fields stores itself
+/// Derive it: `#[derive(larder::CachedModel)]` with `#[larder(prefix =
+/// "product", exclude(..), related(..), …)]` writes this impl from the
+/// struct's fields (see [the derive](macro@crate::model::CachedModel)).
+///
+/// # Without the derive
+///
+/// Enums, generic types, or a stored form of your own choosing take an
+/// impl by hand. A model without excluded fields stores itself
 /// (`type Stored<'a> = &'a Self`, `type Loaded = Self`); one with excluded
 /// fields stores a borrowed view without them and is rebuilt from what was
 /// stored, the excluded fields set to their `Default`. This impl is the
@@ -107,8 +114,14 @@ use super::ModelOptions;
 /// # Ok(()) }
 /// ```
 ///
-/// A derive that writes such impls from attributes is planned; until it
-/// exists, impls are written by hand as above.
+/// This is what `#[derive(CachedModel)]` writes for the same `Product`,
+/// except that the derive also sets [`ModelOptions::schema`] from the
+/// stored fields.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a cached model",
+    label = "`{Self}` does not implement `CachedModel`",
+    note = "derive it with `#[derive(larder::CachedModel)]` and `#[larder(prefix = \"…\")]`, or implement `larder::model::CachedModel` by hand"
+)]
 pub trait CachedModel: Sized {
     /// The model's id: written with its `Display` form as the key's second
     /// segment (`1` in `product:1`), escaped as a `#[cached]` key template

@@ -2,8 +2,10 @@
 //! `get_cached_model` and `invalidate_model_cache`.
 //!
 //! A type implements [`CachedModel`] (its id, what is stored, how it is
-//! rebuilt, its [`ModelOptions`]) and [`Cache`](crate::Cache) caches its
-//! instances under the Django original's keys, `{prefix}:{id}`:
+//! rebuilt, its [`ModelOptions`]) — derived from `#[larder(...)]`
+//! attributes ([`#[derive(CachedModel)]`](macro@CachedModel)) or written by
+//! hand — and [`Cache`](crate::Cache) caches its instances under the
+//! Django original's keys, `{prefix}:{id}`:
 //!
 //! - [`Cache::cache_model`](crate::Cache::cache_model) stores an instance
 //!   for its model's timeout (jittered);
@@ -17,21 +19,11 @@
 //!   [global cache](mod@crate::global).
 //!
 //! ```
-//! use larder::model::{CachedModel, ModelOptions};
-//! use serde::{Deserialize, Serialize};
+//! use larder::CachedModel;
 //!
-//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! #[derive(Debug, Clone, PartialEq, CachedModel)]
+//! #[larder(prefix = "product", version = "2.0")]
 //! struct Product { id: u64, name: String, price_cents: u64 }
-//!
-//! impl CachedModel for Product {
-//!     type Id = u64;
-//!     type Stored<'a> = &'a Self;
-//!     type Loaded = Self;
-//!     const OPTIONS: ModelOptions = ModelOptions::new("product").version("2.0");
-//!     fn id(&self) -> u64 { self.id }
-//!     fn stored(&self) -> &Self { self }
-//!     fn from_loaded(loaded: Self) -> Self { loaded }
-//! }
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> larder::Result<()> {
 //! larder::init(larder::Cache::in_memory())?;
@@ -97,4 +89,7 @@ mod options;
 pub use cached_model::{CachedModel, Dependency};
 pub use key::model_key;
 pub(crate) use key::{dependency_tag, instance_key, instance_tag};
+#[cfg(feature = "macros")]
+#[doc = include_str!("derive.md")]
+pub use larder_macros::CachedModel;
 pub use options::ModelOptions;

@@ -1,0 +1,8 @@
+#[derive(larder::CachedModel)]
+#[larder(prefix = "product")]
+struct Product {
+    sku: String,
+    name: String,
+}
+
+fn main() {}
