@@ -4,8 +4,37 @@
 use super::Cache;
 use super::budget::Budget;
 use crate::envelope::Stamp;
-use crate::model::{CachedModel, dependency_tag, instance_key, instance_tag};
+use crate::model::{
+    CachedModel, MAX_DEPENDENCIES, MAX_DEPENDENCY_TAG_BYTES, dependency_tag, instance_key,
+    instance_tag,
+};
 use crate::{Error, ErrorKind, Result};
+
+/// Refuses dependencies the envelope could not record whole: silently
+/// dropping one would let its invalidation miss the entry.
+fn check_dependencies(key: &str, tags: &[String]) -> Result<()> {
+    if tags.len() > MAX_DEPENDENCIES {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!(
+                "`{key}` names {} dependencies, over the {MAX_DEPENDENCIES} one entry records; \
+                 not cached (depend on the row that holds them instead)",
+                tags.len()
+            ),
+        ));
+    }
+    if let Some(tag) = tags.iter().find(|tag| tag.len() > MAX_DEPENDENCY_TAG_BYTES) {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!(
+                "`{key}` depends on an id of {} bytes, over the {MAX_DEPENDENCY_TAG_BYTES} \
+                 an entry records; not cached",
+                tag.len()
+            ),
+        ));
+    }
+    Ok(())
+}
 
 impl Cache {
     /// Stores `model` under `{prefix}:{id}` for its model's
@@ -43,8 +72,10 @@ impl Cache {
     /// # Errors
     /// [`ErrorKind::Config`] for an invalid model prefix or a dependency on
     /// a model missing from [`ModelOptions::related`](crate::model::ModelOptions::related);
-    /// [`ErrorKind::Encode`] and [`ErrorKind::TooLarge`] as [`Cache::set`]
-    /// (nothing is written); in fail-closed mode, the store failure. In
+    /// [`ErrorKind::Encode`] and [`ErrorKind::TooLarge`] as [`Cache::set`],
+    /// and [`ErrorKind::TooLarge`] for more than [`MAX_DEPENDENCIES`](crate::model::MAX_DEPENDENCIES)
+    /// dependencies or one whose tag is over [`MAX_DEPENDENCY_TAG_BYTES`](crate::model::MAX_DEPENDENCY_TAG_BYTES)
+    /// (nothing is written: the entry could not record them all); in fail-closed mode, the store failure. In
     /// fail-open mode a store failure is counted and the entry not written.
     pub async fn cache_model<M: CachedModel>(&self, model: &M) -> Result<()> {
         let options = &M::OPTIONS;
@@ -57,6 +88,7 @@ impl Cache {
             .iter()
             .map(|dependency| dependency_tag(options, dependency))
             .collect::<Result<Vec<_>>>()?;
+        check_dependencies(&key, &tags)?;
         let budget = Budget::new(self.inner.config.deadline);
         let stamps = if tags.is_empty() {
             Vec::new()
@@ -136,10 +168,11 @@ impl Cache {
     /// `scan_batch` dependents and one pipeline to remove each batch.
     ///
     /// With [`ModelOptions::enabled`](crate::model::ModelOptions::enabled)
-    /// `false` the model has no entry of its own (returns `false`), but its
-    /// dependents — entries of other, enabled models that embed it — are
-    /// still invalidated: disabling one model's cache must not leave other
-    /// models serving its old data.
+    /// `false` the invalidation still runs in full: the entry written while
+    /// caching was on (by this build earlier, or by another build of a
+    /// rolling deploy) is removed, and so are its dependents — entries of
+    /// other, enabled models that embed it. Turning one model's caching off
+    /// must leave nobody serving its old data.
     ///
     /// ```
     /// # use larder::model::{CachedModel, ModelOptions};
@@ -167,11 +200,10 @@ impl Cache {
         let options = &M::OPTIONS;
         let key = instance_key(options, &id)?;
         let tag = instance_tag(options.prefix, &id)?;
-        let existed = if options.enabled {
-            self.delete_cached_data(&key).await?
-        } else {
-            false
-        };
+        // Even with caching off: entries written while it was on (by this
+        // build before, or by others in a rolling deploy) must not be
+        // served again when it is back on.
+        let existed = self.delete_cached_data(&key).await?;
         self.invalidate_tag(&tag).await?;
         Ok(existed)
     }

@@ -285,7 +285,8 @@ impl Cache {
             })?;
         if header.schema != schema {
             return Err(DecodeFailure::Shape(Error::decode(format!(
-                "the entry was written for schema {:#018x}, this reader expects {schema:#018x}                  (another model version or build)",
+                "the entry was written for schema {:#018x}, this reader expects {schema:#018x} \
+                 (another model version or build)",
                 header.schema
             ))));
         }

@@ -93,3 +93,12 @@ pub(crate) use key::{dependency_tag, instance_key, instance_tag};
 #[doc = include_str!("derive.md")]
 pub use larder_macros::CachedModel;
 pub use options::ModelOptions;
+
+/// The most dependencies one model entry records. Each costs a stamp read
+/// on every write and every read of the entry; a model embedding more
+/// related rows than this should depend on what holds them instead.
+pub const MAX_DEPENDENCIES: usize = 1024;
+
+/// The longest dependency tag (`model:{prefix}:{escaped id}`) an entry
+/// records: the envelope stores each tag with a 16-bit length.
+pub const MAX_DEPENDENCY_TAG_BYTES: usize = u16::MAX as usize;

@@ -38,9 +38,10 @@ pub struct ModelOptions {
     /// expire, so a build still running the old version keeps reading its
     /// own during a rolling deploy. Default: empty.
     pub version: &'static str,
-    /// `false` turns every model operation into a pass-through: reads miss,
-    /// writes and invalidations do nothing (`redis_cache_enabled`).
-    /// Default: `true`.
+    /// `false` turns the model's reads and writes into a pass-through:
+    /// reads miss, writes do nothing (`redis_cache_enabled`). Invalidations
+    /// still run in full, so entries written while caching was on (or by
+    /// another build) never outlive a write. Default: `true`.
     pub enabled: bool,
     /// Marks the model as critical, as the Django original's
     /// `warm_critical_models` reads it. Recorded only: no operation of
