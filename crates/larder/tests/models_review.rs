@@ -126,10 +126,7 @@ impl CachedModel for Bundle {
         loaded
     }
     fn dependencies(&self) -> Vec<Dependency> {
-        self.items
-            .iter()
-            .map(Dependency::on::<Item>)
-            .collect()
+        self.items.iter().map(Dependency::on::<Item>).collect()
     }
 }
 
