@@ -43,9 +43,9 @@ if [ $# -gt 0 ]; then
 else
   stage "stage 1/3: cargo test --workspace --all-features, but the compile-error tests (one build of everything; a few minutes)" \
     cargo test --workspace --all-features -- --skip cached_attribute_ui
-  stage "stage 2/3: the compile-error (trybuild) tests of #[larder::cached] (trybuild builds the dependency tree once more in target/tests; 1-3 minutes, quiet meanwhile)" \
+  stage "stage 2/3: the compile-error (trybuild) tests of #[larder::cached] (trybuild builds the dependency tree once more in target/tests; 2-5 minutes, quiet meanwhile)" \
     cargo test -p larder --all-features --test macros_ui
-  stage "stage 3/3: the HTTP caching conformance suite against larder-http's reverse proxy (scripts/cache-tests.sh; about 1 minute)" \
+  stage "stage 3/3: the HTTP caching conformance suite against larder-http's reverse proxy (scripts/cache-tests.sh; about 2 minutes)" \
     ./scripts/cache-tests.sh
 fi
 echo "== all tests passed in $((SECONDS - started))s"
