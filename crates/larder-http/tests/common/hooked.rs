@@ -16,13 +16,17 @@ use larder::store::{
 };
 use larder::{Cache, Config, ErrorKind};
 
-/// What the store does wrong next.
+/// What the store does wrong next, and what it counts.
 #[derive(Debug, Default)]
 pub struct Hooks {
     /// Every call fails (the store is down).
     pub down: AtomicBool,
     /// The next this many MGETs fail (a timeout, a dropped connection).
     pub fail_mgets: AtomicUsize,
+    /// Store reads (GET, MGET) begun so far: a request's first lookup.
+    pub reads: AtomicUsize,
+    /// The next this many UNLINKs fail (a timeout, a dropped connection).
+    pub fail_unlinks: AtomicUsize,
 }
 
 /// The memory store, failing as its [`Hooks`] say.
@@ -51,6 +55,13 @@ impl Hooked {
     fn down(&self) -> bool {
         self.hooks.down.load(Ordering::SeqCst)
     }
+
+    fn unlink_fails(&self) -> bool {
+        self.hooks
+            .fail_unlinks
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
 }
 
 impl Store for Hooked {
@@ -61,12 +72,14 @@ impl Store for Hooked {
         true
     }
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        self.hooks.reads.fetch_add(1, Ordering::SeqCst);
         if self.down() {
             return failed();
         }
         self.inner.get(key)
     }
     fn mget<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        self.hooks.reads.fetch_add(1, Ordering::SeqCst);
         if self.down()
             || self
                 .hooks
@@ -91,7 +104,7 @@ impl Store for Hooked {
         self.inner.mset(entries)
     }
     fn unlink<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, u64> {
-        if self.down() {
+        if self.down() || self.unlink_fails() {
             return failed();
         }
         self.inner.unlink(keys)
@@ -101,7 +114,7 @@ impl Store for Hooked {
         values: &'a [String],
         leases: &'a [String],
     ) -> StoreFuture<'a, u64> {
-        if self.down() {
+        if self.down() || self.unlink_fails() {
             return failed();
         }
         self.inner.unlink_entries(values, leases)

@@ -85,6 +85,11 @@ impl Origin {
         self
     }
 
+    /// Whether every scripted answer has been taken.
+    pub fn script_is_spent(&self) -> bool {
+        self.script.lock().unwrap().is_empty()
+    }
+
     /// The calls so far.
     pub fn calls(&self) -> usize {
         self.seen.lock().unwrap().len()
