@@ -66,6 +66,7 @@ pub struct TestDb {
     url: String,
     pub schema: String,
     pub pool: PgPool,
+    roles: std::sync::Mutex<Vec<String>>,
 }
 
 impl TestDb {
@@ -94,7 +95,48 @@ impl TestDb {
             url: url.to_owned(),
             schema,
             pool,
+            roles: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// A login role of the test's own (dropped with the schema) and a pool
+    /// that connects as it: a test can refuse its logins (`ALTER ROLE …
+    /// NOLOGIN`) to keep a listener from reconnecting. Needs a
+    /// `DATABASE_URL` user with `CREATEROLE`.
+    pub async fn login_role(&self) -> (String, PgPool) {
+        let role = unique_name();
+        let password = unique_name();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}';
+             GRANT USAGE ON SCHEMA \"{}\" TO \"{role}\";",
+            self.schema
+        )))
+        .execute(&self.pool)
+        .await
+        .expect("create a login role (the DATABASE_URL user needs CREATEROLE)");
+        self.roles.lock().unwrap().push(role.clone());
+        let options = PgConnectOptions::from_str(&self.url)
+            .unwrap()
+            .username(&role)
+            .password(&password)
+            .options([("search_path", self.schema.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .expect("connect as the test's role");
+        (role, pool)
+    }
+
+    /// Allows or refuses new logins of `role`; sessions already open stay.
+    pub async fn set_login(&self, role: &str, allowed: bool) {
+        let login = if allowed { "LOGIN" } else { "NOLOGIN" };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER ROLE \"{role}\" {login}"
+        )))
+        .execute(&self.pool)
+        .await
+        .unwrap();
     }
 
     pub fn channel(&self) -> &str {
@@ -180,6 +222,7 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         let url = self.url.clone();
         let schema = self.schema.clone();
+        let roles = std::mem::take(&mut *self.roles.lock().unwrap_or_else(|e| e.into_inner()));
         // Drop runs inside the test's runtime: the clean-up gets a runtime
         // of its own on a thread of its own.
         let dropped = std::thread::spawn(move || {
@@ -194,6 +237,13 @@ impl Drop for TestDb {
                 )))
                 .execute(&mut admin)
                 .await?;
+                for role in roles {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP ROLE IF EXISTS \"{role}\""
+                    )))
+                    .execute(&mut admin)
+                    .await?;
+                }
                 admin.close().await
             })
         })
