@@ -2,6 +2,8 @@
 //! `UPDATE products SET price_cents = price_cents * 11 / 10` on 10,000
 //! rows leaves no stale entry. Needs `DATABASE_URL` (PostgreSQL).
 
+#![cfg(feature = "postgres")]
+
 mod change_feed_support;
 
 use std::time::Instant;

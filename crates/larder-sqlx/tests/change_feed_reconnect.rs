@@ -1,6 +1,8 @@
 //! The change feed when its connection is killed, and for entries that
 //! embed a changed row. Needs `DATABASE_URL` (PostgreSQL).
 
+#![cfg(feature = "postgres")]
+
 mod change_feed_support;
 
 use std::time::Duration;
