@@ -106,8 +106,9 @@ impl ChangeFeedBuilder {
         self
     }
 
-    /// How many invalidations run at once on the cache's connection.
-    /// Default 64.
+    /// How many invalidations of one notification's ids run at once on the
+    /// cache's connection. Default 64: the fastest of 1, 16, 64 and 256 on
+    /// 10,000 ids (see [the measurements](super#why-statement-level-triggers)).
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency.max(1);
         self

@@ -21,9 +21,8 @@ pub const NOTIFY_FUNCTION: &str = "larder_notify_change";
 /// The trigger function: one body for every table, told by its arguments
 /// which channel to notify, under which name, and which column holds the
 /// id (`TG_ARGV[0..3]`). Statement-level, with transition tables: one
-/// `UPDATE` of 10,000 rows sends about ten ~8 KB notifications instead of
-/// 10,000, and the statement costs about a third of what row-level
-/// triggers add (measured: see the module docs).
+/// `UPDATE` of 10,000 rows sends ten ~8 KB notifications instead of 10,000
+/// (see the module docs for the measurements).
 fn function_sql() -> String {
     let budget = PAYLOAD_BUDGET;
     format!(
