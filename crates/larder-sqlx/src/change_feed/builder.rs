@@ -167,12 +167,11 @@ impl ChangeFeedBuilder {
             .idle_timeout(None)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options);
-        let (progress, _) = watch::channel(Progress::default());
+        let (progress, progress_rx) = watch::channel(Progress::default());
         let shared = Arc::new(Shared {
             feed_id: feed_id(),
             channel: self.channel,
             counters: Counters::default(),
-            progress,
             next_marker: AtomicU64::new(0),
         });
         let mut task = Task {
@@ -186,12 +185,13 @@ impl ChangeFeedBuilder {
                 backoff_max: self.backoff_max,
             },
             pending: BTreeSet::new(),
+            progress,
         };
         let listener = task.listen().await?;
         task.resynchronise(self.resync_on_start).await;
         let (stop, stopped) = oneshot::channel();
         let join = tokio::spawn(task.run(listener, stopped));
-        Ok(ChangeFeed::new(shared, self.pool, stop, join))
+        Ok(ChangeFeed::new(shared, progress_rx, self.pool, stop, join))
     }
 }
 

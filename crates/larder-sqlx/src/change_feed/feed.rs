@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use larder::Cache;
 use sqlx::PgPool;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::builder::ChangeFeedBuilder;
 use super::error::{ChangeFeedError, ChangeFeedErrorKind};
-use super::listener::Shared;
+use super::listener::{Progress, Shared};
 use super::payload;
 use super::stats::ChangeFeedStats;
 
@@ -28,6 +28,7 @@ const MARKER_RESEND: Duration = Duration::from_secs(1);
 /// See [the module docs](super) for what it guarantees and what it costs.
 pub struct ChangeFeed {
     shared: Arc<Shared>,
+    progress: watch::Receiver<Progress>,
     /// Sends the markers of [`caught_up`](Self::caught_up).
     pool: PgPool,
     stop: Option<oneshot::Sender<()>>,
@@ -56,12 +57,14 @@ impl ChangeFeed {
 
     pub(crate) fn new(
         shared: Arc<Shared>,
+        progress: watch::Receiver<Progress>,
         pool: PgPool,
         stop: oneshot::Sender<()>,
         join: JoinHandle<()>,
     ) -> Self {
         Self {
             shared,
+            progress,
             pool,
             stop: Some(stop),
             join: Some(join),
@@ -96,7 +99,7 @@ impl ChangeFeed {
     /// the cache (the feed retries it); [`ChangeFeedErrorKind::Stopped`] when
     /// the feed's task has ended.
     pub async fn caught_up(&self) -> Result<(), ChangeFeedError> {
-        let mut progress = self.shared.progress.subscribe();
+        let mut progress = self.progress.clone();
         loop {
             let session = progress.borrow_and_update().session;
             let seq = self.shared.next_marker.fetch_add(1, Ordering::Relaxed) + 1;

@@ -39,7 +39,6 @@ pub(crate) struct Shared {
     pub(crate) feed_id: String,
     pub(crate) channel: String,
     pub(crate) counters: Counters,
-    pub(crate) progress: watch::Sender<Progress>,
     pub(crate) next_marker: AtomicU64,
 }
 
@@ -61,6 +60,9 @@ pub(crate) struct Task {
     pub(crate) pool: PgPool,
     pub(crate) watches: Watches,
     pub(crate) settings: Settings,
+    /// Held by the task alone: when the task ends, however it ends,
+    /// `caught_up` waiters learn it.
+    pub(crate) progress: watch::Sender<Progress>,
     /// Models whose bump failed, by table and position: retried until it
     /// succeeds.
     pub(crate) pending: BTreeSet<(String, usize)>,
@@ -98,7 +100,7 @@ impl Task {
             }
         }
         let clean = self.pending.is_empty();
-        self.shared.progress.send_modify(|progress| {
+        self.progress.send_modify(|progress| {
             progress.session += 1;
             progress.clean = clean;
         });
@@ -153,6 +155,10 @@ impl Task {
             backoff = self.settings.backoff_min;
             // Notifications sent while it was away are gone.
             self.resynchronise(true).await;
+            tracing::info!(
+                channel = %self.shared.channel,
+                "change feed: listening again; every watched model's generation was bumped"
+            );
         }
     }
 
@@ -169,7 +175,7 @@ impl Task {
                         self.retry_pending().await;
                     }
                     let clean = self.pending.is_empty();
-                    self.shared.progress.send_modify(|progress| {
+                    self.progress.send_modify(|progress| {
                         progress.marker = progress.marker.max(seq);
                         progress.clean = clean;
                     });
