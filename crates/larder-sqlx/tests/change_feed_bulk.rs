@@ -54,7 +54,7 @@ async fn a_bulk_update_of_10000_rows_in_plain_sql_leaves_no_stale_entry() {
         .rows_affected();
     assert_eq!(updated, PRODUCTS as u64);
     let started = Instant::now();
-    feed.caught_up().await.expect("the feed catches up");
+    caught_up_within(&feed).await.expect("the feed catches up");
     let took = started.elapsed();
     let stats = feed.stats();
     eprintln!(
@@ -134,7 +134,7 @@ async fn ids_changed_deleted_inserted_or_truncated_are_invalidated() {
         .execute(&db.pool)
         .await
         .unwrap();
-    feed.caught_up().await.unwrap();
+    caught_up_within(&feed).await.unwrap();
     let cached = cache
         .get_cached_models::<Product>(&[1, 2, 3, 4])
         .await
@@ -154,7 +154,7 @@ async fn ids_changed_deleted_inserted_or_truncated_are_invalidated() {
         .execute(&db.pool)
         .await
         .unwrap();
-    feed.caught_up().await.unwrap();
+    caught_up_within(&feed).await.unwrap();
     assert_eq!(feed.stats().generation_bumps, bumps + 1);
     assert_eq!(cache.get_cached_model::<Product>(4).await.unwrap(), None);
     feed.shutdown().await;

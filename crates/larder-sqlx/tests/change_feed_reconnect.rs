@@ -70,7 +70,7 @@ async fn a_killed_listener_reconnects_and_leaves_no_stale_entry() {
 
     // Caught up means reconnected and resynchronised: the marker can only
     // come back through a new connection.
-    feed.caught_up().await.unwrap();
+    caught_up_within(&feed).await.unwrap();
     let now = feed.stats();
     eprintln!("after the reconnect: {now:?}");
     assert_eq!(now.reconnects, stats.reconnects + 1);
@@ -109,7 +109,7 @@ async fn a_killed_listener_reconnects_and_leaves_no_stale_entry() {
         .execute(&db.pool)
         .await
         .unwrap();
-    feed.caught_up().await.unwrap();
+    caught_up_within(&feed).await.unwrap();
     assert_eq!(cache.get_cached_model::<Product>(77).await.unwrap(), None);
     assert_eq!(
         cache
@@ -160,7 +160,7 @@ async fn a_category_updated_in_plain_sql_misses_the_products_embedding_it() {
         .execute(&db.pool)
         .await
         .unwrap();
-    feed.caught_up().await.unwrap();
+    caught_up_within(&feed).await.unwrap();
 
     assert_eq!(cache.get_cached_model::<Category>(2).await.unwrap(), None);
     let ids: Vec<i64> = products.iter().map(|p| p.id).collect();
@@ -191,7 +191,7 @@ async fn dropping_the_feed_stops_its_listener() {
         .start()
         .await
         .unwrap();
-    feed.caught_up().await.unwrap();
+    caught_up_within(&feed).await.unwrap();
     let products = db.products().await;
     drop(feed);
     cache_all(&cache, &products).await;
@@ -208,7 +208,7 @@ async fn dropping_the_feed_stops_its_listener() {
         .start()
         .await
         .unwrap();
-    second.caught_up().await.unwrap();
+    caught_up_within(&second).await.unwrap();
     assert_eq!(
         cache.get_cached_model::<Product>(1).await.unwrap().as_ref(),
         Some(&products[0]),
