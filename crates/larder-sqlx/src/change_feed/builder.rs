@@ -185,6 +185,7 @@ impl ChangeFeedBuilder {
                 backoff_max: self.backoff_max,
             },
             pending: BTreeSet::new(),
+            next_retry: tokio::time::Instant::now(),
             progress,
         };
         let listener = task.listen().await?;

@@ -10,6 +10,7 @@ use larder::Cache;
 use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgNotification};
 use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
 
 use super::error::ChangeFeedError;
 use super::payload::{self, Change};
@@ -66,6 +67,9 @@ pub(crate) struct Task {
     /// Models whose bump failed, by table and position: retried until it
     /// succeeds.
     pub(crate) pending: BTreeSet<(String, usize)>,
+    /// When the pending bumps are tried again: kept across notifications,
+    /// so a busy channel does not postpone the retry for ever.
+    pub(crate) next_retry: Instant,
 }
 
 impl Task {
@@ -90,12 +94,7 @@ impl Task {
     /// with `LISTEN` in place, so changes after it arrive as notifications.
     pub(crate) async fn resynchronise(&mut self, bump: bool) {
         if bump {
-            let all: Vec<(String, usize)> = self
-                .watches
-                .iter()
-                .flat_map(|(table, models)| (0..models.len()).map(move |i| (table.clone(), i)))
-                .collect();
-            for (table, index) in all {
+            for (table, index) in self.every_model() {
                 self.bump(&table, index).await;
             }
         }
@@ -111,7 +110,6 @@ impl Task {
         loop {
             // Receive until the connection goes.
             loop {
-                let retry = tokio::time::sleep(RETRY_BUMPS);
                 tokio::select! {
                     _ = &mut stop => return,
                     received = listener.try_recv() => match received {
@@ -132,14 +130,20 @@ impl Task {
                             break;
                         }
                     },
-                    () = retry, if !self.pending.is_empty() => self.retry_pending().await,
+                    () = tokio::time::sleep_until(self.next_retry), if !self.pending.is_empty() => {
+                        self.retry_pending().await;
+                    }
                 }
             }
             drop(listener);
             Counters::add(&self.shared.counters.reconnects, 1);
             // Listen again, backing off while PostgreSQL is unreachable.
             listener = loop {
-                match self.listen().await {
+                let listened = tokio::select! {
+                    _ = &mut stop => return,
+                    listened = self.listen() => listened,
+                };
+                match listened {
                     Ok(listener) => break listener,
                     Err(error) => {
                         Counters::add(&self.shared.counters.connect_failures, 1);
@@ -226,16 +230,19 @@ impl Task {
                     "change feed: a payload that is not the trigger's; \
                      bumping the generation of every watched model"
                 );
-                let all: Vec<(String, usize)> = self
-                    .watches
-                    .iter()
-                    .flat_map(|(table, models)| (0..models.len()).map(move |i| (table.clone(), i)))
-                    .collect();
-                for (table, index) in all {
+                for (table, index) in self.every_model() {
                     self.bump(&table, index).await;
                 }
             }
         }
+    }
+
+    /// Every watched model, by table and position.
+    fn every_model(&self) -> Vec<(String, usize)> {
+        self.watches
+            .iter()
+            .flat_map(|(table, models)| (0..models.len()).map(move |i| (table.clone(), i)))
+            .collect()
     }
 
     /// Bumps one model's generation; on failure, keeps it for a retry.
@@ -254,12 +261,16 @@ impl Task {
                     %error,
                     "change feed: bumping the model's generation failed; will retry"
                 );
+                if self.pending.is_empty() {
+                    self.next_retry = Instant::now() + RETRY_BUMPS;
+                }
                 self.pending.insert((table.to_owned(), index));
             }
         }
     }
 
     async fn retry_pending(&mut self) {
+        self.next_retry = Instant::now() + RETRY_BUMPS;
         let pending: Vec<(String, usize)> = self.pending.iter().cloned().collect();
         for (table, index) in pending {
             self.bump(&table, index).await;
