@@ -80,6 +80,15 @@
 //!   is visible; a read that refills it sees the new row.
 //!   [`ChangeFeed::caught_up`] uses that order: once its marker is back,
 //!   every earlier change has been applied.
+//! - Fills in flight: the invalidation voids the lease of the entry, so a
+//!   read that loaded the old row before the commit and fills through a
+//!   lease (the repository's reads, `get_or_compute`) does not store it after
+//!   the invalidation. A plain `cache_model` of a row loaded earlier is
+//!   not guarded.
+//! - One channel per purpose: every payload on the channel that is not the
+//!   trigger's or a feed's marker is read as "anything may have changed"
+//!   and bumps every watched model. Do not share the channel with other
+//!   software.
 //! - Latency: between the commit and the invalidation, readers may still
 //!   get the old entry (milliseconds; more under load). Writes through the
 //!   repository invalidate synchronously; this feed is the safety net for
