@@ -2,3 +2,6 @@
 //!
 //! Kept out of `larder` so that the cache itself has no database
 //! dependencies.
+
+#[cfg(feature = "postgres")]
+pub mod change_feed;
