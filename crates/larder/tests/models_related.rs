@@ -12,7 +12,39 @@ on_both_stores!(
     a_lost_index_does_not_save_a_stale_dependent,
     a_disabled_related_model_still_invalidates_its_dependents,
     a_generation_bump_misses_the_model_and_every_dependent,
+    a_batch_invalidation_misses_exactly_the_instances_and_their_dependents,
 );
+
+async fn a_batch_invalidation_misses_exactly_the_instances_and_their_dependents(fixture: Fixture) {
+    let cache = fixture.cache().await;
+    // 2,500 categories (three batches of ids), a product in each.
+    let ids: Vec<u64> = (1..=2_500).collect();
+    for &id in &ids {
+        cache.cache_model(&category(id)).await.unwrap();
+        cache.cache_model(&product(id, id)).await.unwrap();
+    }
+    let gone: Vec<u64> = ids.iter().copied().filter(|id| id % 3 == 0).collect();
+    let existed = cache
+        .invalidate_model_cache_ids::<Category>(&gone)
+        .await
+        .unwrap();
+    assert_eq!(existed, gone.len() as u64);
+    let categories = cache.get_cached_models::<Category>(&ids).await.unwrap();
+    let products = cache.get_cached_models::<Product>(&ids).await.unwrap();
+    for (i, &id) in ids.iter().enumerate() {
+        let kept = id % 3 != 0;
+        assert_eq!(categories[i].is_some(), kept, "category {id}");
+        assert_eq!(products[i].is_some(), kept, "product {id}");
+    }
+    // Nothing to do, nothing done.
+    assert_eq!(
+        cache
+            .invalidate_model_cache_ids::<Category>(&[])
+            .await
+            .unwrap(),
+        0
+    );
+}
 
 async fn a_generation_bump_misses_the_model_and_every_dependent(fixture: Fixture) {
     let cache = fixture.cache().await;

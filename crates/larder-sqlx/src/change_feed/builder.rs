@@ -37,7 +37,6 @@ pub struct ChangeFeedBuilder {
     channel: String,
     application_name: String,
     watches: Vec<(String, &'static str, Arc<dyn Watched>)>,
-    concurrency: usize,
     resync_on_start: bool,
     backoff_min: Duration,
     backoff_max: Duration,
@@ -56,7 +55,6 @@ impl fmt::Debug for ChangeFeedBuilder {
                     .map(|(table, prefix, _)| (table, prefix))
                     .collect::<Vec<_>>(),
             )
-            .field("concurrency", &self.concurrency)
             .field("resync_on_start", &self.resync_on_start)
             .field("backoff", &(self.backoff_min..self.backoff_max))
             .finish_non_exhaustive()
@@ -71,7 +69,6 @@ impl ChangeFeedBuilder {
             channel: DEFAULT_CHANNEL.to_owned(),
             application_name: DEFAULT_APPLICATION_NAME.to_owned(),
             watches: Vec::new(),
-            concurrency: 64,
             resync_on_start: true,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
@@ -103,14 +100,6 @@ impl ChangeFeedBuilder {
     /// `pg_stat_activity` shows it. Default [`DEFAULT_APPLICATION_NAME`].
     pub fn application_name(mut self, name: impl Into<String>) -> Self {
         self.application_name = name.into();
-        self
-    }
-
-    /// How many invalidations of one notification's ids run at once on the
-    /// cache's connection. Default 64: the fastest of 1, 16, 64 and 256 on
-    /// 10,000 ids (see [the measurements](super#why-statement-level-triggers)).
-    pub fn concurrency(mut self, concurrency: usize) -> Self {
-        self.concurrency = concurrency.max(1);
         self
     }
 
@@ -180,7 +169,6 @@ impl ChangeFeedBuilder {
             pool: listener_pool,
             watches,
             settings: Settings {
-                concurrency: self.concurrency,
                 backoff_min: self.backoff_min,
                 backoff_max: self.backoff_max,
             },

@@ -46,7 +46,6 @@ pub(crate) struct Shared {
 /// Settings the task needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub(crate) concurrency: usize,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
 }
@@ -190,9 +189,7 @@ impl Task {
                     return;
                 };
                 for (index, model) in models.into_iter().enumerate() {
-                    let applied = model
-                        .invalidate(&self.cache, &ids, self.settings.concurrency)
-                        .await;
+                    let applied = model.invalidate(&self.cache, &ids).await;
                     Counters::add(&self.shared.counters.invalidations, applied.invalidated);
                     if let Some(id) = applied.unparsable {
                         Counters::add(&self.shared.counters.unreadable_payloads, 1);

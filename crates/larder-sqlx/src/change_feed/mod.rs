@@ -60,18 +60,18 @@
 //!
 //! The statement costs PostgreSQL about the same either way; the listener
 //! is where it shows: each notification is a message to read and a
-//! dispatch, and the ids of one notification are invalidated
-//! [`concurrently`](ChangeFeedBuilder::concurrency), those of separate
-//! notifications one after the other. The ids go as JSON strings, so any id
+//! dispatch, and the ids of one notification are invalidated in one
+//! batched call
+//! ([`invalidate_model_cache_ids`](larder::Cache::invalidate_model_cache_ids)),
+//! those of separate notifications one after the other. The ids go as JSON strings, so any id
 //! type whose text form its `FromStr` reads back works (integers, `uuid`,
 //! `text`).
 //!
-//! Invalidating costs four Redis commands per id (the entry and its lease,
-//! the writes guard, the instance's stamp, the scan of its dependents'
-//! index): 40,000 for the 10,000 rows. With 64 in flight (the default)
-//! that took 0.75 s; one at a time 3.8 s, 16 at a time 1.0 s, 256 at a
-//! time 1.3 s. A batched invalidation in `larder` would cut the round
-//! trips by the batch size.
+//! Invalidating a notification's ids costs a round trip for the entries
+//! and their leases, one for their stamps (per 1,000 ids), and a scan of
+//! each id's dependents' index, 64 in flight. The table's times were
+//! measured with one call per id, 64 in flight (40,000 commands); see the
+//! closing note of the model caching issue for the batched numbers.
 //!
 //! # What it guarantees, and what it trades
 //!

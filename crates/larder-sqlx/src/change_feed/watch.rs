@@ -4,8 +4,8 @@
 use std::marker::PhantomData;
 use std::str::FromStr;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
 use larder::Cache;
 use larder::model::CachedModel;
 
@@ -25,14 +25,9 @@ pub(crate) trait Watched: Send + Sync {
     /// The model's key prefix, for logs.
     fn prefix(&self) -> &'static str;
 
-    /// Invalidates the entries of `ids` (and their dependents), up to
-    /// `concurrency` at a time.
-    fn invalidate<'a>(
-        &'a self,
-        cache: &'a Cache,
-        ids: &'a [String],
-        concurrency: usize,
-    ) -> BoxFuture<'a, Applied>;
+    /// Invalidates the entries of `ids` (and their dependents), in one
+    /// batched call.
+    fn invalidate<'a>(&'a self, cache: &'a Cache, ids: &'a [String]) -> BoxFuture<'a, Applied>;
 
     /// Makes every entry of the model, and every entry embedding one of
     /// its instances, a miss.
@@ -56,12 +51,7 @@ where
         M::OPTIONS.prefix
     }
 
-    fn invalidate<'a>(
-        &'a self,
-        cache: &'a Cache,
-        ids: &'a [String],
-        concurrency: usize,
-    ) -> BoxFuture<'a, Applied> {
+    fn invalidate<'a>(&'a self, cache: &'a Cache, ids: &'a [String]) -> BoxFuture<'a, Applied> {
         async move {
             let mut applied = Applied::default();
             let mut parsed = Vec::with_capacity(ids.len());
@@ -74,19 +64,9 @@ where
                     }
                 }
             }
-            // One call per id, `concurrency` in flight on the cache's
-            // multiplexed connection: Larder has no batched form of
-            // `invalidate_model_cache_id` yet.
-            let mut results = futures::stream::iter(parsed)
-                .map(|id| cache.invalidate_model_cache_id::<M>(id))
-                .buffer_unordered(concurrency.max(1));
-            while let Some(result) = results.next().await {
-                match result {
-                    Ok(_) => applied.invalidated += 1,
-                    Err(error) => {
-                        applied.failed.get_or_insert(error);
-                    }
-                }
+            match cache.invalidate_model_cache_ids::<M>(&parsed).await {
+                Ok(_) => applied.invalidated = parsed.len() as u64,
+                Err(error) => applied.failed = Some(error),
             }
             applied
         }

@@ -143,6 +143,46 @@ impl Cache {
         .await
     }
 
+    /// [`Cache::invalidate_tag`] of many tags: their stamps in one round
+    /// trip per 1,000, then their indexes, up to 64 scans in flight.
+    pub(crate) async fn invalidate_tags(&self, tags: &[String]) -> Result<u64> {
+        use futures::StreamExt as _;
+
+        let keys = &self.inner.keys;
+        let detach = || {
+            for tag in tags {
+                self.inner.flights.detach_tagged(tag);
+            }
+        };
+        detach();
+        for chunk in tags.chunks(1000) {
+            let stamps: Vec<String> = chunk.iter().map(|tag| keys.tag_stamp(tag)).collect();
+            self.call("UNLINK", self.inner.store.unlink(&stamps))
+                .await?;
+        }
+        // Flights that began while the stamps went are older than the write.
+        detach();
+        let config = &self.inner.config;
+        let indexes: Vec<String> = tags.iter().map(|tag| keys.tag_index(tag)).collect();
+        let mut scans = futures::stream::iter(indexes)
+            .map(|index: String| async move {
+                self.call_within(
+                    "SSCAN/UNLINK",
+                    None,
+                    self.inner
+                        .store
+                        .unlink_index(&index, config.scan_batch, config.deadline),
+                )
+                .await
+            })
+            .buffer_unordered(64);
+        let mut removed = 0;
+        while let Some(scanned) = scans.next().await {
+            removed += scanned?;
+        }
+        Ok(removed)
+    }
+
     fn detach_flights(&self, matches: impl Fn(&str) -> bool) {
         self.inner.flights.detach(matches);
     }

@@ -12,6 +12,9 @@ use crate::model::{
 };
 use crate::{Error, ErrorKind, Result};
 
+/// Ids per round trip of [`Cache::invalidate_model_cache_ids`].
+const INVALIDATION_BATCH: usize = 1000;
+
 /// The checked tags of `model`'s dependencies.
 pub(super) fn model_dependencies<M: CachedModel>(key: &str, model: &M) -> Result<DependencyTags> {
     let tags = DependencyTags::of(&M::OPTIONS, &model.dependencies())?;
@@ -222,6 +225,67 @@ impl Cache {
         let guard = self.inner.keys.tag_stamp(&writes_tag(options.prefix));
         let existed = self.delete_many_after(&[&key], vec![guard]).await? > 0;
         self.invalidate_tag(&tag).await?;
+        Ok(existed)
+    }
+
+    /// [`Cache::invalidate_model_cache_id`] for many instances of `M` at
+    /// once — what a change feed or a bulk write needs; returns how many of
+    /// their own entries existed.
+    ///
+    /// The entries, their leases and the model's fill guard go in one
+    /// round trip, the stamps of all their tags in one more (per 1,000
+    /// ids), and the tags' indexes are scanned concurrently (up to 64
+    /// `SSCAN`s in flight on the multiplexed connection), instead of four
+    /// sequential round trips per id.
+    ///
+    /// ```
+    /// # use larder::model::{CachedModel, ModelOptions};
+    /// # #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    /// # struct Product { id: u64, name: String }
+    /// # impl CachedModel for Product {
+    /// #     type Id = u64; type Stored<'a> = &'a Self; type Loaded = Self;
+    /// #     const OPTIONS: ModelOptions = ModelOptions::new("product");
+    /// #     fn id(&self) -> u64 { self.id } fn stored(&self) -> &Self { self }
+    /// #     fn from_loaded(p: Self) -> Self { p }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> larder::Result<()> {
+    /// let cache = larder::Cache::in_memory();
+    /// for id in 1..=3 {
+    ///     cache.cache_model(&Product { id, name: "Teapot".into() }).await?;
+    /// }
+    /// assert_eq!(cache.invalidate_model_cache_ids::<Product>(&[1, 2, 9]).await?, 2);
+    /// assert!(cache.get_cached_model::<Product>(3).await?.is_some());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Cache::invalidate_model_cache_id`]; an invalid id fails the
+    /// whole call before anything is removed.
+    pub async fn invalidate_model_cache_ids<M: CachedModel>(&self, ids: &[M::Id]) -> Result<u64> {
+        let options = &M::OPTIONS;
+        let keys = ids
+            .iter()
+            .map(|id| instance_key(options, id))
+            .collect::<Result<Vec<_>>>()?;
+        let tags = ids
+            .iter()
+            .map(|id| instance_tag(options.prefix, id))
+            .collect::<Result<Vec<_>>>()?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut existed = 0;
+        for (batch, chunk) in keys.chunks(INVALIDATION_BATCH).enumerate() {
+            // The guard moves with the first batch's leases, before any
+            // instance's stamp goes.
+            let first = if batch == 0 {
+                vec![self.inner.keys.tag_stamp(&writes_tag(options.prefix))]
+            } else {
+                Vec::new()
+            };
+            existed += self.delete_many_after(chunk, first).await?;
+        }
+        self.invalidate_tags(&tags).await?;
         Ok(existed)
     }
 
