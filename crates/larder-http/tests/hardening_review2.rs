@@ -270,11 +270,11 @@ impl Store for Hooked {
         }
         self.inner.take_lease(keys, token, ttl, force)
     }
-    fn stamps<'a>(&'a self, stamps: &'a [String]) -> StoreFuture<'a, Vec<u64>> {
+    fn stamps<'a>(&'a self, stamps: &'a [String], ttl: Duration) -> StoreFuture<'a, Vec<u64>> {
         if self.down() {
             return failed();
         }
-        self.inner.stamps(stamps)
+        self.inner.stamps(stamps, ttl)
     }
     fn fill_leased<'a>(
         &'a self,

@@ -11,7 +11,43 @@ on_both_stores!(
     invalidating_a_category_misses_its_products_only,
     a_lost_index_does_not_save_a_stale_dependent,
     a_disabled_related_model_still_invalidates_its_dependents,
+    a_generation_bump_misses_the_model_and_every_dependent,
 );
+
+async fn a_generation_bump_misses_the_model_and_every_dependent(fixture: Fixture) {
+    let cache = fixture.cache().await;
+    for id in 1..=3 {
+        cache.cache_model(&category(id)).await.unwrap();
+    }
+    cache.cache_model(&product(10, 1)).await.unwrap();
+    cache.cache_model(&product(11, 2)).await.unwrap();
+    cache.cache_model(&Widget::new(7)).await.unwrap();
+
+    cache.bump_model_generation::<Category>().await.unwrap();
+    assert_eq!(
+        cache
+            .get_cached_models::<Category>(&[1, 2, 3])
+            .await
+            .unwrap(),
+        [None, None, None]
+    );
+    // The dependents recorded the generation: misses, with no index at all.
+    assert_eq!(
+        cache.get_cached_models::<Product>(&[10, 11]).await.unwrap(),
+        [None, None]
+    );
+    // Other models are untouched.
+    assert_eq!(
+        cache.get_cached_model::<Widget>(7).await.unwrap(),
+        Some(Widget::new(7))
+    );
+    // Cached after the bump, a dependent is a hit again.
+    cache.cache_model(&product(10, 1)).await.unwrap();
+    assert_eq!(
+        cache.get_cached_model::<Product>(10).await.unwrap(),
+        Some(cached(10, 1))
+    );
+}
 
 async fn invalidating_a_category_misses_its_products_only(fixture: Fixture) {
     let cache = fixture.cache().await;

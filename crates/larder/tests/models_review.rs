@@ -1,7 +1,6 @@
 //! A hostile review of model caching (`larder::model`, `cache/model_*.rs`).
 //! Every test here failed against the reviewed commit: each is a confirmed
-//! defect, described above it. D1-D3 and D6 are fixed; D4 and D5 are
-//! ignored until they are. Private redis-servers (never the one on
+//! defect, described above it. D1-D6 are fixed. Private redis-servers (never the one on
 //! 6379) and the in-process store; signals, not sleeps.
 #![allow(missing_docs)]
 
@@ -340,7 +339,6 @@ async fn a_dependency_on_an_id_too_long_to_record_is_refused(fixture: Fixture) {
 // database every day per popular category.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open defect D4 of the model caching review: fix next (issue 11 stays open)"]
 async fn a_week_long_model_outlives_its_dependency_stamp() {
     let fixture = Fixture::redis();
     let server = fixture.server().unwrap();
@@ -365,7 +363,6 @@ async fn a_week_long_model_outlives_its_dependency_stamp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open defect D4 of the model caching review: fix next (issue 11 stays open)"]
 async fn caching_a_dependent_does_not_keep_its_stamp_alive() {
     let fixture = Fixture::redis();
     let server = fixture.server().unwrap();
@@ -400,7 +397,6 @@ async fn caching_a_dependent_does_not_keep_its_stamp_alive() {
 // (`index()` in the lease scripts); the model write path does not.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open defect D5 of the model caching review: fix next (issue 11 stays open)"]
 async fn a_foreign_tag_index_fails_every_dependent_write_in_fail_closed_mode() {
     let fixture = Fixture::redis();
     let server = fixture.server().unwrap();
@@ -457,7 +453,10 @@ async fn the_stamps_script_runs_in_linear_time() {
         let keys: Vec<String> = (base..base + n)
             .map(|item| tag_stamp(&cache, &format!("model:item:{item}")))
             .collect();
-        assert_eq!(cache.store().stamps(&keys).await.unwrap().len(), keys.len());
+        assert_eq!(
+            cache.store().stamps(&keys, DAY).await.unwrap().len(),
+            keys.len()
+        );
         let info: String = ::redis::cmd("INFO")
             .arg("commandstats")
             .query_async(&mut conn)

@@ -465,8 +465,8 @@ impl Store for HoldMset {
     ) -> StoreFuture<'a, Option<Grant>> {
         self.inner.take_lease(keys, token, ttl, force)
     }
-    fn stamps<'a>(&'a self, stamps: &'a [String]) -> StoreFuture<'a, Vec<u64>> {
-        self.inner.stamps(stamps)
+    fn stamps<'a>(&'a self, stamps: &'a [String], ttl: Duration) -> StoreFuture<'a, Vec<u64>> {
+        self.inner.stamps(stamps, ttl)
     }
     fn fill_leased<'a>(
         &'a self,

@@ -60,7 +60,8 @@ impl Cache {
                     .iter()
                     .map(|tag| self.inner.keys.tag_stamp(tag))
                     .collect();
-                self.call_in("stamps", budget, self.inner.store.stamps(&keys))
+                let ttl = self.longest_kept(options.ttl);
+                self.call_in("stamps", budget, self.inner.store.stamps(&keys, ttl))
                     .await
                     .ok()
                     .map(|values| tag_stamps(options.tags, Some(&values)))

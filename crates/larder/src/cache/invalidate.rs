@@ -26,16 +26,24 @@ impl Cache {
     /// # Errors
     /// The store failure.
     pub async fn delete_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<u64> {
+        self.delete_many_after(keys, Vec::new()).await
+    }
+
+    /// [`Cache::delete_many`] that removes the physical keys `first` (stamps
+    /// that guard fills) with the leases, before the values.
+    pub(super) async fn delete_many_after<K: AsRef<str>>(
+        &self,
+        keys: &[K],
+        first: Vec<String>,
+    ) -> Result<u64> {
         let physical: Vec<String> = keys
             .iter()
             .map(|k| self.inner.keys.physical(k.as_ref()))
             .collect();
         let is_deleted = |flight: &str| physical.iter().any(|p| p == flight_of(flight));
         self.detach_flights(is_deleted);
-        let leases: Vec<String> = keys
-            .iter()
-            .map(|k| self.inner.keys.lease(k.as_ref()))
-            .collect();
+        let mut leases = first;
+        leases.extend(keys.iter().map(|k| self.inner.keys.lease(k.as_ref())));
         // The leases go first, in the same round trip: a computation that
         // began before this call can no longer fill, not even between the
         // two removals.

@@ -4,11 +4,20 @@
 use super::Cache;
 use super::budget::Budget;
 use crate::envelope::Stamp;
+use std::time::Duration;
+
 use crate::model::{
-    CachedModel, MAX_DEPENDENCIES, MAX_DEPENDENCY_TAG_BYTES, dependency_tag, instance_key,
-    instance_tag,
+    CachedModel, DependencyTags, MAX_DEPENDENCIES, MAX_DEPENDENCY_TAG_BYTES, ModelOptions,
+    check_prefix, generation_tag, instance_key, instance_tag, writes_tag,
 };
 use crate::{Error, ErrorKind, Result};
+
+/// The checked tags of `model`'s dependencies.
+pub(super) fn model_dependencies<M: CachedModel>(key: &str, model: &M) -> Result<DependencyTags> {
+    let tags = DependencyTags::of(&M::OPTIONS, &model.dependencies())?;
+    check_dependencies(key, &tags.indexed)?;
+    Ok(tags)
+}
 
 /// Refuses dependencies the envelope could not record whole: silently
 /// dropping one would let its invalidation miss the entry.
@@ -83,19 +92,16 @@ impl Cache {
             return Ok(());
         }
         let key = instance_key(options, &model.id())?;
-        let tags = model
-            .dependencies()
-            .iter()
-            .map(|dependency| dependency_tag(options, dependency))
-            .collect::<Result<Vec<_>>>()?;
-        check_dependencies(&key, &tags)?;
+        let tags = model_dependencies(&key, model)?;
         let budget = Budget::new(self.inner.config.deadline);
         let stamps = if tags.is_empty() {
             Vec::new()
         } else {
             // Without its dependencies' stamps the entry could not be
             // checked on read: it is not written.
-            let Some(stamps) = self.absorb(self.dependency_stamps(&tags, &budget).await)? else {
+            let kept = self.longest_kept(options.timeout);
+            let stamps = self.dependency_stamps(&tags.recorded, kept, &budget).await;
+            let Some(stamps) = self.absorb(stamps)? else {
                 return Ok(());
             };
             stamps
@@ -105,6 +111,7 @@ impl Cache {
         self.check_size(&key, &encoded)?;
         let mut entry = self.entry(&key, encoded);
         entry.indexes = tags
+            .indexed
             .iter()
             .map(|tag| self.inner.keys.tag_index(tag))
             .collect();
@@ -116,14 +123,20 @@ impl Cache {
         self.absorb(stored).map(drop)
     }
 
-    /// The current stamps of `tags`, created where missing.
-    async fn dependency_stamps(&self, tags: &[String], budget: &Budget) -> Result<Vec<Stamp>> {
+    /// The current stamps of `tags`, created where missing, each kept at
+    /// least `kept`.
+    pub(super) async fn dependency_stamps(
+        &self,
+        tags: &[String],
+        kept: Duration,
+        budget: &Budget,
+    ) -> Result<Vec<Stamp>> {
         let keys: Vec<String> = tags
             .iter()
             .map(|tag| self.inner.keys.tag_stamp(tag))
             .collect();
         let values = self
-            .call_in("stamps", budget, self.inner.store.stamps(&keys))
+            .call_in("stamps", budget, self.inner.store.stamps(&keys, kept))
             .await?;
         if values.len() != tags.len() {
             return Err(Error::new(
@@ -203,8 +216,58 @@ impl Cache {
         // Even with caching off: entries written while it was on (by this
         // build before, or by others in a rolling deploy) must not be
         // served again when it is back on.
-        let existed = self.delete_cached_data(&key).await?;
+        // The guard of the fills embedding this instance moves with the
+        // entry's lease, in the same round trip, before the instance's own
+        // stamp (see `model::writes_tag`).
+        let guard = self.inner.keys.tag_stamp(&writes_tag(options.prefix));
+        let existed = self.delete_many_after(&[&key], vec![guard]).await? > 0;
         self.invalidate_tag(&tag).await?;
         Ok(existed)
+    }
+
+    /// Makes every entry of `M` a miss, and every entry that embeds any
+    /// instance of `M`: what to do when writes may have been missed (a
+    /// change feed that was disconnected, a bulk import, a restore), and
+    /// the operator's "bump the version" of one model at run time.
+    ///
+    /// Removes the model's entries as
+    /// [`invalidate_cache_pattern("{prefix}:*")`](Cache::invalidate_cache_pattern)
+    /// does (voiding the leases of fills in flight), and deletes the stamp
+    /// of the model's generation, which every entry embedding one of its
+    /// instances recorded: those are misses on their next read, wherever
+    /// they are, with no scan. Fills in flight that embed an instance are
+    /// dropped too.
+    ///
+    /// ```
+    /// # use larder::model::{CachedModel, ModelOptions};
+    /// # #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    /// # struct Product { id: u64, name: String }
+    /// # impl CachedModel for Product {
+    /// #     type Id = u64; type Stored<'a> = &'a Self; type Loaded = Self;
+    /// #     const OPTIONS: ModelOptions = ModelOptions::new("product");
+    /// #     fn id(&self) -> u64 { self.id } fn stored(&self) -> &Self { self }
+    /// #     fn from_loaded(p: Self) -> Self { p }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> larder::Result<()> {
+    /// let cache = larder::Cache::in_memory();
+    /// cache.cache_model(&Product { id: 1, name: "Teapot".into() }).await?;
+    /// cache.bump_model_generation::<Product>().await?;
+    /// assert_eq!(cache.get_cached_model::<Product>(1).await?, None);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for an invalid model prefix; the store
+    /// failure, in every fail mode.
+    pub async fn bump_model_generation<M: CachedModel>(&self) -> Result<()> {
+        let options = &M::OPTIONS;
+        check_prefix(options.prefix)?;
+        let guard = self.inner.keys.tag_stamp(&writes_tag(options.prefix));
+        self.call("UNLINK", self.inner.store.unlink(&[guard]))
+            .await?;
+        self.invalidate_cache_pattern(&format!("{}:*", options.prefix))
+            .await?;
+        self.invalidate_tag(&generation_tag(options.prefix)).await?;
+        Ok(())
     }
 }

@@ -122,6 +122,17 @@ impl Cache {
         })
     }
 
+    /// The longest a value written for `ttl` is kept: jittered up, plus the
+    /// stale grace period. The stamps a value records are kept at least
+    /// this long, so that none expires under it.
+    pub(super) fn longest_kept(&self, ttl: Duration) -> Duration {
+        let stretch = 1.0 + self.inner.config.ttl_jitter;
+        Duration::try_from_secs_f64(ttl.as_secs_f64() * stretch)
+            .unwrap_or(Duration::MAX)
+            .saturating_add(Duration::from_secs(1))
+            .saturating_add(self.inner.config.stale_grace)
+    }
+
     /// `max_value_bytes` bounds the value's encoded size **before**
     /// compression — the same rule a read applies, so that whatever is
     /// stored can be read back.

@@ -1,6 +1,8 @@
 //! A model's keys: `{prefix}:{id}` for an instance's entry (the Django
 //! original's shape), `model:{prefix}:{id}` for the tag its dependents are
-//! filled under.
+//! filled under, `model:{prefix}` for the generation every dependent of
+//! any instance records, and `model-writes:{prefix}` for the guard of
+//! fills that embed one of its instances.
 
 use std::fmt::Display;
 
@@ -63,6 +65,58 @@ pub(crate) fn dependency_tag(options: &ModelOptions, dependency: &Dependency) ->
     instance_tag(dependency.model, &dependency.id)
 }
 
+/// The tag of the generation of the model `prefix`: recorded by every
+/// entry that embeds one of its instances, so that
+/// [`Cache::bump_model_generation`](crate::Cache::bump_model_generation)
+/// turns them all into misses. A prefix has no `:`, so no instance tag
+/// (`model:{prefix}:{id}`) can be one.
+pub(crate) fn generation_tag(prefix: &str) -> String {
+    format!("model:{prefix}")
+}
+
+/// The tag whose stamp guards the fills of entries that embed an instance
+/// of the model `prefix`: taken with the lease before the load, moved by
+/// every invalidation of one of its instances, so a fill that may have
+/// loaded an instance's old data is dropped. Never recorded in an entry.
+pub(crate) fn writes_tag(prefix: &str) -> String {
+    format!("model-writes:{prefix}")
+}
+
+/// The tags an entry with `dependencies` records, and the ones it joins
+/// the indexes of: each dependency's instance tag (both), and the
+/// generation tag of each related model it names (recorded only: an index
+/// of every dependent of a model would grow without bound).
+#[derive(Debug, Default)]
+pub(crate) struct DependencyTags {
+    pub(crate) recorded: Vec<String>,
+    pub(crate) indexed: Vec<String>,
+}
+
+impl DependencyTags {
+    /// The tags of `dependencies` of a model with `options`, checked (see
+    /// [`dependency_tag`]), each once.
+    pub(crate) fn of(options: &ModelOptions, dependencies: &[Dependency]) -> Result<Self> {
+        let mut tags = Self::default();
+        let mut models: Vec<&str> = Vec::new();
+        for dependency in dependencies {
+            let tag = dependency_tag(options, dependency)?;
+            if !tags.indexed.contains(&tag) {
+                tags.indexed.push(tag);
+            }
+            if !models.contains(&dependency.model) {
+                models.push(dependency.model);
+            }
+        }
+        tags.recorded = tags.indexed.clone();
+        tags.recorded.extend(models.into_iter().map(generation_tag));
+        Ok(tags)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.recorded.is_empty()
+    }
+}
+
 fn joined(head: &str, prefix: &str, id: &dyn Display) -> Result<String> {
     let mut key = String::with_capacity(head.len() + prefix.len() + 8);
     key.push_str(head);
@@ -116,5 +170,32 @@ mod tests {
         let err = dependency_tag(&options, &Dependency::new("brand", 3)).unwrap_err();
         assert!(err.is_config());
         assert!(err.to_string().contains("related"), "{err}");
+    }
+
+    #[test]
+    fn dependents_record_each_instance_tag_once_and_each_model_generation() {
+        let options = ModelOptions::new("bundle").related(&["category", "brand"]);
+        let dependencies = [
+            Dependency::new("category", 3),
+            Dependency::new("brand", 1),
+            Dependency::new("category", 3),
+            Dependency::new("category", 4),
+        ];
+        let tags = DependencyTags::of(&options, &dependencies).unwrap();
+        assert_eq!(
+            tags.indexed,
+            ["model:category:3", "model:brand:1", "model:category:4"]
+        );
+        assert_eq!(
+            tags.recorded,
+            [
+                "model:category:3",
+                "model:brand:1",
+                "model:category:4",
+                "model:category",
+                "model:brand"
+            ]
+        );
+        assert!(DependencyTags::of(&options, &[]).unwrap().is_empty());
     }
 }

@@ -88,7 +88,9 @@ mod options;
 
 pub use cached_model::{CachedModel, Dependency};
 pub use key::model_key;
-pub(crate) use key::{dependency_tag, instance_key, instance_tag};
+pub(crate) use key::{
+    DependencyTags, check_prefix, generation_tag, instance_key, instance_tag, writes_tag,
+};
 #[cfg(feature = "macros")]
 #[doc = include_str!("derive.md")]
 pub use larder_macros::CachedModel;

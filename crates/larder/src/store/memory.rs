@@ -362,7 +362,7 @@ impl Store for MemoryStore {
         async move { Ok(taken) }.boxed()
     }
 
-    fn stamps<'a>(&'a self, stamps: &'a [String]) -> StoreFuture<'a, Vec<u64>> {
+    fn stamps<'a>(&'a self, stamps: &'a [String], _ttl: Duration) -> StoreFuture<'a, Vec<u64>> {
         let seen = self.lock_leases().seen(stamps, true).unwrap_or_default();
         async move { Ok(seen) }.boxed()
     }

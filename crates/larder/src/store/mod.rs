@@ -163,11 +163,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> StoreFuture<'a, Option<Grant>>;
 
     /// The values of `stamps`, each created (a fresh random value) if it is
-    /// missing or foreign: what a fill without a lease records. Stores that
-    /// keep no stamps refuse it; tagged values are then not stored with
-    /// leases off.
-    fn stamps<'a>(&'a self, stamps: &'a [String]) -> StoreFuture<'a, Vec<u64>> {
-        let _ = stamps;
+    /// missing or foreign, and each kept for at least `ttl` (an entry
+    /// recorded under a stamp must not outlive it): what a write that
+    /// records stamps without a lease reads first. Stores that keep no
+    /// stamps refuse it; tagged values are then not stored with leases off.
+    fn stamps<'a>(&'a self, stamps: &'a [String], ttl: Duration) -> StoreFuture<'a, Vec<u64>> {
+        let _ = (stamps, ttl);
         Box::pin(async move {
             Err(crate::Error::new(
                 crate::ErrorKind::Rejected,

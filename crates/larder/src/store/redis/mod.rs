@@ -25,7 +25,8 @@ use crate::{Error, ErrorKind, Result};
 /// - `stamps(first, last, nonce, ttl)`: what the stamps `KEYS[first..=last]`
 ///   hold, as `|s1|s2…`. A missing or foreign stamp (not 1 to 19 digits)
 ///   gets `nonce` (a fresh random value) when one is given; without one it
-///   voids (`nil`).
+///   voids (`nil`). With a nonce, every stamp is kept at least `ttl` ms
+///   (an entry recorded under a stamp must not outlive it).
 /// - `index(key, member, ttl)`: adds `member` to the tag index `key`, whose
 ///   expiry is kept at least `ttl` (a foreign key there is replaced).
 /// - `live(key, held, seen)`: the milliseconds left of the lease `held`
@@ -54,6 +55,8 @@ local function stamps(first, last, nonce, ttl)
       if not nonce then return nil end
       stamp = nonce
       redis.call('SET', KEYS[i], stamp, 'PX', ttl)
+    elseif nonce and redis.call('PTTL', KEYS[i]) < tonumber(ttl) then
+      redis.call('PEXPIRE', KEYS[i], ttl)
     end
     seen[#seen + 1] = stamp
   end
@@ -125,7 +128,8 @@ return stamps(1, #KEYS, ARGV[1], ARGV[2])
 
 /// `KEYS`: value, lease, waiters, stamps…, indexes…. `ARGV`: token, value,
 /// ttl ms, channel, number of stamps. Stores only for the holder of a
-/// lease whose stamps are all unchanged, and indexes what it stored;
+/// lease whose stamps are all unchanged, keeps those stamps at least as
+/// long as the value, and indexes what it stored;
 /// returns 1 if it stored. Releases the lease either way.
 const FILL_LEASED: &str = lease_script!(
     r"
@@ -135,6 +139,10 @@ local held = read(KEYS[2])
 local filled = 0
 if seen and held == ARGV[1] .. seen then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  -- The value records these stamps: none may expire before it.
+  for i = 4, last do
+    if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+  end
   for i = last + 1, #KEYS do index(KEYS[i], KEYS[1], ARGV[3]) end
   filled = 1
 end
@@ -155,9 +163,20 @@ return 1
 "
 );
 
+/// `KEYS`: tag indexes. `ARGV`: member, ttl ms. Adds `member` to each,
+/// replacing a foreign key there: the repair of a plain write whose `SADD`
+/// met one (`WRONGTYPE`).
+const INDEX: &str = lease_script!(
+    r"
+for i = 1, #KEYS do index(KEYS[i], ARGV[1], ARGV[2]) end
+return 1
+"
+);
+
 /// The scripts, loaded once per store.
 struct Scripts {
     stamps: redis::Script,
+    index: redis::Script,
     release_lease: redis::Script,
     get_or_lease: redis::Script,
     take_lease: redis::Script,
@@ -227,6 +246,7 @@ impl RedisStore {
             blocking: Arc::default(),
             scripts: Arc::new(Scripts {
                 stamps: redis::Script::new(STAMPS),
+                index: redis::Script::new(INDEX),
                 get_or_lease: redis::Script::new(GET_OR_LEASE),
                 take_lease: redis::Script::new(TAKE_LEASE),
                 fill_leased: redis::Script::new(FILL_LEASED),
@@ -365,6 +385,14 @@ fn grant(token: u64, seen: &str) -> Result<Grant> {
 
 /// A fresh random stamp value: at most 19 decimal digits (below 2^63, so
 /// every stamp the scripts accept parses as a `u64`), never 0.
+/// Whether every failure in `err` (one command's, or a pipeline's) is a
+/// `WRONGTYPE`.
+fn only_wrong_type(err: &redis::RedisError) -> bool {
+    err.clone().into_server_errors().is_some_and(|failures| {
+        !failures.is_empty() && failures.iter().all(|(_, e)| e.code() == "WRONGTYPE")
+    })
+}
+
 fn nonce() -> u64 {
     (rand::random::<u64>() >> 1) | 1
 }
@@ -447,11 +475,28 @@ impl Store for RedisStore {
                     }
                 }
             }
-            let pipe = &pipe;
-            self.run(
-                "SET",
-                |mut conn| async move { pipe.exec_async(&mut conn).await },
-            )
+            let (pipe, index) = (&pipe, &self.scripts.index);
+            self.run("SET", |mut conn| async move {
+                match pipe.exec_async(&mut conn).await {
+                    // Only a `SADD` answers WRONGTYPE here (`SET` replaces
+                    // any type), and the pipeline ran on: the values are
+                    // stored. A foreign key sits where a tag index goes;
+                    // replace it, as the lease scripts do, rather than fail
+                    // every write of the tag's members until it is gone.
+                    Err(err) if only_wrong_type(&err) => {
+                        for entry in entries.iter().filter(|e| !e.indexes.is_empty()) {
+                            let mut repair = index.prepare_invoke();
+                            repair
+                                .key(&entry.indexes)
+                                .arg(&entry.key)
+                                .arg(millis(entry.ttl));
+                            repair.invoke_async::<()>(&mut conn).await?;
+                        }
+                        Ok(())
+                    }
+                    done => done,
+                }
+            })
             .await
         }
         .boxed()
@@ -714,10 +759,13 @@ impl Store for RedisStore {
         .boxed()
     }
 
-    fn stamps<'a>(&'a self, stamps: &'a [String]) -> StoreFuture<'a, Vec<u64>> {
+    fn stamps<'a>(&'a self, stamps: &'a [String], ttl: Duration) -> StoreFuture<'a, Vec<u64>> {
         async move {
             let mut invocation = self.scripts.stamps.prepare_invoke();
-            invocation.key(stamps).arg(nonce()).arg(millis(STAMP_TTL));
+            invocation
+                .key(stamps)
+                .arg(nonce())
+                .arg(millis(ttl.max(STAMP_TTL)));
             let invocation = &invocation;
             let seen: String = self
                 .run("stamps script", |mut conn| async move {
