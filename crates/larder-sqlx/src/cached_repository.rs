@@ -149,6 +149,30 @@ impl<R: Repository> CachedRepository<R> {
             .await
     }
 
+    /// The row `id` from the database, around the cache (neither read
+    /// nor filled): for read-modify-write. A cached copy lacks the
+    /// model's excluded fields (they read back as their `Default`), so
+    /// saving it would overwrite them; load the row, change it, save it —
+    /// or do all three in a [`Transaction`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::Database`](crate::ErrorKind::Database) if the load
+    /// failed.
+    pub async fn load(&self, id: IdOf<R>) -> Result<Option<R::Model>> {
+        let key = describe_key::<R::Model>(&id);
+        let mut conn = self.inner.pool.acquire().await.map_err(|error| {
+            Error::database(
+                format_args!("acquiring a connection to load `{key}`"),
+                error,
+            )
+        })?;
+        self.inner
+            .repository
+            .load(&mut conn, &id)
+            .await
+            .map_err(|error| Error::database(format_args!("loading `{key}`"), error))
+    }
+
     /// The instances `ids`, in order, `None` where there is no row.
     ///
     /// Costs: one `MGET` for all of them (and at most one more for the
@@ -255,6 +279,17 @@ impl<R: Repository> CachedRepository<R> {
             .cache
             .invalidate_model_cache_id::<R::Model>(id)
             .await?)
+    }
+
+    /// Makes every cached instance of the model a miss, and every entry
+    /// that embeds one ([`Cache::bump_model_generation`]): after a write
+    /// that bypassed the repository (bulk SQL, another service, a
+    /// restore), once it has committed.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Cache`](crate::ErrorKind::Cache) if the store failed.
+    pub async fn invalidate_all(&self) -> Result<()> {
+        Ok(self.inner.cache.bump_model_generation::<R::Model>().await?)
     }
 
     /// The invalidation of `id` after its write committed.

@@ -18,7 +18,10 @@
 //!   (saving a Category invalidates the Products embedding it);
 //! - [`begin`](CachedRepository::begin) opens a [`Transaction`]: its
 //!   writes invalidate after its commit, never on rollback, and its reads
-//!   after a write see its own rows, not the cache.
+//!   after a write see its own rows, not the cache;
+//! - [`load`](CachedRepository::load) reads the database around the
+//!   cache, for read-modify-write: a cached copy lacks the model's
+//!   excluded fields, so saving it back would blank them.
 //!
 //! Failures are one [`Error`] with an [`ErrorKind`]; a write that
 //! committed but could not invalidate is

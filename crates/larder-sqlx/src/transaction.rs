@@ -85,11 +85,29 @@ impl<DB: Database> Transaction<DB> {
         {
             return Ok(Some(hit));
         }
-        self.load(repository, &id).await
+        self.load_row(repository, &id).await
+    }
+
+    /// The row `id` as this transaction sees it, from the database,
+    /// never the cache, written or not: for read-modify-write (a cached
+    /// copy lacks the model's excluded fields).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Database`](crate::ErrorKind::Database) if the load
+    /// failed.
+    pub async fn load<R>(
+        &mut self,
+        repository: &CachedRepository<R>,
+        id: IdOf<R>,
+    ) -> Result<Option<R::Model>>
+    where
+        R: Repository<Database = DB>,
+    {
+        self.load_row(repository, &id).await
     }
 
     /// The row `id` on the transaction's connection.
-    async fn load<R>(
+    async fn load_row<R>(
         &mut self,
         repository: &CachedRepository<R>,
         id: &IdOf<R>,
@@ -178,7 +196,7 @@ impl<DB: Database> Transaction<DB> {
             }
         }
         for at in repeated {
-            found[at] = self.load(repository, &ids[at]).await?;
+            found[at] = self.load_row(repository, &ids[at]).await?;
         }
         Ok(found)
     }

@@ -159,3 +159,48 @@ async fn an_excluded_field_never_reaches_redis<DB: TestDb>(fx: Fixture<DB>) {
         "part of the excluded field's value reached Redis"
     );
 }
+
+on_both_databases!(saving_a_category_invalidates_exactly_the_products_embedding_it);
+
+/// 1,000 products in 50 categories, all cached; one category saved:
+/// exactly its 20 products miss, the other 980 still hit.
+async fn saving_a_category_invalidates_exactly_the_products_embedding_it<DB: TestDb>(
+    fx: Fixture<DB>,
+) {
+    use common::models::Category;
+    let categories: Vec<Category> = (1..=50).map(category).collect();
+    let products: Vec<Product> = (1..=1000)
+        .map(|id| product(id, (id - 1) % 50 + 1))
+        .collect();
+    fx.seed(&categories, &products).await;
+    let ids: Vec<i64> = (1..=1000).collect();
+    let loaded = fx.products.get_many(&ids).await.unwrap();
+    assert!(loaded.iter().all(Option::is_some));
+    let hits = fx.cache.get_cached_models::<Product>(&ids).await.unwrap();
+    assert!(hits.iter().all(Option::is_some), "all 1,000 are cached");
+
+    fx.categories
+        .save(&Category {
+            id: 7,
+            name: "Cookware".into(),
+        })
+        .await
+        .unwrap();
+
+    let mut misses = Vec::new();
+    for &id in &ids {
+        match fx.cache.get_cached_model::<Product>(id).await.unwrap() {
+            None => misses.push(id),
+            Some(hit) => assert_eq!(hit, cached(&products[id as usize - 1])),
+        }
+    }
+    let in_category_7: Vec<i64> = products
+        .iter()
+        .filter(|p| p.category.id == 7)
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(in_category_7.len(), 20);
+    assert_eq!(misses, in_category_7);
+    let reread = fx.products.get(in_category_7[0]).await.unwrap().unwrap();
+    assert_eq!(reread.category.name, "Cookware");
+}

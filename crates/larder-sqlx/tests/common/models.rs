@@ -93,3 +93,13 @@ pub fn cached(p: &Product) -> Product {
         ..p.clone()
     }
 }
+
+impl Product {
+    /// This product at another price.
+    pub fn with_price(self, price_cents: i64) -> Self {
+        Self {
+            price_cents,
+            ..self
+        }
+    }
+}
