@@ -30,9 +30,10 @@ use crate::repository::{IdOf, Repository};
 ///   cache to the transaction's own rows.
 ///
 /// One transaction can write through several repositories of the same
-/// database (a Category and its Products):
+/// database (a Category and its Products; [the crate docs](crate) have a
+/// runnable example of a transaction):
 ///
-/// ```ignore
+/// ```text
 /// let mut tx = products.begin().await?;
 /// tx.save(&categories, &kitchen).await?;
 /// tx.save(&products, &teapot).await?;

@@ -34,7 +34,7 @@ where
     W: AsyncFnOnce(),
 {
     let teapot = product(1, 3);
-    fx.seed(&[category(3)], &[teapot.clone()]).await;
+    fx.seed(&[category(3)], std::slice::from_ref(&teapot)).await;
     let products = fx.products_on(cache);
     let held = common::repos::Hooked::hooks(products.repository()).hold_next_load();
     let reader = tokio::spawn({
