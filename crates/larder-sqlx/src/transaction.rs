@@ -29,6 +29,10 @@ use crate::repository::{IdOf, Repository};
 ///   could already be stale. Once it has written, reads go around the
 ///   cache to the transaction's own rows.
 ///
+/// An open transaction holds one pool connection; read through it, not
+/// through the repository, while it is open (the repository takes a
+/// connection of its own, and waits for one if the pool has no other).
+///
 /// One transaction can write through several repositories of the same
 /// database (a Category and its Products; [the crate docs](crate) have a
 /// runnable example of a transaction):
@@ -218,8 +222,9 @@ impl<DB: Database> Transaction<DB> {
     {
         let id = model.id();
         // Before the write: a write that fails half-way must still be read
-        // around the cache.
+        // around the cache, and invalidated if the transaction commits anyway.
         self.written = true;
+        self.pending.push(repository.invalidation(id.clone()));
         repository
             .repository()
             .save(&mut self.tx, model)
@@ -232,9 +237,7 @@ impl<DB: Database> Transaction<DB> {
                     ),
                     error,
                 )
-            })?;
-        self.pending.push(repository.invalidation(id));
-        Ok(())
+            })
     }
 
     /// Deletes the row `id` through `repository` inside this transaction;
@@ -248,7 +251,8 @@ impl<DB: Database> Transaction<DB> {
         R: Repository<Database = DB>,
     {
         self.written = true;
-        let existed = repository
+        self.pending.push(repository.invalidation(id.clone()));
+        repository
             .repository()
             .delete(&mut self.tx, &id)
             .await
@@ -260,9 +264,7 @@ impl<DB: Database> Transaction<DB> {
                     ),
                     error,
                 )
-            })?;
-        self.pending.push(repository.invalidation(id));
-        Ok(existed)
+            })
     }
 
     /// Queues the invalidation of `M`'s instance `id` for after the commit,
