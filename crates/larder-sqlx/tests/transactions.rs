@@ -168,3 +168,29 @@ async fn reads_before_a_write_use_the_cache_but_never_fill_it<DB: TestDb>(fx: Fi
     tx.commit().await.unwrap();
     assert_eq!(cached_now(&fx, 1).await, Some(cached(&teapot)));
 }
+
+on_both_databases!(every_future_is_send_so_a_handler_can_spawn_it);
+
+/// What a web handler does, on a spawned task: every future is `Send`.
+async fn every_future_is_send_so_a_handler_can_spawn_it<DB: TestDb>(fx: Fixture<DB>) {
+    let (products, categories) = (fx.products.clone(), fx.categories.clone());
+    tokio::spawn(async move {
+        let mut tx = products.begin().await.unwrap();
+        tx.save(&categories, &category(3)).await.unwrap();
+        tx.save(&products, &product(1, 3)).await.unwrap();
+        assert!(tx.get(&products, 1).await.unwrap().is_some());
+        assert_eq!(tx.get_many(&products, &[1]).await.unwrap().len(), 1);
+        assert!(tx.load(&products, 1).await.unwrap().is_some());
+        tx.commit().await.unwrap();
+        assert!(products.get(1).await.unwrap().is_some());
+        assert_eq!(products.get_many(&[1, 2]).await.unwrap().len(), 2);
+        assert!(products.load(1).await.unwrap().is_some());
+        products.save(&product(1, 3)).await.unwrap();
+        products.invalidate(1).await.unwrap();
+        products.invalidate_all().await.unwrap();
+        assert!(products.delete(1).await.unwrap());
+        products.begin().await.unwrap().rollback().await.unwrap();
+    })
+    .await
+    .unwrap();
+}

@@ -204,3 +204,46 @@ async fn saving_a_category_invalidates_exactly_the_products_embedding_it<DB: Tes
     let reread = fx.products.get(in_category_7[0]).await.unwrap().unwrap();
     assert_eq!(reread.category.name, "Cookware");
 }
+
+on_both_databases!(ids_with_separators_and_globs_are_keys_of_their_own);
+
+/// String ids the application does not control: each is its own key, a
+/// write to one invalidates only it, and nothing panics.
+async fn ids_with_separators_and_globs_are_keys_of_their_own<DB: TestDb>(fx: Fixture<DB>) {
+    use common::models::Note;
+    use larder_sqlx::CachedRepository;
+    let notes: CachedRepository<DB::Notes> =
+        CachedRepository::builder(fx.cache.clone(), fx.pool.clone(), Default::default())
+            .concurrency(0) // taken as 1
+            .build();
+    let slugs: Vec<String> = ["a*", "ab", "a:b", "a%3Ab", "", "[x]", "a?", "é ☃\n"]
+        .map(String::from)
+        .to_vec();
+    let note = |slug: &str, body: &str| Note {
+        slug: slug.to_owned(),
+        body: body.to_owned(),
+    };
+    for slug in &slugs {
+        notes.save(&note(slug, &format!("{slug:?}"))).await.unwrap();
+    }
+    let all = notes.get_many(&slugs).await.unwrap();
+    for (slug, found) in slugs.iter().zip(&all) {
+        assert_eq!(found.as_ref(), Some(&note(slug, &format!("{slug:?}"))));
+    }
+
+    notes.save(&note("a*", "new")).await.unwrap();
+    assert!(notes.delete("a:b".into()).await.unwrap());
+    for slug in &slugs {
+        let hit = fx
+            .cache
+            .get_cached_model::<Note>(slug.clone())
+            .await
+            .unwrap();
+        match slug.as_str() {
+            "a*" | "a:b" => assert_eq!(hit, None, "{slug:?} was written"),
+            _ => assert!(hit.is_some(), "{slug:?} was not written, yet missed"),
+        }
+    }
+    assert_eq!(notes.get("a*".into()).await.unwrap().unwrap().body, "new");
+    assert_eq!(notes.get("a:b".into()).await.unwrap(), None);
+}

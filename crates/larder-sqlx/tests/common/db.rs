@@ -12,8 +12,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Connection, Pool, Postgres, Sqlite};
 
-use super::models::{Category, Product};
-use super::repos::{CategoryRepo, Hooked, ProductRepo};
+use super::models::{Category, Note, Product};
+use super::repos::{CategoryRepo, Hooked, NoteRepo, ProductRepo};
 
 const SCHEMA: &str = "\
     CREATE TABLE categories (id BIGINT PRIMARY KEY, name TEXT NOT NULL);
@@ -23,7 +23,8 @@ const SCHEMA: &str = "\
         price_cents BIGINT NOT NULL,
         category_id BIGINT NOT NULL REFERENCES categories (id),
         internal_notes TEXT NOT NULL
-    );";
+    );
+    CREATE TABLE notes (slug TEXT PRIMARY KEY, body TEXT NOT NULL);";
 
 /// Pool connections per test: enough for a held load beside a write.
 const POOL_SIZE: u32 = 5;
@@ -35,6 +36,7 @@ pub trait TestDb: sqlx::Database {
     const BACKEND: &'static str;
     type Products: Repository<Database = Self, Model = Product> + Hooked + Default;
     type Categories: Repository<Database = Self, Model = Category> + Hooked + Default;
+    type Notes: Repository<Database = Self, Model = Note> + Default;
 
     /// A fresh, empty database with the tables; `None` if this backend is
     /// not configured (PostgreSQL without `DATABASE_URL`). Panics if it
@@ -110,6 +112,7 @@ impl TestDb for Sqlite {
     const BACKEND: &'static str = "sqlite";
     type Products = ProductRepo<Sqlite>;
     type Categories = CategoryRepo<Sqlite>;
+    type Notes = NoteRepo<Sqlite>;
 
     async fn create() -> Option<Scratch<Self>> {
         let dir = tempfile::tempdir().expect("a temporary directory for the SQLite file");
@@ -164,6 +167,7 @@ impl TestDb for Postgres {
     const BACKEND: &'static str = "postgres";
     type Products = ProductRepo<Postgres>;
     type Categories = CategoryRepo<Postgres>;
+    type Notes = NoteRepo<Postgres>;
 
     async fn create() -> Option<Scratch<Self>> {
         let url = database_url()?;

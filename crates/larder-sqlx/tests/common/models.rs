@@ -66,6 +66,15 @@ impl From<&ProductV2> for Product {
     }
 }
 
+/// A model keyed by a string the application does not control.
+#[derive(Debug, Clone, PartialEq, CachedModel)]
+#[larder(prefix = "note")]
+pub struct Note {
+    #[larder(id)]
+    pub slug: String,
+    pub body: String,
+}
+
 pub const NOTES: &str = "ZQX-supplier-owes-us-4471";
 
 pub fn category(id: i64) -> Category {

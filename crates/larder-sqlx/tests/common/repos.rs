@@ -10,7 +10,7 @@ use futures::stream::BoxStream;
 use larder_sqlx::{ConnectionOf, Repository};
 use tokio::sync::oneshot;
 
-use super::models::{Category, Product, ProductV2};
+use super::models::{Category, Note, Product, ProductV2};
 
 /// Counts loads; holds the next load after its query, on request.
 #[derive(Debug, Default)]
@@ -66,6 +66,15 @@ pub struct ProductRepo<DB> {
 pub struct CategoryRepo<DB> {
     pub hooks: Hooks,
     _db: PhantomData<fn() -> DB>,
+}
+
+#[derive(Debug)]
+pub struct NoteRepo<DB>(PhantomData<fn() -> DB>);
+
+impl<DB> Default for NoteRepo<DB> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
 }
 
 impl<DB> Default for ProductRepo<DB> {
@@ -228,6 +237,65 @@ macro_rules! repositories {
                     .fetch(conn)
                     .map(|row| row.and_then(|row| category_from(&row)))
                     .boxed()
+            }
+        }
+
+        impl Repository for NoteRepo<$db> {
+            type Database = $db;
+            type Model = Note;
+
+            async fn load(
+                &self,
+                conn: &mut <$db as sqlx::Database>::Connection,
+                slug: &String,
+            ) -> sqlx::Result<Option<Note>> {
+                let row = sqlx::query("SELECT slug, body FROM notes WHERE slug = $1")
+                    .bind(slug)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                row.map(|row| {
+                    use sqlx::Row;
+                    Ok(Note {
+                        slug: row.try_get("slug")?,
+                        body: row.try_get("body")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn save(
+                &self,
+                conn: &mut <$db as sqlx::Database>::Connection,
+                n: &Note,
+            ) -> sqlx::Result<()> {
+                sqlx::query(
+                    "INSERT INTO notes (slug, body) VALUES ($1, $2) \
+                     ON CONFLICT (slug) DO UPDATE SET body = excluded.body",
+                )
+                .bind(&n.slug)
+                .bind(&n.body)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+
+            async fn delete(
+                &self,
+                conn: &mut <$db as sqlx::Database>::Connection,
+                slug: &String,
+            ) -> sqlx::Result<bool> {
+                let done = sqlx::query("DELETE FROM notes WHERE slug = $1")
+                    .bind(slug)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            fn stream_all<'c>(
+                &'c self,
+                _conn: &'c mut <$db as sqlx::Database>::Connection,
+            ) -> BoxStream<'c, sqlx::Result<Note>> {
+                futures::stream::empty().boxed()
             }
         }
     };
