@@ -128,24 +128,10 @@ impl<R: Repository> CachedRepository<R> {
     /// model prefix, or a store failure in fail-closed mode (in the default
     /// fail-open mode a store failure is a miss: the row is loaded).
     pub async fn get(&self, id: IdOf<R>) -> Result<Option<R::Model>> {
-        let inner = &*self.inner;
         let load_id = id.clone();
-        inner
+        self.inner
             .cache
-            .get_or_load_model(id, || async move {
-                let key = describe_key::<R::Model>(&load_id);
-                let mut conn = inner.pool.acquire().await.map_err(|error| {
-                    Error::database(
-                        format_args!("acquiring a connection to load `{key}`"),
-                        error,
-                    )
-                })?;
-                inner
-                    .repository
-                    .load(&mut conn, &load_id)
-                    .await
-                    .map_err(|error| Error::database(format_args!("loading `{key}`"), error))
-            })
+            .get_or_load_model(id, || self.load(load_id))
             .await
     }
 
