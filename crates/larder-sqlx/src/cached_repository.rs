@@ -12,8 +12,6 @@ use sqlx::Pool;
 use crate::error::{Error, Result};
 use crate::pending::{Invalidation, Pending, describe_key};
 use crate::repository::{IdOf, Repository};
-#[allow(unused_imports)]
-use crate::shim::Shim;
 use crate::transaction::Transaction;
 
 /// How many misses of one [`CachedRepository::get_many`] load at once,

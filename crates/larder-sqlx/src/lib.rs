@@ -23,6 +23,10 @@
 //!   cache, for read-modify-write: a cached copy lacks the model's
 //!   excluded fields, so saving it back would blank them.
 //!
+//! Writes that bypass the repository (bulk SQL, other services) are
+//! caught on PostgreSQL by the change feed (`change_feed`, feature
+//! `postgres`).
+//!
 //! Failures are one [`Error`] with an [`ErrorKind`]; a write that
 //! committed but could not invalidate is
 //! [`ErrorKind::StaleAfterCommit`], naming the keys that may be stale.
@@ -120,10 +124,11 @@
 //! ```
 
 mod cached_repository;
+#[cfg(feature = "postgres")]
+pub mod change_feed;
 mod error;
 mod pending;
 mod repository;
-mod shim;
 mod transaction;
 
 pub use cached_repository::{CachedRepository, CachedRepositoryBuilder, DEFAULT_CONCURRENCY};

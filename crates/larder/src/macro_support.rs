@@ -256,7 +256,7 @@ where
         ttl: default_ttl,
         fail_open: true,
         refresh: mode == Mode::Refresh,
-        tags: &[],
+        ..cache.options(default_ttl)
     };
     let argument = ttls.argument;
     let compute = || async move {
@@ -335,6 +335,7 @@ where
         fail_open: true,
         refresh: false,
         tags,
+        ..cache.options(ttl)
     };
     match cache
         .read_through_served(key, options, sharing, compute)
@@ -371,6 +372,7 @@ where
         fail_open: true,
         refresh: true,
         tags,
+        ..cache.options(ttl)
     };
     match cache
         .read_through_served(key, options, sharing, compute)
@@ -428,11 +430,9 @@ pub fn optional<T>(value: Option<Computed<T>>, none_ttl: Duration) -> Computed<O
         Some(computed) => Computed {
             value: Some(computed.value),
             ttl: computed.ttl,
+            depends: computed.depends,
         },
-        None => Computed {
-            value: None,
-            ttl: Some(none_ttl),
-        },
+        None => Computed::expiring(None, none_ttl),
     }
 }
 

@@ -387,3 +387,32 @@ async fn the_free_functions_use_the_global_cache() {
     // The same entries through the handle that was installed.
     assert_eq!(cache.get_cached_model::<Product>(1).await.unwrap(), None);
 }
+
+/// 10,000 ids: one `MGET` for the values and one for the stamps of all
+/// their dependencies, counted by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_models_are_read_in_one_round_trip() {
+    let fixture = Fixture::redis();
+    let server = fixture.server().unwrap();
+    let cache = fixture.cache().await;
+    let ids: Vec<u64> = (1..=10_000).collect();
+    let writes = ids.iter().map(|&id| {
+        let cache = cache.clone();
+        async move {
+            cache.cache_model(&Widget::new(id)).await.unwrap();
+            cache.cache_model(&product(id, id % 50)).await.unwrap();
+        }
+    });
+    futures::future::join_all(writes).await;
+    let mut conn = common::raw(server).await;
+    let mgets = common::command_calls(&mut conn, "mget").await;
+    let widgets = cache.get_cached_models::<Widget>(&ids).await.unwrap();
+    assert!(widgets.iter().all(Option::is_some));
+    assert_eq!(common::command_calls(&mut conn, "mget").await, mgets + 1);
+    let products = cache.get_cached_models::<Product>(&ids).await.unwrap();
+    assert_eq!(products[41], Some(cached(42, 42)));
+    assert!(products.iter().all(Option::is_some));
+    // The values, then the stamps of the 50 categories (and their model's
+    // generation) once each.
+    assert_eq!(common::command_calls(&mut conn, "mget").await, mgets + 3);
+}

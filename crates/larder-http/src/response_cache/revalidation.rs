@@ -111,10 +111,10 @@ pub(crate) fn updated(
     match freshness::lifetime(&parts, &settings.shared, freshness::at(now_ms)) {
         Ok(lifetime) if may_store => {
             merged.shared = Some(lifetime);
-            Ok(Computed {
-                ttl: Some(lifetime.retention(&settings.shared)),
-                value: merged,
-            })
+            Ok(Computed::expiring(
+                merged,
+                lifetime.retention(&settings.shared),
+            ))
         }
         _ => Err(Box::new(merged)),
     }

@@ -476,10 +476,10 @@ where
         }
     };
     let (parts, bytes) = body_to_store(settings, parts, body).await?;
-    Ok(Computed {
-        value: StoredResponse::new(&parts, bytes, now_ms),
-        ttl: Some(ttl),
-    })
+    Ok(Computed::expiring(
+        StoredResponse::new(&parts, bytes, now_ms),
+        ttl,
+    ))
 }
 
 /// The body of a response that may be stored, read whole within

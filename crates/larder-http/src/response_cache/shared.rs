@@ -601,10 +601,10 @@ where
     let mut stored = StoredResponse::new(&parts, bytes, now_ms);
     stored.shared = Some(lifetime);
     stored.vary = fields::varied_values(&parts.headers, request_headers);
-    Ok(Computed {
-        ttl: Some(lifetime.retention(&settings.shared)),
-        value: stored,
-    })
+    Ok(Computed::expiring(
+        stored,
+        lifetime.retention(&settings.shared),
+    ))
 }
 
 fn gateway_timeout<B>() -> Response<ResponseBody<B>> {

@@ -12,7 +12,7 @@ use super::Cache;
 use super::budget::Budget;
 use super::lease::HeldLease;
 use super::read_through::{ComputeError, Computed, ReadThrough};
-use crate::envelope::{self, NO_SCHEMA, Stamp};
+use crate::envelope::{self, Stamp};
 use crate::store::StoreEntry;
 
 /// What became of a computed value.
@@ -85,20 +85,46 @@ impl Cache {
         metrics.with(key, |m| m.compute.record(elapsed.as_secs_f64()));
         let ttl = computed.ttl.unwrap_or(options.ttl);
         let compute_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);
-        let encoded = match self.envelope_for(
-            &computed.value,
-            ttl,
-            compute_ms,
-            stamps.clone().unwrap_or_default(),
-            NO_SCHEMA,
-        ) {
-            Ok(encoded) => encoded,
-            Err(err) => {
-                tracing::warn!(key, error = %err, "larder: computed value not cached");
-                self.give_back(lease, budget).await;
-                return Ok((computed.value, Filled::Unencodable));
+        // Tags learnt from the value: their stamps now, recorded beside the
+        // others. Had one of them been invalidated after the computation
+        // read its data, the guards taken with the lease have moved, and
+        // the fill is refused (see `ReadThrough::guards`).
+        let mut recorded = stamps.clone().unwrap_or_default();
+        let mut late_indexes = Vec::new();
+        let mut storable = stamps.is_some();
+        if !computed.depends.is_empty() {
+            let kept = self.longest_kept(ttl);
+            match self
+                .dependency_stamps(&computed.depends.recorded, kept, budget)
+                .await
+            {
+                Ok(found) => {
+                    recorded.extend(found);
+                    late_indexes = (computed.depends.indexed.iter())
+                        .map(|tag| self.inner.keys.tag_index(tag))
+                        .collect();
+                }
+                Err(err) if options.refresh && !options.fail_open => {
+                    self.give_back(lease, budget).await;
+                    return Err(ComputeError::Cache(err));
+                }
+                // Without them the entry could not be checked on read.
+                Err(_) => storable = false,
             }
-        };
+        }
+        let encoded =
+            match self.envelope_for(&computed.value, ttl, compute_ms, recorded, options.schema) {
+                Ok(encoded) => encoded,
+                Err(err) => {
+                    tracing::warn!(key, error = %err, "larder: computed value not cached");
+                    self.give_back(lease, budget).await;
+                    return Ok((computed.value, Filled::Unencodable));
+                }
+            };
+        if !storable && lease.is_some() {
+            self.give_back(lease, budget).await;
+            return Ok((computed.value, Filled::Unstored(encoded.bytes)));
+        }
         if self.check_size(key, &encoded).is_err() {
             self.give_back(lease, budget).await;
             return Ok((computed.value, Filled::Unstored(encoded.bytes)));
@@ -107,13 +133,19 @@ impl Cache {
         let filling = Instant::now();
         let stored = match lease.as_mut() {
             Some(held) => {
+                let mut keys = held.keys();
+                let indexes;
+                if !late_indexes.is_empty() {
+                    indexes = [keys.indexes, &late_indexes].concat();
+                    keys.indexes = &indexes;
+                }
                 let filled = self
                     .call_in(
                         "fill_leased",
                         budget,
                         self.inner
                             .store
-                            .fill_leased(held.keys(), held.lease, bytes.clone(), ttl),
+                            .fill_leased(keys, held.lease, bytes.clone(), ttl),
                     )
                     .await;
                 if filled.is_ok() {
@@ -122,17 +154,17 @@ impl Cache {
                 filled
             }
             // Without the tags' stamps the entry could not be checked.
-            None if !self.inner.config.leases && stamps.is_some() => {
+            None if !self.inner.config.leases && storable => {
+                let mut indexes: Vec<String> = (options.tags.iter())
+                    .map(|tag| self.inner.keys.tag_index(tag))
+                    .collect();
+                indexes.extend(late_indexes);
                 let entry = [StoreEntry {
                     key: physical.to_owned(),
                     value: bytes.clone(),
                     ttl,
                     void_lease: None,
-                    indexes: options
-                        .tags
-                        .iter()
-                        .map(|tag| self.inner.keys.tag_index(tag))
-                        .collect(),
+                    indexes,
                 }];
                 self.call_in("SET", budget, self.inner.store.mset(&entry))
                     .await

@@ -93,7 +93,7 @@ impl Cache {
         let leases = self.inner.config.leases;
         if options.refresh {
             let flight_key = format!("{physical}\0refresh");
-            let keyset = self.lease_keyset(key, physical, options.tags);
+            let keyset = self.lease_keyset(key, physical, options.tags, options.guards);
             let plan = refresh_plan(leases);
             return self
                 .compute_in_flight(
@@ -112,7 +112,7 @@ impl Cache {
         }
         let now = now_ms();
         let entry = self
-            .fetch_tagged_entry::<T>(key, &physical, options.tags, options.fail_open, &budget)
+            .fetch_tagged_entry::<T>(key, &physical, options, &budget)
             .await
             .map_err(ReadFailure::Cache)?;
         let mut stale = None;
@@ -137,7 +137,7 @@ impl Cache {
                         xfetch::sample(),
                     )
                 {
-                    let early = self.lease_keyset(key, physical, options.tags);
+                    let early = self.lease_keyset(key, physical, options.tags, options.guards);
                     if let Ok(Some(held)) = self.take_lease(key, &early, false, true, &budget).await
                     {
                         self.inner
@@ -164,7 +164,8 @@ impl Cache {
                 // Stale-while-revalidate: one caller refreshes (with the
                 // lease it just took), the others get the old value at once.
                 if leases {
-                    let grace = self.lease_keyset(key, physical.clone(), options.tags);
+                    let grace =
+                        self.lease_keyset(key, physical.clone(), options.tags, options.guards);
                     match self.take_lease(key, &grace, false, true, &budget).await {
                         Ok(Some(held)) => plan = LeasePlan::Held(held),
                         _ => {
@@ -183,7 +184,8 @@ impl Cache {
             _ => {}
         }
         self.count_read(key, false);
-        let keyset = keyset.unwrap_or_else(|| self.lease_keyset(key, physical, options.tags));
+        let keyset = keyset
+            .unwrap_or_else(|| self.lease_keyset(key, physical, options.tags, options.guards));
         let flight_key = keyset.value.clone();
         self.compute_in_flight(
             key,

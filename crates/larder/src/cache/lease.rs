@@ -12,7 +12,7 @@ use super::Cache;
 use super::budget::Budget;
 use super::read_through::{ComputeError, ReadThrough};
 use crate::Result;
-use crate::envelope::{NO_SCHEMA, now_ms};
+use crate::envelope::now_ms;
 use crate::key::namespace_of;
 use crate::store::{Grant, Lease, LeaseKeys, LeaseRead, Store};
 
@@ -24,7 +24,8 @@ pub(super) struct LeaseKeyset {
     lease: String,
     waiters: String,
     channel: String,
-    /// The cache-wide stamp, the key's namespace stamp, its tags' stamps.
+    /// The cache-wide stamp, the key's namespace stamp, its tags' stamps,
+    /// its guards' stamps.
     stamps: Vec<String>,
     /// Its tags' indexes.
     indexes: Vec<String>,
@@ -100,18 +101,21 @@ impl Drop for HeldLease {
 
 impl Cache {
     /// The lease keys of the logical `key`, whose physical key is
-    /// `physical`, filled under `tags`.
+    /// `physical`, filled under `tags` and guarded by `guards` (see
+    /// [`ReadThrough::guards`]).
     pub(super) fn lease_keyset(
         &self,
         key: &str,
         physical: String,
         tags: &[String],
+        guards: &[String],
     ) -> Arc<LeaseKeyset> {
         let scheme = &self.inner.keys;
-        let mut stamps = Vec::with_capacity(2 + tags.len());
+        let mut stamps = Vec::with_capacity(2 + tags.len() + guards.len());
         stamps.push(scheme.stamp().to_owned());
         stamps.push(scheme.namespace_stamp(namespace_of(key)));
         stamps.extend(tags.iter().map(|tag| scheme.tag_stamp(tag)));
+        stamps.extend(guards.iter().map(|guard| scheme.tag_stamp(guard)));
         Arc::new(LeaseKeyset {
             value: physical,
             lease: scheme.lease(key),
@@ -152,14 +156,7 @@ impl Cache {
                 .map_err(ComputeError::Cache)?;
             if let Some((bytes, current)) = fetched
                 && let Some(value) = self
-                    .fresh(
-                        key,
-                        keys.value,
-                        &bytes,
-                        options.tags,
-                        current.as_deref(),
-                        budget,
-                    )
+                    .fresh(key, keys.value, &bytes, options, current.as_deref(), budget)
                     .await
             {
                 return Ok(Acquired::Value(value, bytes));
@@ -197,9 +194,12 @@ impl Cache {
                     value: bytes,
                     stamps,
                 }) => {
-                    let current = stamps.as_deref().map(|s| s.get(2..).unwrap_or_default());
+                    // The tags' stamps, after the cache-wide and namespace
+                    // ones and before the guards'.
+                    let tags = 2..2 + options.tags.len();
+                    let current = stamps.as_deref().map(|s| s.get(tags).unwrap_or_default());
                     if let Some(value) = self
-                        .fresh(key, keys.value, &bytes, options.tags, current, budget)
+                        .fresh(key, keys.value, &bytes, options, current, budget)
                         .await
                     {
                         return Ok(Acquired::Value(value, bytes));
@@ -296,21 +296,30 @@ impl Cache {
         }
     }
 
-    /// The value in `bytes` if it decodes, is fresh and was filled under
-    /// the current stamps of `tags` (`current`); corrupt bytes are removed.
+    /// The value in `bytes` if it decodes (as `options.schema`), is fresh,
+    /// was filled under the current stamps of `options.tags` (`current`)
+    /// and every other stamp it recorded still holds; corrupt bytes are
+    /// removed.
     pub(super) async fn fresh<T: DeserializeOwned>(
         &self,
         key: &str,
         physical: &str,
         bytes: &Bytes,
-        tags: &[String],
+        options: ReadThrough<'_>,
         current: Option<&[u64]>,
         budget: &Budget,
     ) -> Option<T> {
         let entry = self
-            .decode_or_discard::<T>(key, physical, bytes, NO_SCHEMA, budget)
+            .decode_or_discard::<T>(key, physical, bytes, options.schema, budget)
             .await?;
-        (entry.is_fresh(now_ms()) && entry.tags_hold(tags, current)).then_some(entry.value)
+        if !(entry.is_fresh(now_ms()) && entry.tags_hold(options.tags, current)) {
+            return None;
+        }
+        self.recorded_stamps_hold(entry, options.tags, budget)
+            .await
+            .ok()
+            .flatten()
+            .map(|entry| entry.value)
     }
 
     fn held(&self, keyset: &Arc<LeaseKeyset>, grant: Grant) -> HeldLease {

@@ -33,6 +33,7 @@ mod flow;
 mod invalidate;
 mod lease;
 mod metrics;
+mod model_load;
 mod model_read;
 mod model_write;
 mod read;

@@ -124,7 +124,7 @@ impl Cache {
     /// entries' stamps; none if no entry has any. If the stamps cannot be
     /// read (fail-open), the entries with dependencies are misses: they
     /// cannot be vouched for.
-    async fn drop_stale_dependents<T>(
+    pub(super) async fn drop_stale_dependents<T>(
         &self,
         entries: &mut [Option<Entry<T>>],
         budget: &Budget,

@@ -7,8 +7,8 @@ use crate::envelope::Stamp;
 use std::time::Duration;
 
 use crate::model::{
-    CachedModel, DependencyTags, MAX_DEPENDENCIES, MAX_DEPENDENCY_TAG_BYTES, ModelOptions,
-    check_prefix, generation_tag, instance_key, instance_tag, writes_tag,
+    CachedModel, DependencyTags, MAX_DEPENDENCIES, MAX_DEPENDENCY_TAG_BYTES, check_prefix,
+    generation_tag, instance_key, instance_tag, writes_tag,
 };
 use crate::{Error, ErrorKind, Result};
 

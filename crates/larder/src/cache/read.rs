@@ -2,6 +2,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::budget::Budget;
+use super::read_through::ReadThrough;
 use super::{Cache, absorb};
 use crate::envelope::{self, DecodeFailure, NO_SCHEMA, Stamp, now_ms};
 use crate::{Error, ErrorKind, Result};
@@ -68,11 +69,15 @@ impl Cache {
         key: &str,
         tags: &[String],
     ) -> Result<Option<T>> {
+        let options = ReadThrough {
+            tags,
+            ..self.options(self.inner.config.default_ttl)
+        };
         let physical = self.inner.keys.physical(key);
         let budget = Budget::new(self.inner.config.deadline);
         let now = now_ms();
         let value = self
-            .fetch_tagged_entry(key, &physical, tags, self.fail_open(), &budget)
+            .fetch_tagged_entry(key, &physical, options, &budget)
             .await?
             .filter(|entry: &Entry<T>| entry.is_fresh(now))
             .map(|entry| entry.value);
@@ -80,32 +85,59 @@ impl Cache {
         Ok(value)
     }
 
-    /// [`Cache::fetch_entry`] of an entry filled under `tags`: the value and
-    /// the tags' stamps in one round trip (`MGET`); an entry whose tags'
-    /// stamps moved (an invalidation deleted one, or Redis evicted it) is
-    /// `None`. This is what makes tag invalidation exact whatever happens
-    /// to the tag's index.
+    /// [`Cache::fetch_entry`] of an entry filled under `options.tags`: the
+    /// value and the tags' stamps in one round trip (`MGET`); an entry
+    /// whose tags' stamps moved (an invalidation deleted one, or Redis
+    /// evicted it) is `None`. This is what makes tag invalidation exact
+    /// whatever happens to the tag's index. An entry that recorded other
+    /// stamps (a model's related instances) has them checked too, in one
+    /// more round trip.
     pub(super) async fn fetch_tagged_entry<T: DeserializeOwned>(
         &self,
         key: &str,
         physical: &str,
-        tags: &[String],
-        fail_open: bool,
+        options: ReadThrough<'_>,
         budget: &Budget,
     ) -> Result<Option<Entry<T>>> {
-        if tags.is_empty() {
-            return self
-                .fetch_entry(key, physical, NO_SCHEMA, fail_open, budget)
-                .await;
-        }
-        let Some((bytes, current)) = self.fetch_bytes(physical, tags, fail_open, budget).await?
-        else {
-            return Ok(None);
+        let (tags, fail_open) = (options.tags, options.fail_open);
+        let entry = if tags.is_empty() {
+            self.fetch_entry(key, physical, options.schema, fail_open, budget)
+                .await?
+        } else {
+            let Some((bytes, current)) =
+                self.fetch_bytes(physical, tags, fail_open, budget).await?
+            else {
+                return Ok(None);
+            };
+            self.decode_or_discard::<T>(key, physical, &bytes, options.schema, budget)
+                .await
+                .filter(|entry| entry.tags_hold(tags, current.as_deref()))
         };
-        Ok(self
-            .decode_or_discard::<T>(key, physical, &bytes, NO_SCHEMA, budget)
-            .await
-            .filter(|entry| entry.tags_hold(tags, current.as_deref())))
+        match entry {
+            Some(entry) => self.recorded_stamps_hold(entry, tags, budget).await,
+            None => Ok(None),
+        }
+    }
+
+    /// `entry` if every stamp it recorded beyond `checked` (whose stamps
+    /// the caller compared already) still holds: none, or one `MGET`.
+    pub(super) async fn recorded_stamps_hold<T>(
+        &self,
+        entry: Entry<T>,
+        checked: &[String],
+        budget: &Budget,
+    ) -> Result<Option<Entry<T>>> {
+        if entry
+            .stamps
+            .iter()
+            .all(|stamp| checked.contains(&stamp.key))
+        {
+            return Ok(Some(entry));
+        }
+        let mut entries = [Some(entry)];
+        self.drop_stale_dependents(&mut entries, budget).await?;
+        let [entry] = entries;
+        Ok(entry)
     }
 
     /// The bytes under `physical` and the current stamps of `tags` (`None`

@@ -16,6 +16,7 @@ use super::budget::Budget;
 use super::lease::LeasePlan;
 use super::single_flight::Role;
 use crate::envelope::{NO_SCHEMA, now_ms};
+use crate::model::DependencyTags;
 use crate::{Error, ErrorKind, Expiring, Result};
 
 /// A computed value and, if it chose one, its own TTL.
@@ -26,21 +27,34 @@ pub struct Computed<T> {
     pub value: T,
     /// The TTL the value chose, if any.
     pub ttl: Option<Duration>,
+    /// Tags learnt from the value (a model's related instances): their
+    /// stamps are read after the computation and recorded beside those
+    /// of [`ReadThrough::tags`].
+    pub(crate) depends: DependencyTags,
 }
 
 impl<T> Computed<T> {
     /// A value without a TTL of its own.
     pub fn plain(value: T) -> Self {
-        Self { value, ttl: None }
+        Self {
+            value,
+            ttl: None,
+            depends: DependencyTags::default(),
+        }
+    }
+
+    /// A value with its own TTL.
+    pub fn expiring(value: T, ttl: Duration) -> Self {
+        Self {
+            ttl: Some(ttl),
+            ..Self::plain(value)
+        }
     }
 }
 
 impl<T> From<Expiring<T>> for Computed<T> {
     fn from(expiring: Expiring<T>) -> Self {
-        Self {
-            value: expiring.value,
-            ttl: Some(expiring.ttl),
-        }
+        Self::expiring(expiring.value, expiring.ttl)
     }
 }
 
@@ -90,6 +104,13 @@ pub(crate) struct ReadThrough<'a> {
     pub(crate) refresh: bool,
     /// Tags the filled entry joins (see [`Cache::invalidate_tag`]).
     pub(crate) tags: &'a [String],
+    /// Tags whose stamps are taken with the lease and must not move before
+    /// the fill, without being recorded in the entry: the guards of a
+    /// model's related instances, which are known only once loaded.
+    pub(crate) guards: &'a [String],
+    /// What the entry's envelope says it holds (see
+    /// [`Cache::decode_entry`]): a model's fingerprint, or none.
+    pub(crate) schema: u64,
 }
 
 /// What callers waiting on a computation get when the origin fails.
@@ -274,7 +295,7 @@ impl Cache {
             }
             return Ok(entry.value);
         }
-        let keys = self.lease_keyset(key, physical, &[]);
+        let keys = self.lease_keyset(key, physical, &[], &[]);
         if let Ok(Some(lease)) = self.take_lease(key, &keys, false, true, &budget).await {
             let (cache, key) = (self.clone(), key.to_owned());
             let options = self.options(ttl);
@@ -311,12 +332,14 @@ impl Cache {
             .map_err(never_origin)
     }
 
-    pub(super) fn options(&self, ttl: Duration) -> ReadThrough<'static> {
+    pub(crate) fn options(&self, ttl: Duration) -> ReadThrough<'static> {
         ReadThrough {
             ttl,
             fail_open: self.fail_open(),
             refresh: false,
             tags: &[],
+            guards: &[],
+            schema: NO_SCHEMA,
         }
     }
 

@@ -67,20 +67,49 @@
 //! [`get_cached_models`](crate::Cache::get_cached_models) is one `MGET` for
 //! the values and at most one more for all their stamps.
 //!
-//! # What this does not guard yet
+//! # Loading: the guarded read
+//!
+//! [`Cache::get_or_load_model`](crate::Cache::get_or_load_model) is the
+//! read to use: a hit, or your query on a miss, whose result is cached
+//! only if no write raced it. It takes, *before* the query runs, the
+//! entry's lease (voided by an invalidation of the instance) and the
+//! guard stamps of every related model (moved by an invalidation of any of
+//! their instances); a load that may have read an old row — its own, or an
+//! embedded related one — is returned to its caller but never stored.
+//! Concurrent misses share one query, in this process and across
+//! processes.
 //!
 //! [`cache_model`](crate::Cache::cache_model) stores what the caller
-//! loaded. If a related row changed, and was invalidated, between the
-//! caller's database read and `cache_model`, the entry records the new
-//! stamp beside the old related data, and serves it until its timeout. The
-//! same holds for the model's own row: an invalidation that lands between
-//! the read and `cache_model` is overwritten by the older data. Closing
-//! this takes a guard taken *before* the database read (a lease on the key
-//! and the dependencies' stamps as they were then, as
-//! [`Cache::get_or_compute`](crate::Cache::get_or_compute) takes for plain
-//! values); a loading read-through for models is planned for that.
-//! Meanwhile, invalidate after the write commits, as the Django original
-//! does, and keep timeouts as short as the data's tolerance for staleness.
+//! loaded, unguarded: if the row changed and was invalidated between the
+//! caller's query and `cache_model`, the older data is stored. Use it to
+//! warm, or right after a write the caller itself committed; invalidate
+//! after the write commits, as the Django original does.
+//!
+//! # Generations
+//!
+//! Every entry that embeds an instance of a related model also records
+//! that model's generation (the stamp of the tag `model:{prefix}`).
+//! [`Cache::bump_model_generation`](crate::Cache::bump_model_generation)
+//! removes all of a model's entries and deletes that stamp: every entry
+//! embedding any of its instances is then a miss, with no scan and no
+//! index. It is what a change feed does after missing notifications, and
+//! what an operator does after a bulk write that bypassed the application.
+//!
+//! # On Redis Cluster
+//!
+//! Larder has no cluster store yet; this is what the model scheme costs
+//! there, and why it was chosen. An entry, the stamps it records and the
+//! guards of its fill hash to different slots. Reads need no script: a
+//! hit is a `GET` on the entry's node, then an `MGET` of its stamps, which
+//! a cluster client splits per node (one round trip per node holding a
+//! stamp, in parallel) — a stamp-per-dependency scheme, not a set per
+//! table (cachalot) nor a many-key Lua script (cacheops, which cannot run
+//! on a cluster at all). Correctness rests on the order of the steps (an
+//! invalidation moves the fill guard before the instance's stamp; a fill
+//! reads the dependencies' stamps after its query and stores only if its
+//! guards held), not on atomicity across slots; the lease scripts, which
+//! check the guards as they store, would keep an entry's lease and its
+//! guards in one slot with a hash tag.
 
 mod cached_model;
 mod key;

@@ -1,0 +1,232 @@
+//! [`install_notify_trigger`]: the statement-level triggers that announce a
+//! table's changed ids on a `NOTIFY` channel.
+
+use sqlx::postgres::PgConnection;
+use sqlx::{Acquire, AssertSqlSafe, Postgres};
+
+use super::error::{ChangeFeedError, ChangeFeedErrorKind};
+
+/// The longest identifier PostgreSQL keeps whole (`NAMEDATALEN - 1`); a
+/// longer one is silently truncated, so two long names could meet.
+const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// A `NOTIFY` payload must stay under 8000 bytes; the trigger keeps its
+/// chunks under this, leaving room for the closing brackets.
+pub(crate) const PAYLOAD_BUDGET: usize = 7900;
+
+/// The name of the shared trigger function, created in the first schema of
+/// the `search_path` (where the table usually lives).
+pub const NOTIFY_FUNCTION: &str = "larder_notify_change";
+
+/// The trigger function: one body for every table, told by its arguments
+/// which channel to notify, under which name, and which column holds the
+/// id (`TG_ARGV[0..3]`). Statement-level, with transition tables: one
+/// `UPDATE` of 10,000 rows sends ten ~8 KB notifications instead of 10,000
+/// (see the module docs for the measurements).
+fn function_sql() -> String {
+    let budget = PAYLOAD_BUDGET;
+    format!(
+        r#"CREATE OR REPLACE FUNCTION {NOTIFY_FUNCTION}() RETURNS trigger
+LANGUAGE plpgsql AS $larder$
+DECLARE
+  chan text := TG_ARGV[0];
+  head text := '{{"table":' || to_json(TG_ARGV[1])::text || ',"ids":[';
+  everything text := '{{"table":' || to_json(TG_ARGV[1])::text || ',"all":true}}';
+  id_col text := TG_ARGV[2];
+  chunk text := '';
+  item text;
+  ids_sql text;
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    PERFORM pg_notify(chan, everything);
+    RETURN NULL;
+  ELSIF TG_OP = 'INSERT' THEN
+    ids_sql := format('SELECT DISTINCT to_json(%1$I::text)::text FROM larder_new WHERE %1$I IS NOT NULL', id_col);
+  ELSIF TG_OP = 'DELETE' THEN
+    ids_sql := format('SELECT DISTINCT to_json(%1$I::text)::text FROM larder_old WHERE %1$I IS NOT NULL', id_col);
+  ELSE
+    -- The old ids as well as the new: an UPDATE may change a row's id.
+    ids_sql := format('SELECT to_json(%1$I::text)::text FROM larder_old WHERE %1$I IS NOT NULL '
+                      'UNION SELECT to_json(%1$I::text)::text FROM larder_new WHERE %1$I IS NOT NULL', id_col);
+  END IF;
+  FOR item IN EXECUTE ids_sql LOOP
+    IF octet_length(head) + octet_length(item) + 2 > {budget} THEN
+      -- An id too long for any payload: the listener drops the whole model.
+      PERFORM pg_notify(chan, everything);
+      CONTINUE;
+    END IF;
+    IF chunk <> '' AND octet_length(head) + octet_length(chunk) + octet_length(item) + 3 > {budget} THEN
+      PERFORM pg_notify(chan, head || chunk || ']}}');
+      chunk := '';
+    END IF;
+    IF chunk = '' THEN chunk := item; ELSE chunk := chunk || ',' || item; END IF;
+  END LOOP;
+  IF chunk <> '' THEN
+    PERFORM pg_notify(chan, head || chunk || ']}}');
+  END IF;
+  RETURN NULL;
+END
+$larder$"#
+    )
+}
+
+/// The triggers on one table: a statement-level trigger may carry
+/// transition tables for one event only, so there is one per event.
+fn trigger_sql(
+    table: &str,
+    id_column: &str,
+    channel: &str,
+) -> Result<Vec<String>, ChangeFeedError> {
+    let table_ident = quote_identifier("table", table)?;
+    quote_identifier("id column", id_column)?;
+    quote_identifier("channel", channel)?;
+    let args = format!(
+        "{}, {}, {}",
+        quote_literal(channel),
+        quote_literal(table),
+        quote_literal(id_column)
+    );
+    let events = [
+        ("insert", "INSERT", "REFERENCING NEW TABLE AS larder_new"),
+        (
+            "update",
+            "UPDATE",
+            "REFERENCING OLD TABLE AS larder_old NEW TABLE AS larder_new",
+        ),
+        ("delete", "DELETE", "REFERENCING OLD TABLE AS larder_old"),
+        ("truncate", "TRUNCATE", ""),
+    ];
+    let mut statements = Vec::with_capacity(events.len() * 2);
+    for (suffix, event, referencing) in events {
+        let trigger = format!("\"larder_notify_{suffix}\"");
+        statements.push(format!("DROP TRIGGER IF EXISTS {trigger} ON {table_ident}"));
+        statements.push(format!(
+            "CREATE TRIGGER {trigger} AFTER {event} ON {table_ident} {referencing} \
+             FOR EACH STATEMENT EXECUTE FUNCTION {NOTIFY_FUNCTION}({args})"
+        ));
+    }
+    Ok(statements)
+}
+
+/// Installs (or reinstalls) on `table` the triggers that send the ids of
+/// the rows each `INSERT`, `UPDATE` or `DELETE` touched — the old and the
+/// new id of an updated row — as `NOTIFY` payloads on `channel`, in chunks
+/// under PostgreSQL's 8000-byte limit; a `TRUNCATE` announces the whole
+/// table. A [`ChangeFeed`](super::ChangeFeed) listening on `channel` and
+/// [watching](super::ChangeFeedBuilder::watch) `table` invalidates them.
+///
+/// `table` is one unqualified name, found through the connection's
+/// `search_path`; the trigger function `larder_notify_change()` is created
+/// (or replaced) in the first schema of that path. `id_column`'s values
+/// are sent as text and must parse back with the model's id type's
+/// `FromStr` (integers, `uuid` and `text` do).
+///
+/// Idempotent: it replaces the function and drops and recreates the
+/// triggers, in one transaction under an advisory lock, so concurrent
+/// installers (several instances starting at once) do not trip over each
+/// other. Needs the privileges to create functions in the schema and
+/// triggers on the table; run it at deploy time, as a migration would.
+///
+/// # Errors
+/// [`ChangeFeedErrorKind::Config`] for a name that is empty, over 63 bytes
+/// (PostgreSQL would truncate it) or holds a NUL byte — every other name is
+/// quoted, never interpolated as SQL; [`ChangeFeedErrorKind::Database`] when
+/// a statement fails (no table of that name, no such column, no privilege).
+pub async fn install_notify_trigger<'c, A>(
+    connection: A,
+    table: &str,
+    id_column: &str,
+    channel: &str,
+) -> Result<(), ChangeFeedError>
+where
+    A: Acquire<'c, Database = Postgres>,
+{
+    let triggers = trigger_sql(table, id_column, channel)?;
+    let database = |what: &str, error: sqlx::Error| {
+        ChangeFeedError::database(
+            format!("installing the change-feed trigger on `{table}` ({what})"),
+            error,
+        )
+    };
+    let mut conn = connection
+        .acquire()
+        .await
+        .map_err(|e| database("acquiring a connection", e))?;
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(|e| database("beginning a transaction", e))?;
+    // Concurrent `CREATE OR REPLACE FUNCTION`s can fail with "tuple
+    // concurrently updated": installers take turns.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('larder_notify_change'))")
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| database("taking the advisory lock", e))?;
+    execute(&mut tx, function_sql())
+        .await
+        .map_err(|e| database("creating the trigger function", e))?;
+    for statement in triggers {
+        execute(&mut tx, statement)
+            .await
+            .map_err(|e| database("creating the triggers", e))?;
+    }
+    tx.commit().await.map_err(|e| database("committing", e))
+}
+
+async fn execute(conn: &mut PgConnection, statement: String) -> Result<(), sqlx::Error> {
+    // Every name in `statement` went through `quote_identifier` or
+    // `quote_literal`.
+    sqlx::raw_sql(AssertSqlSafe(statement))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// `name` as a quoted identifier (`"my ""odd"" table"`), or an error for
+/// a name PostgreSQL cannot hold whole.
+pub(crate) fn quote_identifier(what: &str, name: &str) -> Result<String, ChangeFeedError> {
+    if name.is_empty() || name.len() > MAX_IDENTIFIER_BYTES || name.contains('\0') {
+        return Err(ChangeFeedError::new(
+            ChangeFeedErrorKind::Config,
+            format!(
+                "the {what} name {name:?} cannot be used: it must be 1 to \
+                 {MAX_IDENTIFIER_BYTES} bytes without NUL (PostgreSQL truncates longer names)"
+            ),
+        ));
+    }
+    Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+}
+
+/// `value` as an escape-string literal (`E'…'`): correct whatever
+/// `standard_conforming_strings` says. Only called on names that passed
+/// [`quote_identifier`] (no NUL).
+fn quote_literal(value: &str) -> String {
+    format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted_and_bad_ones_refused() {
+        assert_eq!(
+            quote_identifier("table", "products").unwrap(),
+            "\"products\""
+        );
+        assert_eq!(
+            quote_identifier("table", "a\"; DROP TABLE x; --").unwrap(),
+            "\"a\"\"; DROP TABLE x; --\""
+        );
+        assert!(quote_identifier("table", "").is_err());
+        assert!(quote_identifier("table", "a\0b").is_err());
+        assert!(quote_identifier("table", &"x".repeat(64)).is_err());
+        assert!(quote_identifier("table", &"x".repeat(63)).is_ok());
+    }
+
+    #[test]
+    fn literals_escape_quotes_and_backslashes() {
+        assert_eq!(quote_literal("it's"), "E'it''s'");
+        assert_eq!(quote_literal("a\\'b"), "E'a\\\\''b'");
+    }
+}

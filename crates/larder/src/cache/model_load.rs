@@ -1,0 +1,177 @@
+//! Loading models through the cache: `get_or_load_model`, the read-through
+//! whose fill is guarded against the writes that race it.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use serde::de::{Deserialize, Deserializer};
+use serde::ser::{Serialize, Serializer};
+
+use super::Cache;
+use super::model_write::model_dependencies;
+use super::read_through::{Computed, ReadFailure, ReadThrough, Served, Sharing};
+use crate::model::{CachedModel, instance_key, writes_tag};
+use crate::{Error, ErrorKind};
+
+/// A model as the read path stores and reads it: written as its
+/// [`CachedModel::stored`] view, read back through
+/// [`CachedModel::from_loaded`].
+struct ModelValue<M>(M);
+
+impl<M: CachedModel> Serialize for ModelValue<M> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.stored().serialize(serializer)
+    }
+}
+
+impl<'de, M: CachedModel> Deserialize<'de> for ModelValue<M> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        M::Loaded::deserialize(deserializer).map(|loaded| ModelValue(M::from_loaded(loaded)))
+    }
+}
+
+/// Why a load stored nothing.
+enum Unloaded<E> {
+    /// No such row: nothing to cache, nothing to share.
+    Absent,
+    /// The load failed.
+    Failed(E),
+}
+
+impl Cache {
+    /// The instance `id` of `M`: from the cache, or from `load` (your
+    /// database query) on a miss, which is then cached — the read-through
+    /// form of [`Cache::get_cached_model`] and [`Cache::cache_model`], and
+    /// the one to use for reads, because its fill is **guarded**.
+    ///
+    /// A miss takes the entry's lease, and the stamps guarding the fills
+    /// of every model `M` is [related](crate::model::ModelOptions::related)
+    /// to, *before* `load` runs. An invalidation of the instance
+    /// ([`Cache::invalidate_model_cache_id`], after its write commits)
+    /// voids the lease, and an invalidation of any instance of a related
+    /// model moves its guard: either way, a load that may have read the
+    /// old row is returned to its caller but not stored. So a read that
+    /// raced a write never leaves the old row cached — neither the model's
+    /// own nor an embedded related one (a Product whose Category was
+    /// saved meanwhile). The related guard is per related model, not per
+    /// instance (the instances are known only once loaded): a save of any
+    /// Category during a Product's load costs that fill, never a stale
+    /// entry. With leases turned off
+    /// ([`ConfigBuilder::leases`](crate::config::ConfigBuilder::leases)),
+    /// there are no guards.
+    ///
+    /// Concurrent misses share one load, in this process (single-flight)
+    /// and across processes (the lease), as
+    /// [`Cache::try_get_or_compute`] does; an `Err` reaches its caller and
+    /// releases the waiters at once, each with [`ErrorKind::Origin`]. A
+    /// load that finds no row (`Ok(None)`) is not cached: callers that
+    /// waited on it load their own. With the cache's
+    /// [`stale_if_error`](crate::config::ConfigBuilder::stale_if_error), a
+    /// failed load serves the entry in its stale grace period, if any; a
+    /// row found absent never does.
+    ///
+    /// Costs on Redis: a hit is one `GET`, plus one `MGET` of the
+    /// dependencies' stamps when the entry has related instances (as
+    /// [`Cache::get_cached_model`]). A miss adds the lease script, the
+    /// stamps script for the loaded row's dependencies (if any), and the
+    /// fill script. With
+    /// [`ModelOptions::enabled`](crate::model::ModelOptions::enabled)
+    /// `false`, it only calls `load`.
+    ///
+    /// ```
+    /// use larder::CachedModel;
+    ///
+    /// #[derive(Debug, Clone, PartialEq, CachedModel)]
+    /// #[larder(prefix = "product")]
+    /// struct Product { id: u64, name: String }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> larder::Result<()> {
+    /// let cache = larder::Cache::in_memory();
+    /// let load = |id: u64| async move {
+    ///     // Your query; `Ok(None)` when there is no such row.
+    ///     Ok::<_, larder::Error>(Some(Product { id, name: "Teapot".into() }))
+    /// };
+    /// let first = cache.get_or_load_model::<Product, _, _, _>(1, || load(1)).await?;
+    /// assert_eq!(first.unwrap().name, "Teapot");
+    /// // Cached: the same entry `get_cached_model` reads.
+    /// assert!(cache.get_cached_model::<Product>(1).await?.is_some());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `load`'s error (waiters: [`ErrorKind::Origin`]); converted with
+    /// `E: From<larder::Error>`: [`ErrorKind::Config`] for an invalid
+    /// model prefix or a dependency on a model missing from
+    /// [`ModelOptions::related`](crate::model::ModelOptions::related),
+    /// [`ErrorKind::TooLarge`] for dependencies an entry cannot record (as
+    /// [`Cache::cache_model`]), and in fail-closed mode the store failure.
+    pub async fn get_or_load_model<M, E, F, Fut>(&self, id: M::Id, load: F) -> Result<Option<M>, E>
+    where
+        M: CachedModel,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<M>, E>>,
+    {
+        let model = &M::OPTIONS;
+        if !model.enabled {
+            return load().await;
+        }
+        let key = instance_key(model, &id)?;
+        let guards: Vec<String> = model.related.iter().map(|p| writes_tag(p)).collect();
+        let options = ReadThrough {
+            guards: &guards,
+            schema: const { M::OPTIONS.fingerprint() },
+            ..self.options(model.timeout)
+        };
+        let compute = || async {
+            match load().await {
+                Ok(Some(found)) => {
+                    let depends = model_dependencies(&key, &found)
+                        .map_err(|err| Unloaded::Failed(E::from(err)))?;
+                    Ok(Computed {
+                        depends,
+                        ..Computed::plain(ModelValue(found))
+                    })
+                }
+                Ok(None) => Err(Unloaded::Absent),
+                Err(err) => Err(Unloaded::Failed(err)),
+            }
+        };
+        let unshare = |_: &Bytes| {
+            Some(Unloaded::Failed(E::from(Error::new(
+                ErrorKind::Origin,
+                format!(
+                    "loading `{key}` failed for a concurrent caller; \
+                     this call waited for that load"
+                ),
+            ))))
+        };
+        let sharing = Sharing {
+            passes: &|unloaded| matches!(unloaded, Unloaded::Absent),
+            share: &|_| Some(Bytes::new()),
+            unshare: &unshare,
+        };
+        match self
+            .read_through_served(&key, options, &sharing, compute)
+            .await
+        {
+            Ok(Served { value, .. }) => Ok(Some(value.0)),
+            Err(ReadFailure::Origin {
+                error: Unloaded::Absent,
+                ..
+            }) => Ok(None),
+            Err(ReadFailure::Origin {
+                stale: Some(value), ..
+            }) if self.inner.config.stale_if_error => {
+                self.count_stale_serve(&key);
+                tracing::debug!(key, "larder: loading failed; serving the stale model");
+                Ok(Some(value.0))
+            }
+            Err(ReadFailure::Origin {
+                error: Unloaded::Failed(err),
+                ..
+            }) => Err(err),
+            Err(ReadFailure::Cache(err)) => Err(E::from(err)),
+        }
+    }
+}
