@@ -11,6 +11,10 @@
 //!   `moka::sync::Cache<String, Bytes>` get plus `rmp_serde::from_slice` of
 //!   named MessagePack (what any bytes-level cache must do).
 //!
+//! The interleaved ratios compare Larder (`TCP_NODELAY` on, its default)
+//! with raw `GET` on two connections — redis-rs 1.x's default (nodelay
+//! off) and nodelay on — and Larder with the setting off against on.
+//!
 //! Criterion does not compare benchmarks, so each variant records its own
 //! mean time per operation over the measured samples and `main` prints the
 //! ratios after criterion's summary.
@@ -62,19 +66,32 @@ fn redis_benches(c: &mut Criterion) {
     let server = RedisServer::spawn();
     let rt = runtime();
     let value = product(1);
-    let (cache, conn, physical) = rt.block_on(async {
-        let config = larder::Config::builder()
-            .redis_url(server.url())
-            .deadline(Duration::from_secs(2))
-            .build()
-            .expect("config");
-        let cache = larder::Cache::connect(config).await.expect("connect");
+    let (cache, cache_no_nodelay, conn, conn_nodelay, physical) = rt.block_on(async {
+        let config = |nodelay: bool| {
+            larder::Config::builder()
+                .redis_url(server.url())
+                .deadline(Duration::from_secs(2))
+                .tcp_nodelay(nodelay)
+                .build()
+                .expect("config")
+        };
+        let cache = larder::Cache::connect(config(true)).await.expect("connect");
+        let cache_no_nodelay = larder::Cache::connect(config(false))
+            .await
+            .expect("connect");
         cache.set(KEY, &value, TTL).await.expect("set");
+        // redis-rs 1.x's default: TCP_NODELAY off.
         let conn = ConnectionManager::new(server.client())
             .await
             .expect("ConnectionManager");
+        let info = redis::IntoConnectionInfo::into_connection_info(server.url()).expect("url");
+        let tcp = info.tcp_settings().clone().set_nodelay(true);
+        let client = redis::Client::open(info.set_tcp_settings(tcp)).expect("client");
+        let conn_nodelay = ConnectionManager::new(client)
+            .await
+            .expect("ConnectionManager");
         let physical = cache.physical_key(KEY);
-        (cache, conn, physical)
+        (cache, cache_no_nodelay, conn, conn_nodelay, physical)
     });
 
     // Both sides move the same bytes; check it before timing anything.
@@ -199,7 +216,7 @@ fn redis_benches(c: &mut Criterion) {
     // Criterion runs one variant after the other, so a drift of this shared
     // 2-core machine lands on one side. Interleaving short batches of both,
     // alternating which goes first, gives ratios that drift cancels out of.
-    let larder_batch = |tasks: u64, per_task: u64| {
+    let larder_batch = |cache: &larder::Cache, tasks: u64, per_task: u64| {
         rt.block_on(async {
             let start = Instant::now();
             let handles: Vec<_> = (0..tasks)
@@ -250,7 +267,7 @@ fn redis_benches(c: &mut Criterion) {
             start.elapsed()
         })
     };
-    let raw_batch = |tasks: u64, per_task: u64| {
+    let raw_batch = |conn: &ConnectionManager, tasks: u64, per_task: u64| {
         rt.block_on(async {
             let start = Instant::now();
             let handles: Vec<_> = (0..tasks)
@@ -278,7 +295,7 @@ fn redis_benches(c: &mut Criterion) {
     // One caller runs on the `block_on` thread itself: a spawned single task
     // lands on either worker, and the two placements run at two different
     // speeds (~30 vs ~70 µs per GET here), which made the ratio bimodal.
-    let larder_inline = |gets: u64| {
+    let larder_inline = |cache: &larder::Cache, gets: u64| {
         rt.block_on(async {
             let start = Instant::now();
             for _ in 0..gets {
@@ -287,7 +304,7 @@ fn redis_benches(c: &mut Criterion) {
             start.elapsed()
         })
     };
-    let raw_inline = |gets: u64| {
+    let raw_inline = |conn: &ConnectionManager, gets: u64| {
         rt.block_on(async {
             let mut conn = conn.clone();
             let start = Instant::now();
@@ -303,28 +320,50 @@ fn redis_benches(c: &mut Criterion) {
         })
     };
     if !quick_run() {
+        // redis-rs 1.x leaves TCP_NODELAY off; Larder turns it on (by
+        // default). The anchors: raw GET with and without it.
+        let nodelay = &conn_nodelay;
+        let slow = &cache_no_nodelay;
         interleaved(
-            "redis_1task_latency larder/raw",
+            "redis_1task_latency larder/raw(nodelay)",
             "time per get; >1 means larder is slower",
-            || larder_inline(2_000),
-            || raw_inline(2_000),
+            || larder_inline(&cache, 2_000),
+            || raw_inline(nodelay, 2_000),
         );
         interleaved(
-            "redis_64task_throughput larder/raw",
+            "redis_1task_latency larder/raw(no nodelay)",
+            "time per get; >1 means larder is slower",
+            || larder_inline(&cache, 2_000),
+            || raw_inline(&conn, 2_000),
+        );
+        interleaved(
+            "redis_64task_throughput larder/raw(nodelay)",
             "ops/s = raw time / larder time; <1 means larder has less throughput",
-            || raw_batch(TASKS, 300),
-            || larder_batch(TASKS, 300),
+            || raw_batch(nodelay, TASKS, 300),
+            || larder_batch(&cache, TASKS, 300),
+        );
+        interleaved(
+            "redis_64task_throughput larder/raw(no nodelay)",
+            "ops/s = raw time / larder time; <1 means larder has less throughput",
+            || raw_batch(&conn, TASKS, 300),
+            || larder_batch(&cache, TASKS, 300),
+        );
+        interleaved(
+            "redis_64task_throughput larder(nodelay)/larder(no nodelay)",
+            "ops/s of the setting's two values; >1 means nodelay has more throughput",
+            || larder_batch(slow, TASKS, 300),
+            || larder_batch(&cache, TASKS, 300),
         );
         interleaved(
             "redis_64task_throughput larder/(raw GET + decode)",
             "ops/s against a hand-rolled typed cache; <1 means larder has less throughput",
             || raw_decode_batch(TASKS, 300),
-            || larder_batch(TASKS, 300),
+            || larder_batch(&cache, TASKS, 300),
         );
     }
 
     // Close the connections before the server goes away.
-    drop((cache, conn));
+    drop((cache, conn, cache_no_nodelay, conn_nodelay));
     drop(rt);
     drop(server);
 }

@@ -145,7 +145,10 @@ impl Cache {
     pub async fn connect(config: Config) -> Result<Cache> {
         let store: Arc<dyn Store> = match config.redis_url.clone() {
             Some(url) => {
-                let store = RedisStore::new(&url, config.connect_timeout, None)?;
+                let store = RedisStore::builder(&url)
+                    .connect_timeout(config.connect_timeout)
+                    .tcp_nodelay(config.tcp_nodelay)
+                    .build()?;
                 let ping = store.ping().await;
                 let up = ping.is_ok();
                 match (ping, config.fail_mode) {

@@ -148,6 +148,16 @@ impl ConfigBuilder {
         self
     }
 
+    /// `TCP_NODELAY` on the Redis connections (default on). redis-rs 1.x
+    /// leaves it off, so Nagle's algorithm may hold a small command back
+    /// until the previous one is acknowledged; on a multiplexed connection
+    /// that costs throughput (redis-rs measured +39–68 % with it on, and
+    /// turns it on by default from 2.0).
+    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+        self.config.tcp_nodelay = on;
+        self
+    }
+
     /// Largest value that is stored or decoded (default 4 MiB), measured
     /// encoded and **before** compression, on writes and reads alike:
     /// whatever is stored can be read back, and no stored value can

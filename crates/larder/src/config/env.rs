@@ -32,6 +32,9 @@ pub(super) fn builder_from(lookup: impl Fn(&str) -> Option<String>) -> Result<Co
     if let Some(v) = number::<u64>(&lookup, "LARDER_CONNECT_TIMEOUT_MS", "milliseconds")? {
         b = b.connect_timeout(Duration::from_millis(v));
     }
+    if let Some(v) = switch(&lookup, "LARDER_TCP_NODELAY")? {
+        b = b.tcp_nodelay(v);
+    }
     if let Some(v) = number::<usize>(&lookup, "LARDER_MAX_VALUE_BYTES", "bytes")? {
         b = b.max_value_bytes(v);
     }
@@ -177,8 +180,10 @@ mod tests {
             ("LARDER_CODEC", "json"),
             ("LARDER_COMPRESSION", "none"),
             ("LARDER_FAIL_MODE", "closed"),
+            ("LARDER_TCP_NODELAY", "off"),
         ])
         .unwrap();
+        assert!(!config.tcp_nodelay());
         assert_eq!(
             config.redis_url().unwrap().to_string(),
             "redis://user:***@127.0.0.1:6390/1"
@@ -199,6 +204,7 @@ mod tests {
         let config = from(&[]).unwrap();
         assert!(config.redis_url().is_none());
         assert_eq!(config.version(), "1");
+        assert!(config.tcp_nodelay());
     }
 
     #[test]

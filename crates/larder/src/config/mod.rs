@@ -13,6 +13,7 @@
 //! | `LARDER_TTL_JITTER` | TTLs are spread by ± this fraction | `0.1` |
 //! | `LARDER_DEADLINE_MS` | the most the cache's store calls add to one operation (a read-through miss's read, lease and fill share it) | `250` |
 //! | `LARDER_CONNECT_TIMEOUT_MS` | deadline of each connection attempt | `1000` |
+//! | `LARDER_TCP_NODELAY` | `on`/`off`: `TCP_NODELAY` on the Redis connections (off lets Nagle's algorithm hold small writes back) | `on` |
 //! | `LARDER_MAX_VALUE_BYTES` | values whose encoding (before compression) is larger are neither stored nor decoded | `4194304` |
 //! | `LARDER_CODEC` | `msgpack` or `json` | `msgpack` |
 //! | `LARDER_COMPRESSION` | `lz4`, `zstd` or `none` | `lz4` |
@@ -120,6 +121,7 @@ pub struct Config {
     pub(crate) ttl_jitter: f64,
     pub(crate) deadline: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) tcp_nodelay: bool,
     pub(crate) max_value_bytes: usize,
     pub(crate) codec: Codec,
     pub(crate) compression: Compression,
@@ -147,6 +149,7 @@ impl Default for Config {
             ttl_jitter: 0.1,
             deadline: Duration::from_millis(250),
             connect_timeout: Duration::from_millis(1000),
+            tcp_nodelay: true,
             max_value_bytes: 4 * 1024 * 1024,
             codec: Codec::default(),
             compression: Compression::default(),
@@ -234,6 +237,10 @@ impl Config {
     /// What store failures mean to callers.
     pub fn fail_mode(&self) -> FailMode {
         self.fail_mode
+    }
+    /// Whether the Redis connections set `TCP_NODELAY`.
+    pub fn tcp_nodelay(&self) -> bool {
+        self.tcp_nodelay
     }
     /// Whether misses take cross-process leases.
     pub fn leases(&self) -> bool {

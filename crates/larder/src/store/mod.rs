@@ -37,7 +37,7 @@ use futures::future::BoxFuture;
 
 pub use self::lease::{Grant, Lease, LeaseKeys, LeaseRead};
 pub use self::memory::MemoryStore;
-pub use self::redis::RedisStore;
+pub use self::redis::{RedisStore, RedisStoreBuilder};
 pub use self::subscription::Subscription;
 
 /// The future every [`Store`] method returns.

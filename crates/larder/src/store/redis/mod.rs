@@ -213,13 +213,63 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-impl RedisStore {
-    /// A store for `url`; starts connecting in the background at once.
+/// Builds a [`RedisStore`]: [`RedisStore::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: RedisUrl,
+    connect_timeout: Duration,
+    response_timeout: Option<Duration>,
+    tcp_nodelay: bool,
+}
+
+impl RedisStoreBuilder {
+    /// Deadline of each connection attempt (default 1 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Deadline of each command, if any (default none).
+    /// [`Cache`](crate::Cache) sets none: it bounds every call with its own
+    /// deadline, and a second timer per command would only cost CPU on
+    /// every hit.
+    pub fn response_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// `TCP_NODELAY` on every connection (default on; see
+    /// [`ConfigBuilder::tcp_nodelay`](crate::config::ConfigBuilder::tcp_nodelay)).
+    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+        self.tcp_nodelay = on;
+        self
+    }
+
+    /// The store; starts connecting in the background at once.
     ///
-    /// `connect_timeout` bounds each connection attempt and
-    /// `response_timeout`, if any, each command. [`Cache`](crate::Cache)
-    /// passes `None`: it bounds every call with its own deadline, and a
-    /// second timer per command would only cost CPU on every hit.
+    /// # Errors
+    /// [`ErrorKind::Config`] if the URL cannot be used by this build.
+    pub fn build(self) -> Result<RedisStore> {
+        RedisStore::open(self)
+    }
+}
+
+impl RedisStore {
+    /// A store for `url`, to configure before it connects.
+    pub fn builder(url: &RedisUrl) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.clone(),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: None,
+            tcp_nodelay: true,
+        }
+    }
+
+    /// A store for `url` with `TCP_NODELAY` on; starts connecting in the
+    /// background at once. `connect_timeout` bounds each connection
+    /// attempt and `response_timeout`, if any, each command (see
+    /// [`RedisStore::builder`] for the other settings).
     ///
     /// # Errors
     /// [`ErrorKind::Config`] if the URL cannot be used by this build.
@@ -228,8 +278,25 @@ impl RedisStore {
         connect_timeout: Duration,
         response_timeout: Option<Duration>,
     ) -> Result<Self> {
-        let client = redis::Client::open(url.expose())
-            .map_err(|e| Error::config(format!("cannot use REDIS_URL `{url}`")).with_source(e))?;
+        Self::builder(url)
+            .connect_timeout(connect_timeout)
+            .response_timeout(response_timeout)
+            .build()
+    }
+
+    fn open(settings: RedisStoreBuilder) -> Result<Self> {
+        let RedisStoreBuilder {
+            url,
+            connect_timeout,
+            response_timeout,
+            tcp_nodelay,
+        } = settings;
+        let url = &url;
+        let unusable = |e| Error::config(format!("cannot use REDIS_URL `{url}`")).with_source(e);
+        let info =
+            redis::IntoConnectionInfo::into_connection_info(url.expose()).map_err(unusable)?;
+        let tcp = info.tcp_settings().clone().set_nodelay(tcp_nodelay);
+        let client = redis::Client::open(info.set_tcp_settings(tcp)).map_err(unusable)?;
         let connection = Connection::new(
             Home::Caller,
             url.clone(),
@@ -883,5 +950,29 @@ impl Store for RedisStore {
         if let Some(blocking) = self.blocking.get() {
             blocking.reset();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodelay(store: &RedisStore) -> bool {
+        store.client.get_connection_info().tcp_settings().nodelay()
+    }
+
+    #[tokio::test]
+    async fn tcp_nodelay_is_on_unless_turned_off() {
+        // No server needed: the setting is on the client every connection
+        // is made from.
+        let url = RedisUrl::parse("redis://127.0.0.1:1/").unwrap();
+        assert!(nodelay(
+            &RedisStore::new(&url, Duration::from_secs(1), None).unwrap()
+        ));
+        let off = RedisStore::builder(&url)
+            .tcp_nodelay(false)
+            .build()
+            .unwrap();
+        assert!(!nodelay(&off));
     }
 }
