@@ -356,6 +356,43 @@ pub async fn get_cached_model<M: CachedModel>(id: M::Id) -> Result<Option<M>> {
     global()?.get_cached_model(id).await
 }
 
+/// [`Cache::get_or_load_model`] on the global cache: the instance `id` of
+/// `M` from the cache, or from `load` (your query) on a miss — cached
+/// unless a write of the row, or of a related row it embeds, raced the
+/// load.
+///
+/// # Errors
+/// As [`Cache::get_or_load_model`], or [`ErrorKind::NotInitialized`]
+/// (converted with `E: From<larder::Error>`).
+pub async fn get_or_load_model<M, E, F, Fut>(id: M::Id, load: F) -> Result<Option<M>, E>
+where
+    M: CachedModel,
+    E: From<Error>,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<M>, E>>,
+{
+    global()?.get_or_load_model(id, load).await
+}
+
+/// [`Cache::bump_model_generation`] on the global cache: every entry of
+/// `M`, and every entry embedding one of its instances, is a miss.
+///
+/// # Errors
+/// As [`Cache::bump_model_generation`], or [`ErrorKind::NotInitialized`].
+pub async fn bump_model_generation<M: CachedModel>() -> Result<()> {
+    global()?.bump_model_generation::<M>().await
+}
+
+/// [`Cache::invalidate_model_cache_ids`] on the global cache: many
+/// instances of `M` invalidated in a few round trips.
+///
+/// # Errors
+/// As [`Cache::invalidate_model_cache_ids`], or
+/// [`ErrorKind::NotInitialized`].
+pub async fn invalidate_model_cache_ids<M: CachedModel>(ids: &[M::Id]) -> Result<u64> {
+    global()?.invalidate_model_cache_ids::<M>(ids).await
+}
+
 /// [`Cache::get_cached_models`] on the global cache: the cached instances
 /// `ids` of `M`, in order, in one round trip for the values.
 ///

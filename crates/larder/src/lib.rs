@@ -83,10 +83,11 @@ pub use config::{Codec, Compression, Config, FailMode};
 pub use error::{Error, ErrorKind, Result};
 pub use expiring::Expiring;
 pub use global::{
-    cache_model, delete_cached_data, delete_many, get, get_cached_model, get_cached_models,
-    get_many, get_or_compute, get_or_compute_expiring, get_or_revalidate, init, init_from_env,
-    invalidate_cache_pattern, invalidate_model_cache, invalidate_model_cache_id, refresh, set,
-    set_many, try_get_or_compute,
+    bump_model_generation, cache_model, delete_cached_data, delete_many, get, get_cached_model,
+    get_cached_models, get_many, get_or_compute, get_or_compute_expiring, get_or_load_model,
+    get_or_revalidate, init, init_from_env, invalidate_cache_pattern, invalidate_model_cache,
+    invalidate_model_cache_id, invalidate_model_cache_ids, refresh, set, set_many,
+    try_get_or_compute,
 };
 #[cfg(feature = "macros")]
 #[doc = include_str!("cached.md")]
