@@ -138,7 +138,19 @@ async fn get_cached_models_keeps_order_and_misses(fixture: Fixture) {
     assert!(cache.get_cached_model::<Widget>(1).await.unwrap().is_some());
     let d = delta(&mut conn).await;
     assert_eq!((d["get"], d["mget"]), (1, 0));
-    // With dependencies: a GET and an MGET of the stamps.
+    // With related models: one script reads the entry and its stamps (its
+    // GETs inside count as GETs: the entry, the category's stamp, the
+    // category model's generation). The first call loads the script.
+    for _ in 0..2 {
+        assert!(
+            cache
+                .get_cached_model::<Product>(1)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    delta(&mut conn).await;
     assert!(
         cache
             .get_cached_model::<Product>(1)
@@ -147,7 +159,7 @@ async fn get_cached_models_keeps_order_and_misses(fixture: Fixture) {
             .is_some()
     );
     let d = delta(&mut conn).await;
-    assert_eq!((d["get"], d["mget"]), (1, 1));
+    assert_eq!((d["get"], d["mget"], d["evalsha"], d["eval"]), (3, 0, 1, 0));
     // Writing without dependencies: one pipeline with one SET; with
     // dependencies, the stamps script first.
     cache.cache_model(&Widget::new(9)).await.unwrap();
@@ -305,6 +317,48 @@ async fn corrupt_bytes_under_a_model_key_are_a_miss(fixture: Fixture) {
         .await
         .unwrap();
     assert_eq!(cache.get_cached_model::<Product>(4).await.unwrap(), None);
+
+    // Envelope heads that lie about their stamps (the stamped read walks
+    // them on the server): a count past the end, a key length past the
+    // end, the most stamps a count can claim. Each is a miss, never an
+    // error or a panic, and never a hit.
+    let mut head = b"LD\x02\x00".to_vec();
+    head.resize(32, 0);
+    let lies: [Vec<u8>; 3] = [
+        [&head[..], &[5, 0]].concat(),
+        [&head[..], &[1, 0, 0xff, 0xff, b'x']].concat(),
+        [&head[..], &[0xff, 0xff], &[0; 64]].concat(),
+    ];
+    for lie in lies {
+        cache
+            .store()
+            .set(&cache.physical_key("product:5"), lie.into(), common::HOUR)
+            .await
+            .unwrap();
+        assert_eq!(cache.get_cached_model::<Product>(5).await.unwrap(), None);
+    }
+    // A real entry whose stamp tag was rewritten to another tag of the
+    // same length: the walk reads that tag's stamp, the values differ.
+    cache.cache_model(&product(6, 3)).await.unwrap();
+    let bytes = raw_bytes(&cache, "product:6").await.unwrap().to_vec();
+    let at = bytes
+        .windows(16)
+        .position(|w| w == b"model:category:3")
+        .unwrap();
+    let mut forged = bytes.clone();
+    forged[at + 15] = b'4';
+    cache.cache_model(&product(7, 4)).await.unwrap();
+    cache
+        .store()
+        .set(
+            &cache.physical_key("product:6"),
+            forged.into(),
+            common::HOUR,
+        )
+        .await
+        .unwrap();
+    // The checksum catches the forgery before any stamp matters.
+    assert_eq!(cache.get_cached_model::<Product>(6).await.unwrap(), None);
 }
 
 async fn a_bad_prefix_is_a_config_error(fixture: Fixture) {

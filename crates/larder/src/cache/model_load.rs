@@ -70,9 +70,9 @@ impl Cache {
     /// failed load serves the entry in its stale grace period, if any; a
     /// row found absent never does.
     ///
-    /// Costs on Redis: a hit is one `GET`, plus one `MGET` of the
-    /// dependencies' stamps when the entry has related instances (as
-    /// [`Cache::get_cached_model`]). A miss adds the lease script, the
+    /// Costs on Redis: a hit is one round trip (as
+    /// [`Cache::get_cached_model`]: a `GET`, or for a model with related
+    /// models a read-only script that also reads the stamps). A miss adds the lease script, the
     /// stamps script for the loaded row's dependencies (if any), and the
     /// fill script. With
     /// [`ModelOptions::enabled`](crate::model::ModelOptions::enabled)

@@ -100,6 +100,12 @@ impl Cache {
         budget: &Budget,
     ) -> Result<Option<Entry<T>>> {
         let (tags, fail_open) = (options.tags, options.fail_open);
+        if tags.is_empty() && !options.guards.is_empty() {
+            // A model with related models: its stamps in the same trip.
+            return self
+                .fetch_stamped_entry(key, physical, options.schema, fail_open, budget)
+                .await;
+        }
         let entry = if tags.is_empty() {
             self.fetch_entry(key, physical, options.schema, fail_open, budget)
                 .await?
@@ -116,6 +122,49 @@ impl Cache {
         match entry {
             Some(entry) => self.recorded_stamps_hold(entry, tags, budget).await,
             None => Ok(None),
+        }
+    }
+
+    /// [`Cache::fetch_entry`] of an entry that may record dependency
+    /// stamps (a model with related models), with those stamps read in the
+    /// same round trip where the store can (one script on Redis; see
+    /// [`Store::get_stamped`](crate::store::Store::get_stamped)), else in
+    /// one more: `None` if one of them moved.
+    pub(super) async fn fetch_stamped_entry<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        physical: &str,
+        schema: u64,
+        fail_open: bool,
+        budget: &Budget,
+    ) -> Result<Option<Entry<T>>> {
+        let prefix = self.inner.keys.tag_stamp("");
+        let fetched = self
+            .call_in(
+                "get_stamped",
+                budget,
+                self.inner.store.get_stamped(physical, &prefix),
+            )
+            .await;
+        let Some(Some((bytes, current))) = absorb(fetched, fail_open)? else {
+            return Ok(None);
+        };
+        let Some(entry) = self
+            .decode_or_discard::<T>(key, physical, &bytes, schema, budget)
+            .await
+        else {
+            return Ok(None);
+        };
+        match current {
+            Some(current) if current.len() == entry.stamps.len() => {
+                let holds = entry.stamps.iter().zip(&current).all(|(stamp, now)| {
+                    now.as_deref()
+                        .and_then(|now| std::str::from_utf8(now).ok()?.parse::<u64>().ok())
+                        == Some(stamp.value)
+                });
+                Ok(holds.then_some(entry))
+            }
+            _ => self.recorded_stamps_hold(entry, &[], budget).await,
         }
     }
 

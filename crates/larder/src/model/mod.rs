@@ -62,10 +62,15 @@
 //! deletes its stamp and the entries in its index; a Product recorded under
 //! the old stamp is a miss on read even if the index was lost (evicted,
 //! deleted by hand), because reading an entry with dependencies checks its
-//! stamps. Costs, on Redis: a hit on an entry without dependencies is one
-//! `GET`; with dependencies, a `GET` and an `MGET` of its stamps;
+//! stamps. Costs, on Redis: a hit of a model without related models is one
+//! `GET`; of a model with related models, one round trip too — a
+//! read-only script that gets the entry and the stamps its envelope
+//! records (measured by `cargo bench -p larder --bench model_hit` against a
+//! plain `GET` of the same bytes);
 //! [`get_cached_models`](crate::Cache::get_cached_models) is one `MGET` for
-//! the values and at most one more for all their stamps.
+//! the values and at most one more for all their stamps. A store that
+//! cannot read both at once (a custom [`Store`](crate::store::Store))
+//! takes a second round trip for the stamps.
 //!
 //! # Loading: the guarded read
 //!

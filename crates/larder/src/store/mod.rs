@@ -95,6 +95,22 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The value under `key`, if any.
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>>;
 
+    /// The value under `key`, if any, and — in the same round trip, where
+    /// the store can — the current values of the stamps its envelope
+    /// records, each read under `stamp_prefix` followed by the recorded
+    /// tag, in the envelope's order (`None` for a missing stamp). The
+    /// stamps are `None` as a whole when the store does not read them this
+    /// way or cannot read the envelope; the caller then reads them itself.
+    /// The default is a plain [`Store::get`].
+    fn get_stamped<'a>(
+        &'a self,
+        key: &'a str,
+        stamp_prefix: &'a str,
+    ) -> StoreFuture<'a, Option<(Bytes, Option<Vec<Option<Bytes>>>)>> {
+        let _ = stamp_prefix;
+        Box::pin(async move { Ok(self.get(key).await?.map(|value| (value, None))) })
+    }
+
     /// The values under `keys`, in order, in one round trip.
     fn mget<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>>;
 

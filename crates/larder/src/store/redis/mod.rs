@@ -173,8 +173,41 @@ return 1
 "
 );
 
+/// `KEYS`: a value. `ARGV`: the tag stamps' key prefix. Returns `{}`
+/// without a value, else `{value, s1, s2, …}`: the current values of the
+/// stamps the envelope records (`false` when missing), read under the
+/// prefix followed by each recorded tag — a hit on an entry with
+/// dependencies in one round trip. An envelope it cannot walk (foreign
+/// bytes, a layout it does not know) returns `{value}` alone: the caller
+/// checks the stamps itself, and its decode rejects what is corrupt.
+/// Reads only. The layout walked: a 32-byte head, a `u16` count, then per
+/// stamp a `u16` length, the tag, a `u64` (see `envelope::header`).
+const GET_STAMPED: &str = r"
+local ok, value = pcall(redis.call, 'GET', KEYS[1])
+if not ok or not value then return {} end
+local reply = {value}
+if #value < 34 or string.sub(value, 1, 2) ~= 'LD' or string.byte(value, 3) ~= 2 then
+  return reply
+end
+local count = string.byte(value, 33) + 256 * string.byte(value, 34)
+if count > 4096 then return reply end
+local at = 35
+for i = 1, count do
+  if at + 1 > #value then return {value} end
+  local len = string.byte(value, at) + 256 * string.byte(value, at + 1)
+  at = at + 2
+  if at + len + 7 > #value then return {value} end
+  local found, stamp = pcall(redis.call, 'GET', ARGV[1] .. string.sub(value, at, at + len - 1))
+  if not found then stamp = false end
+  reply[#reply + 1] = stamp
+  at = at + len + 8
+end
+return reply
+";
+
 /// The scripts, loaded once per store.
 struct Scripts {
+    get_stamped: redis::Script,
     stamps: redis::Script,
     index: redis::Script,
     release_lease: redis::Script,
@@ -312,6 +345,7 @@ impl RedisStore {
             connection: Arc::new(connection),
             blocking: Arc::default(),
             scripts: Arc::new(Scripts {
+                get_stamped: redis::Script::new(GET_STAMPED),
                 stamps: redis::Script::new(STAMPS),
                 index: redis::Script::new(INDEX),
                 get_or_lease: redis::Script::new(GET_OR_LEASE),
@@ -477,6 +511,35 @@ impl Store for RedisStore {
         self.run("GET", move |mut conn| async move {
             redis::cmd("GET").arg(key).query_async(&mut conn).await
         })
+        .boxed()
+    }
+
+    fn get_stamped<'a>(
+        &'a self,
+        key: &'a str,
+        stamp_prefix: &'a str,
+    ) -> StoreFuture<'a, Option<(Bytes, Option<Vec<Option<Bytes>>>)>> {
+        async move {
+            let mut invocation = self.scripts.get_stamped.prepare_invoke();
+            invocation.key(key).arg(stamp_prefix);
+            let invocation = &invocation;
+            let mut reply: Vec<Option<Bytes>> = self
+                .run("get_stamped script", |mut conn| async move {
+                    invocation.invoke_async(&mut conn).await
+                })
+                .await?;
+            if reply.is_empty() {
+                return Ok(None);
+            }
+            let stamps = reply.split_off(1);
+            let Some(Some(value)) = reply.pop() else {
+                return Err(Error::new(
+                    ErrorKind::Store,
+                    "unexpected reply of the get_stamped script",
+                ));
+            };
+            Ok(Some((value, Some(stamps))))
+        }
         .boxed()
     }
 
