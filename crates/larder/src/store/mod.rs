@@ -71,6 +71,10 @@ impl fmt::Debug for StoreEntry {
     }
 }
 
+/// A value and, if the store read them with it, the current values of the
+/// stamps its envelope records (see [`Store::get_stamped`]).
+pub type Stamped = (Bytes, Option<Vec<Option<Bytes>>>);
+
 /// A key-value store for envelopes. Implementations must be cheap to share
 /// (`Arc` inside) and safe to call concurrently.
 ///
@@ -106,7 +110,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &'a self,
         key: &'a str,
         stamp_prefix: &'a str,
-    ) -> StoreFuture<'a, Option<(Bytes, Option<Vec<Option<Bytes>>>)>> {
+    ) -> StoreFuture<'a, Option<Stamped>> {
         let _ = stamp_prefix;
         Box::pin(async move { Ok(self.get(key).await?.map(|value| (value, None))) })
     }

@@ -518,7 +518,7 @@ impl Store for RedisStore {
         &'a self,
         key: &'a str,
         stamp_prefix: &'a str,
-    ) -> StoreFuture<'a, Option<(Bytes, Option<Vec<Option<Bytes>>>)>> {
+    ) -> StoreFuture<'a, Option<super::Stamped>> {
         async move {
             let mut invocation = self.scripts.get_stamped.prepare_invoke();
             invocation.key(key).arg(stamp_prefix);
