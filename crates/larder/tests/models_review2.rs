@@ -1,0 +1,256 @@
+//! A second hostile review of model caching (issue 11): `get_or_load_model`
+//! and the invalidations that race it. Every test named for a behaviour
+//! that should hold and marked `R<n>` FAILS on the reviewed commit (a
+//! confirmed defect); the ones marked "holds" are regression tests that
+//! pass. Private redis-servers (never the one on 6379) and the in-process
+//! store.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::models::{Category, Product, category, product};
+use common::{Fixture, on_both_stores};
+use larder::model::{CachedModel, ModelOptions};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+/// A page keyed by its slug, looked up case-insensitively, as a `citext`
+/// column, `WHERE lower(slug) = lower($1)`, or a URL router normalising
+/// `/Teapots` to the canonical `teapots` would.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Page {
+    slug: String,
+    title: String,
+}
+
+impl CachedModel for Page {
+    type Id = String;
+    type Stored<'a> = &'a Self;
+    type Loaded = Self;
+    const OPTIONS: ModelOptions = ModelOptions::new("review2-page");
+    fn id(&self) -> String {
+        self.slug.clone()
+    }
+    fn stored(&self) -> &Self {
+        self
+    }
+    fn from_loaded(loaded: Self) -> Self {
+        loaded
+    }
+}
+
+fn page(title: &str) -> Page {
+    Page {
+        slug: "teapots".into(),
+        title: title.into(),
+    }
+}
+
+on_both_stores!(
+    a_loaded_model_is_only_stored_under_its_own_id,
+    a_read_after_a_related_invalidation_never_joins_an_older_load,
+    a_read_after_a_related_generation_bump_never_joins_an_older_load,
+    a_read_after_its_own_invalidation_never_joins_an_older_load,
+    a_read_after_its_own_generation_bump_never_joins_an_older_load,
+    an_older_load_never_fills_after_its_own_generation_bump,
+    an_older_load_never_fills_after_a_related_invalidation,
+);
+
+// R1. `get_or_load_model(id, load)` stores whatever `load` returns under
+// `id`'s key without checking that the loaded model's `id()` is `id`. A
+// lookup that is not exact (a case-insensitive slug or `citext` column, a
+// trimmed or normalised id, a merged/redirected row) caches the row under
+// an alias key that no invalidation of the row ever names: saving the row
+// (`CachedRepository::save`, the change feed, `invalidate_model_cache_id`)
+// invalidates `teapots`, never `Teapots`, which serves the old row until
+// its timeout (a day by default). Fail closed: a loaded model whose id's
+// key differs from the requested key should be returned but not stored
+// (or stored under its own key only). Found by reading `model_load.rs`:
+// `key` is computed from the argument, `found.id()` is never looked at.
+async fn a_loaded_model_is_only_stored_under_its_own_id(fixture: Fixture) {
+    let cache = fixture.cache().await;
+    let first = cache
+        .get_or_load_model::<Page, larder::Error, _, _>("Teapots".into(), || async {
+            Ok(Some(page("Teapots, old")))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.title, "Teapots, old");
+    // The row is saved: its id is `teapots`, and that is what is invalidated.
+    cache
+        .invalidate_model_cache_id::<Page>("teapots".into())
+        .await
+        .unwrap();
+    let again = cache
+        .get_or_load_model::<Page, larder::Error, _, _>("Teapots".into(), || async {
+            Ok(Some(page("Teapots, new")))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.title, "Teapots, new",
+        "the old row was cached under an alias of its id and survived its invalidation"
+    );
+}
+
+/// Starts `get_or_load_model::<Product>(1)` whose load returns Product 1 in
+/// Category 5 *as it was* (named `Category 5`) once released, and waits
+/// until the load has begun.
+async fn a_slow_old_load(
+    cache: &larder::Cache,
+) -> (
+    tokio::task::JoinHandle<larder::Result<Option<Product>>>,
+    oneshot::Sender<()>,
+) {
+    let (started_tx, started_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let cache = cache.clone();
+    let leader = tokio::spawn(async move {
+        cache
+            .get_or_load_model::<Product, larder::Error, _, _>(1, || async move {
+                let _ = started_tx.send(());
+                let _ = release_rx.await;
+                Ok(Some(product(1, 5)))
+            })
+            .await
+    });
+    started_rx.await.unwrap();
+    (leader, release_tx)
+}
+
+/// A read of Product 1 that begins now; its own load would find Category 5
+/// renamed. Returns what it got and how many times its load ran.
+async fn a_later_read(
+    cache: &larder::Cache,
+    leader: tokio::task::JoinHandle<larder::Result<Option<Product>>>,
+    release: oneshot::Sender<()>,
+) -> (Product, usize) {
+    let loads = Arc::new(AtomicUsize::new(0));
+    let follower = {
+        let cache = cache.clone();
+        let loads = Arc::clone(&loads);
+        tokio::spawn(async move {
+            cache
+                .get_or_load_model::<Product, larder::Error, _, _>(1, || async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    let mut renamed = product(1, 5);
+                    renamed.category = Category {
+                        id: 5,
+                        name: "Category 5, renamed".into(),
+                    };
+                    Ok(Some(renamed))
+                })
+                .await
+        })
+    };
+    // Let the later read reach the flight (or the lease) of the older load.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    release.send(()).unwrap();
+    leader.await.unwrap().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(20), follower)
+        .await
+        .expect("the later read finishes")
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    (got, loads.load(Ordering::SeqCst))
+}
+
+// Holds (R2/R3 were suspected, and passed): a read that begins after a
+// related instance's invalidation or a related generation bump is not
+// handed the older in-flight load.
+// Suspected: a read that BEGINS after a related instance's invalidation has
+// completed (Category 5 saved and committed, `invalidate_model_cache_id::
+// <Category>(5)` returned) joins this process's in-flight load of the
+// Product that began before the save (single-flight), and is given that
+// load's old Category. The fill is refused (the guard moved), but the
+// waiters are served the pre-write value: read-your-writes breaks within
+// one process (`repo.save(&category).await?; repo_products.get(1)` shows
+// the old name if a request happened to be loading Product 1). Flights of
+// the model's own key and of tags are detached by invalidations (see
+// `detach_flights`/`detach_tagged`: "flights that began while the removals
+// ran are older than the write"); a flight guarded by a related model's
+// guard (`model-writes:category`) is not: model flights are joined with no
+// tags and `invalidate_model_cache_id`/`_ids`/`bump_model_generation` only
+// detach flights by the invalidated key and its tag. Fix: detach flights
+// that carry the moved guard (record `options.guards` in the flight slot).
+// Found by reading `single_flight.rs` against `model_load.rs`.
+async fn a_read_after_a_related_invalidation_never_joins_an_older_load(fixture: Fixture) {
+    let cache = fixture.cache().await;
+    let (leader, release) = a_slow_old_load(&cache).await;
+    // Category 5 is renamed and committed; its invalidation completes.
+    cache
+        .invalidate_model_cache_id::<Category>(5)
+        .await
+        .unwrap();
+    let (got, loads) = a_later_read(&cache, leader, release).await;
+    assert_eq!(
+        got.category.name, "Category 5, renamed",
+        "a read that began after the category's invalidation was served the load that \
+         began before it (its own load ran {loads} times)"
+    );
+}
+
+// Holds. As above, with the related model's generation bumped
+// (`bump_model_generation::<Category>()`: a bulk UPDATE of categories, the
+// change feed's reconnect): the later read is still handed the older load.
+async fn a_read_after_a_related_generation_bump_never_joins_an_older_load(fixture: Fixture) {
+    let cache = fixture.cache().await;
+    let (leader, release) = a_slow_old_load(&cache).await;
+    cache.bump_model_generation::<Category>().await.unwrap();
+    let (got, loads) = a_later_read(&cache, leader, release).await;
+    assert_eq!(
+        got.category.name, "Category 5, renamed",
+        "a read that began after the categories' generation bump was served the load that \
+         began before it (its own load ran {loads} times)"
+    );
+}
+
+// Holds (regression test): the same race on the Product's own key is
+// handled — `invalidate_model_cache_id::<Product>(1)` detaches the flight.
+async fn a_read_after_its_own_invalidation_never_joins_an_older_load(fixture: Fixture) {
+    let cache = fixture.cache().await;
+    let (leader, release) = a_slow_old_load(&cache).await;
+    cache.invalidate_model_cache_id::<Product>(1).await.unwrap();
+    let (got, _) = a_later_read(&cache, leader, release).await;
+    assert_eq!(got.category.name, "Category 5, renamed");
+}
+
+// Holds: the same with the model's own generation bumped.
+async fn a_read_after_its_own_generation_bump_never_joins_an_older_load(fixture: Fixture) {
+    let cache = fixture.cache().await;
+    let (leader, release) = a_slow_old_load(&cache).await;
+    cache.bump_model_generation::<Product>().await.unwrap();
+    let (got, _) = a_later_read(&cache, leader, release).await;
+    assert_eq!(got.category.name, "Category 5, renamed");
+}
+
+// Holds: a load that began before the model's generation bump does not
+// store its (older) row afterwards.
+async fn an_older_load_never_fills_after_its_own_generation_bump(fixture: Fixture) {
+    let cache = fixture.cache().await;
+    let (leader, release) = a_slow_old_load(&cache).await;
+    cache.bump_model_generation::<Product>().await.unwrap();
+    release.send(()).unwrap();
+    leader.await.unwrap().unwrap();
+    assert_eq!(cache.get_cached_model::<Product>(1).await.unwrap(), None);
+}
+
+// Holds: nor after a related instance's invalidation.
+async fn an_older_load_never_fills_after_a_related_invalidation(fixture: Fixture) {
+    let cache = fixture.cache().await;
+    let (leader, release) = a_slow_old_load(&cache).await;
+    cache
+        .invalidate_model_cache_ids::<Category>(&[4, 5, 6])
+        .await
+        .unwrap();
+    release.send(()).unwrap();
+    leader.await.unwrap().unwrap();
+    assert_eq!(cache.get_cached_model::<Product>(1).await.unwrap(), None);
+    let _ = category(0);
+}
