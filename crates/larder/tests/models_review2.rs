@@ -57,6 +57,7 @@ on_both_stores!(
     a_read_after_its_own_generation_bump_never_joins_an_older_load,
     an_older_load_never_fills_after_its_own_generation_bump,
     an_older_load_never_fills_after_a_related_invalidation,
+    a_change_to_a_model_embedded_two_levels_deep_invalidates,
 );
 
 // R1. `get_or_load_model(id, load)` stores whatever `load` returns under
@@ -253,4 +254,81 @@ async fn an_older_load_never_fills_after_a_related_invalidation(fixture: Fixture
     leader.await.unwrap().unwrap();
     assert_eq!(cache.get_cached_model::<Product>(1).await.unwrap(), None);
     let _ = category(0);
+}
+
+/// A department, embedded in the shelves that hold it.
+#[derive(Debug, Clone, PartialEq, larder::CachedModel)]
+#[larder(prefix = "review2-dept")]
+struct Dept {
+    id: u64,
+    name: String,
+}
+
+/// A shelf embeds its department (a related field).
+#[derive(Debug, Clone, PartialEq, larder::CachedModel)]
+#[larder(prefix = "review2-shelf", related(dept))]
+struct Shelf {
+    id: u64,
+    dept: Dept,
+}
+
+/// An item embeds its shelf — and with it, as the shelf stores itself,
+/// the shelf's department.
+#[derive(Debug, Clone, PartialEq, larder::CachedModel)]
+#[larder(prefix = "review2-item", related(shelf))]
+struct Item {
+    id: u64,
+    name: String,
+    shelf: Shelf,
+}
+
+// R6. A related field is stored "as its model stores itself", so an Item
+// embedding its Shelf also embeds the Shelf's Dept (the derive docs say so).
+// But the derive's `dependencies()` pushes only the Shelf
+// (`RelatedField::push_dependencies`: `Dependency::on::<M>(&self.id())`),
+// not the Shelf's own dependencies, and `get_or_load_model` guards only the
+// prefixes in `related` (`review2-shelf`). Renaming Dept 3 invalidates the
+// Shelf entries that embed it (holds) and leaves every Item that embeds it
+// with the old department name until its timeout — the promise "invalidating
+// a related instance makes every entry embedding it a miss" holds one level
+// deep only (Product → Category → Department, Order → Customer → Address,
+// any two-level embedding). Fix: `push_dependencies` also pushes
+// `M::dependencies()` (and the derive adds the nested prefixes to
+// `ModelOptions::related` so the check and the guards cover them), or the
+// derive refuses a related field whose model has related fields of its own.
+// Found by reading `macro_support/model.rs` against derive.md.
+async fn a_change_to_a_model_embedded_two_levels_deep_invalidates(fixture: Fixture) {
+    let cache = fixture.cache().await;
+    let dept = Dept {
+        id: 3,
+        name: "Kitchen".into(),
+    };
+    let shelf = Shelf {
+        id: 2,
+        dept: dept.clone(),
+    };
+    let item = Item {
+        id: 1,
+        name: "Teapot".into(),
+        shelf: shelf.clone(),
+    };
+    cache.cache_model(&shelf).await.unwrap();
+    cache.cache_model(&item).await.unwrap();
+    assert_eq!(
+        cache.get_cached_model::<Item>(1).await.unwrap().as_ref(),
+        Some(&item)
+    );
+    // Dept 3 renamed, committed, invalidated.
+    cache.invalidate_model_cache(&dept).await.unwrap();
+    assert_eq!(
+        cache.get_cached_model::<Shelf>(2).await.unwrap(),
+        None,
+        "the shelf embedding the department is a miss (holds)"
+    );
+    let cached = cache.get_cached_model::<Item>(1).await.unwrap();
+    assert_eq!(
+        cached.map(|item| item.shelf.dept.name),
+        None,
+        "the item still shows the department's old name"
+    );
 }
