@@ -58,6 +58,7 @@ on_both_stores!(
     an_older_load_never_fills_after_its_own_generation_bump,
     an_older_load_never_fills_after_a_related_invalidation,
     a_change_to_a_model_embedded_two_levels_deep_invalidates,
+    a_row_with_more_related_rows_than_an_entry_records_is_still_read,
 );
 
 // R1. `get_or_load_model(id, load)` stores whatever `load` returns under
@@ -331,4 +332,57 @@ async fn a_change_to_a_model_embedded_two_levels_deep_invalidates(fixture: Fixtu
         None,
         "the item still shows the department's old name"
     );
+}
+
+/// An order embedding its lines (a related `Vec`).
+#[derive(Debug, Clone, PartialEq, larder::CachedModel)]
+#[larder(prefix = "review2-line")]
+struct Line {
+    id: u64,
+    sku: String,
+}
+
+#[derive(Debug, Clone, PartialEq, larder::CachedModel)]
+#[larder(prefix = "review2-order", related(lines))]
+struct Order {
+    id: u64,
+    lines: Vec<Line>,
+}
+
+// R7. A row with more related instances than an entry records
+// (`MAX_DEPENDENCIES` = 1,024: an order with 1,025 lines, a category page
+// listing 1,025 products) cannot be READ through the cache at all:
+// `get_or_load_model` maps the `TooLarge` of `model_dependencies` to a
+// failed load (`Unloaded::Failed`), so the caller gets an error although
+// the database answered — every time, for as long as the row has that
+// many lines (`CachedRepository::get` of that id always fails; waiters
+// get `ErrorKind::Origin`). An oversized or unencodable value on the same
+// path is returned and simply not stored (`fill.rs`: `Filled::Unstored`),
+// and the design's rule is that the cache never makes the origin's answer
+// fail. Fix: return the loaded model without a fill (warn and count), as
+// for an oversized value. Found by following `model_dependencies`' error
+// in `model_load.rs`.
+async fn a_row_with_more_related_rows_than_an_entry_records_is_still_read(fixture: Fixture) {
+    let cache = fixture.cache().await;
+    let order = Order {
+        id: 1,
+        lines: (0..=larder::model::MAX_DEPENDENCIES as u64)
+            .map(|id| Line {
+                id,
+                sku: format!("sku-{id}"),
+            })
+            .collect(),
+    };
+    let loaded = {
+        let order = order.clone();
+        cache
+            .get_or_load_model::<Order, larder::Error, _, _>(1, || async move { Ok(Some(order)) })
+            .await
+    };
+    match loaded {
+        Ok(found) => assert_eq!(found.as_ref(), Some(&order)),
+        Err(error) => panic!("the database answered, the read failed: {error}"),
+    }
+    // Not cached, as it cannot be checked on read.
+    assert_eq!(cache.get_cached_model::<Order>(1).await.unwrap(), None);
 }
