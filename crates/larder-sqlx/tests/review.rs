@@ -7,11 +7,18 @@
 #![cfg(feature = "postgres")]
 
 mod change_feed_support;
+mod common;
 
 use change_feed_support::*;
 use larder_sqlx::change_feed::{ChangeFeed, install_notify_trigger};
 use larder_test_support::RedisServer;
 use sqlx::{Connection, PgConnection};
+use std::time::Duration;
+
+common::on_both_databases!(
+    a_save_cancelled_after_its_commit_still_invalidates,
+    a_commit_cancelled_after_it_landed_still_invalidates,
+);
 
 /// A feed on `db`'s channel watching products and categories, with every
 /// product cached.
@@ -194,4 +201,98 @@ async fn forged_payloads_never_hide_a_change() {
     caught_up_within(&feed).await.unwrap();
     assert_eq!(cache.get_cached_model::<Product>(2).await.unwrap(), None);
     feed.shutdown().await;
+}
+
+/// Product 1 (category 3) seeded and cached; Redis then refuses writes
+/// (`CLIENT PAUSE … WRITE`) for 1.5 s, as a Redis in a long fork/AOF
+/// rewrite, a failover or a network stall does.
+async fn cached_then_stalled<DB: common::TestDb>(fx: &common::Fixture<DB>) {
+    use common::models::{category, product};
+    fx.seed(&[category(3)], &[product(1, 3)]).await;
+    assert!(fx.products.get(1).await.unwrap().is_some());
+    assert!(
+        fx.cache
+            .get_cached_model::<common::models::Product>(1)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let mut raw = fx.raw_redis().await;
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("WRITE")
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+}
+
+/// Once Redis answers again: the committed category name is in the
+/// database, and the product that embeds it is not served with the old one.
+async fn after_the_stall<DB: common::TestDb>(fx: &common::Fixture<DB>) {
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let row = fx.categories.load(3).await.unwrap().unwrap();
+    assert_eq!(row.name, "Cookware", "the write committed");
+    let cached = fx
+        .cache
+        .get_cached_model::<common::models::Product>(1)
+        .await
+        .unwrap();
+    assert_eq!(
+        cached.map(|p| p.category.name),
+        None,
+        "the committed write's invalidation was dropped with the cancelled future: \
+         the product is served with the old category, and nothing reported it"
+    );
+}
+
+fn renamed() -> common::models::Category {
+    common::models::Category {
+        id: 3,
+        name: "Cookware".into(),
+    }
+}
+
+// R8. Cancellation after the commit. `CachedRepository::save`/`delete` and
+// `Transaction::commit` await the database commit and then, in the same
+// future, the invalidations (`Pending::run`). A future dropped between the
+// two — a request timeout (`tower::timeout`, axum's `TimeoutLayer`), a
+// client disconnect, `tokio::select!` — loses the invalidation after the
+// write has committed: nothing is returned, nothing is logged, and the old
+// row is served until its timeout (a day by default). Here: Category 3 is
+// renamed; the first round trip (its entry, lease and fill guard) was
+// already written to the socket and runs when Redis resumes, but the
+// second — the UNLINK of the `model:category:3` stamp that the Products
+// embedding it are checked against — is never sent, so Product 1 keeps
+// the old category name. Cancellation is
+// ordinary in async Rust, and a slow Redis (fork, failover, a stall — here
+// `CLIENT PAUSE … WRITE`) makes the window as long as a request's timeout.
+// The lease code already guards its own cleanup against drops
+// (`HeldLease::drop` spawns the release); the after-commit invalidations
+// need the same (spawn `Pending::run` and await its handle, or a drop
+// guard that hands what is left to the I/O runtime). Found by asking what
+// a request timeout does to `save`.
+async fn a_save_cancelled_after_its_commit_still_invalidates<DB: common::TestDb>(
+    fx: common::Fixture<DB>,
+) {
+    cached_then_stalled(&fx).await;
+    let saved =
+        tokio::time::timeout(Duration::from_millis(400), fx.categories.save(&renamed())).await;
+    assert!(saved.is_err(), "the request timed out while invalidating");
+    after_the_stall(&fx).await;
+}
+
+// R8, the same through a `Transaction`.
+async fn a_commit_cancelled_after_it_landed_still_invalidates<DB: common::TestDb>(
+    fx: common::Fixture<DB>,
+) {
+    cached_then_stalled(&fx).await;
+    let mut tx = fx.categories.begin().await.unwrap();
+    tx.save(&fx.categories, &renamed()).await.unwrap();
+    let committed = tokio::time::timeout(Duration::from_millis(400), tx.commit()).await;
+    assert!(
+        committed.is_err(),
+        "the request timed out while invalidating"
+    );
+    after_the_stall(&fx).await;
 }
