@@ -59,6 +59,7 @@ on_both_stores!(
     an_older_load_never_fills_after_a_related_invalidation,
     a_change_to_a_model_embedded_two_levels_deep_invalidates,
     a_row_with_more_related_rows_than_an_entry_records_is_still_read,
+    writes_to_unrelated_categories_do_not_starve_product_fills,
 );
 
 // R1. `get_or_load_model(id, load)` stores whatever `load` returns under
@@ -385,4 +386,67 @@ async fn a_row_with_more_related_rows_than_an_entry_records_is_still_read(fixtur
     }
     // Not cached, as it cannot be checked on read.
     assert_eq!(cache.get_cached_model::<Order>(1).await.unwrap(), None);
+}
+
+// R9. The fill guard is per related MODEL (`model-writes:category`), so a
+// save of ANY category during a product's load refuses that product's fill
+// (documented as "costs that fill, never a stale entry"). Under a steady
+// trickle of category writes — a view counter, a `last_seen` column, a
+// bulk job, the change feed relaying another service's updates; here one
+// write every 5 ms to categories no product embeds — a product load of
+// 20 ms never fills: the products' hit rate drops to zero and every read
+// goes to the database, however few categories actually change. The
+// issue's promise is that saving Category 5 invalidates *exactly* the
+// Products embedding Category 5. Suggested fix: keep the coarse guard only
+// as a fallback — record, per related instance, a short-lived "written
+// since" marker (or a per-instance guard set by the invalidation before
+// its stamp moves) and refuse a fill only when one of ITS dependencies'
+// markers moved since the lease; or retry the load once when the guard
+// moved. Found by asking what a busy service's write rate does to the
+// guard.
+async fn writes_to_unrelated_categories_do_not_starve_product_fills(fixture: Fixture) {
+    let cache = fixture.cache().await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let cache = cache.clone();
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                cache
+                    .invalidate_model_cache_id::<Category>(1000 + n % 50)
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    for id in 1..=10u64 {
+        cache
+            .get_or_load_model::<Product, larder::Error, _, _>(id, || async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(Some(product(id, 5)))
+            })
+            .await
+            .unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let mut cached = 0;
+    for id in 1..=10u64 {
+        if cache
+            .get_cached_model::<Product>(id)
+            .await
+            .unwrap()
+            .is_some()
+        {
+            cached += 1;
+        }
+    }
+    assert!(
+        cached >= 5,
+        "only {cached} of 10 products were cached: writes to categories they do not embed \
+         refused their fills"
+    );
 }
