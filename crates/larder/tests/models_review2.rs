@@ -60,6 +60,7 @@ on_both_stores!(
     a_change_to_a_model_embedded_two_levels_deep_invalidates,
     a_row_with_more_related_rows_than_an_entry_records_is_still_read,
     writes_to_unrelated_categories_do_not_starve_product_fills,
+    concurrent_reads_of_a_missing_row_share_one_load,
 );
 
 // R1. `get_or_load_model(id, load)` stores whatever `load` returns under
@@ -448,5 +449,45 @@ async fn writes_to_unrelated_categories_do_not_starve_product_fills(fixture: Fix
         cached >= 5,
         "only {cached} of 10 products were cached: writes to categories they do not embed \
          refused their fills"
+    );
+}
+
+// R10. Cache penetration: `get_or_load_model` of an id with no row
+// (`Ok(None)`) is neither cached nor shared — "callers that waited on it
+// load their own" — so N concurrent requests for a missing id (a hostile
+// client walking ids, a deleted product still linked from a popular page)
+// cost N database queries, one after another behind the lease, where a
+// present row costs one. Single-flight shares a found row with the callers
+// that joined before the load began; an absent row found by that same load
+// is exactly as current for them. Suggested fix: share `Absent` with the
+// flight's waiters (and across processes, an empty marker under the lease
+// or a short negative entry, invalidated like any other). Found by reading
+// `Sharing::passes` in `model_load.rs`.
+async fn concurrent_reads_of_a_missing_row_share_one_load(fixture: Fixture) {
+    let cache = fixture.cache().await;
+    let loads = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = (0..20)
+        .map(|_| {
+            let cache = cache.clone();
+            let loads = Arc::clone(&loads);
+            tokio::spawn(async move {
+                cache
+                    .get_or_load_model::<Product, larder::Error, _, _>(404, || async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(None)
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for reader in readers {
+        assert_eq!(reader.await.unwrap(), None);
+    }
+    let loads = loads.load(Ordering::SeqCst);
+    assert!(
+        loads <= 2,
+        "20 concurrent reads of a missing row ran {loads} database loads"
     );
 }
