@@ -61,6 +61,7 @@ on_both_stores!(
     a_row_with_more_related_rows_than_an_entry_records_is_still_read,
     writes_to_unrelated_categories_do_not_starve_product_fills,
     concurrent_reads_of_a_missing_row_share_one_load,
+    a_failed_early_refresh_still_serves_the_fresh_model,
 );
 
 // R1. `get_or_load_model(id, load)` stores whatever `load` returns under
@@ -490,4 +491,75 @@ async fn concurrent_reads_of_a_missing_row_share_one_load(fixture: Fixture) {
         loads <= 2,
         "20 concurrent reads of a missing row ran {loads} database loads"
     );
+}
+
+/// A model cached for 3 s (a short `redis_cache_timeout`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Quote {
+    id: u64,
+    price: u64,
+}
+
+impl CachedModel for Quote {
+    type Id = u64;
+    type Stored<'a> = &'a Self;
+    type Loaded = Self;
+    const OPTIONS: ModelOptions =
+        ModelOptions::new("review2-quote").timeout(Duration::from_secs(3));
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn stored(&self) -> &Self {
+        self
+    }
+    fn from_loaded(loaded: Self) -> Self {
+        loaded
+    }
+}
+
+// R11. An XFetch early refresh that fails turns a FRESH hit into an error.
+// On a hit, `read_through_served` may refresh early (probability rising as
+// expiry nears, β × the measured load time); it takes the lease and calls
+// `compute_and_fill(..).map_err(|err| failure(err, None))` — the entry it
+// has just read, still fresh, is dropped, so a database error (a restart,
+// a failover, a pool timeout) fails the caller, and `stale_if_error`
+// cannot help (no stale value is passed). `get_or_load_model` (and so
+// `CachedRepository::get`) returns the load's error while a fresh entry
+// sits in the cache; with the default β = 1, every near-expiry hit on a
+// hot key is a chance to fail. Fix: on an early refresh's failure, serve
+// the entry that was read (it is fresh) and log/count the failure. Found
+// by reading the early-refresh branch of `flow.rs`.
+async fn a_failed_early_refresh_still_serves_the_fresh_model(fixture: Fixture) {
+    let cache = fixture.cache_with(|config| config.xfetch_beta(50.0)).await;
+    let quote = Quote { id: 1, price: 10 };
+    // The first load takes 200 ms: XFetch's delta for this key.
+    let first = {
+        let quote = quote.clone();
+        cache
+            .get_or_load_model::<Quote, larder::Error, _, _>(1, || async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(Some(quote))
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(first.as_ref(), Some(&quote));
+    // Still fresh (3 s ± 10 %), but near enough its expiry for β = 50 ×
+    // 200 ms to refresh early. The database is down meanwhile.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(cache.get_cached_model::<Quote>(1).await.unwrap().is_some());
+    for _ in 0..5 {
+        let read = cache
+            .get_or_load_model::<Quote, larder::Error, _, _>(1, || async {
+                Err(larder::Error::new(
+                    larder::ErrorKind::Origin,
+                    "the database is restarting",
+                ))
+            })
+            .await;
+        match read {
+            Ok(found) => assert_eq!(found.as_ref(), Some(&quote)),
+            Err(error) => panic!("a fresh entry was cached, the read failed: {error}"),
+        }
+    }
 }
