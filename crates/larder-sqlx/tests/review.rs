@@ -44,7 +44,7 @@ async fn watched(db: &TestDb, cache: &larder::Cache) -> (ChangeFeed, Vec<Product
     (feed, products)
 }
 
-// R4. A partitioned table: `install_notify_trigger(pool, "products", …)`
+// R7. A partitioned table: `install_notify_trigger(pool, "products", …)`
 // creates statement-level triggers on the partitioned parent. PostgreSQL
 // fires a parent's statement-level triggers only for statements that name
 // the parent; statement-level triggers are not cloned to partitions (only
@@ -113,7 +113,7 @@ async fn a_write_to_a_partition_of_a_watched_table_invalidates() {
     feed.shutdown().await;
 }
 
-// R5. `session_replication_role = replica`: ordinary (ENABLE) triggers do
+// R8. `session_replication_role = replica`: ordinary (ENABLE) triggers do
 // not fire. That is how pg_restore --disable-triggers, pgloader and most
 // logical-replication/ETL tools (pglogical, Bucardo, Debezium sinks…)
 // write — "another service" in the words — and how a DBA runs a
@@ -253,7 +253,7 @@ fn renamed() -> common::models::Category {
     }
 }
 
-// R8. Cancellation after the commit. `CachedRepository::save`/`delete` and
+// R9. Cancellation after the commit. `CachedRepository::save`/`delete` and
 // `Transaction::commit` await the database commit and then, in the same
 // future, the invalidations (`Pending::run`). A future dropped between the
 // two — a request timeout (`tower::timeout`, axum's `TimeoutLayer`), a
@@ -282,7 +282,7 @@ async fn a_save_cancelled_after_its_commit_still_invalidates<DB: common::TestDb>
     after_the_stall(&fx).await;
 }
 
-// R8, the same through a `Transaction`.
+// R9, the same through a `Transaction`.
 async fn a_commit_cancelled_after_it_landed_still_invalidates<DB: common::TestDb>(
     fx: common::Fixture<DB>,
 ) {

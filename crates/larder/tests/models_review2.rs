@@ -166,25 +166,12 @@ async fn a_later_read(
     (got, loads.load(Ordering::SeqCst))
 }
 
-// Holds (R2/R3 were suspected, and passed): a read that begins after a
-// related instance's invalidation or a related generation bump is not
-// handed the older in-flight load.
-// Suspected: a read that BEGINS after a related instance's invalidation has
-// completed (Category 5 saved and committed, `invalidate_model_cache_id::
-// <Category>(5)` returned) joins this process's in-flight load of the
-// Product that began before the save (single-flight), and is given that
-// load's old Category. The fill is refused (the guard moved), but the
-// waiters are served the pre-write value: read-your-writes breaks within
-// one process (`repo.save(&category).await?; repo_products.get(1)` shows
-// the old name if a request happened to be loading Product 1). Flights of
-// the model's own key and of tags are detached by invalidations (see
-// `detach_flights`/`detach_tagged`: "flights that began while the removals
-// ran are older than the write"); a flight guarded by a related model's
-// guard (`model-writes:category`) is not: model flights are joined with no
-// tags and `invalidate_model_cache_id`/`_ids`/`bump_model_generation` only
-// detach flights by the invalidated key and its tag. Fix: detach flights
-// that carry the moved guard (record `options.guards` in the flight slot).
-// Found by reading `single_flight.rs` against `model_load.rs`.
+// Holds (regression test). Suspected: a read that BEGINS after a related
+// instance's invalidation has completed would join this process's
+// in-flight load of the Product that began before the save (model flights
+// are joined with no tags, and invalidations detach flights only by key
+// and tag) and be handed the old Category. It is not: the later read gets
+// the renamed category.
 async fn a_read_after_a_related_invalidation_never_joins_an_older_load(fixture: Fixture) {
     let cache = fixture.cache().await;
     let (leader, release) = a_slow_old_load(&cache).await;
@@ -201,7 +188,7 @@ async fn a_read_after_a_related_invalidation_never_joins_an_older_load(fixture: 
     );
 }
 
-// Holds. As above, with the related model's generation bumped
+// Holds (regression test). As above, with the related model's generation bumped
 // (`bump_model_generation::<Category>()`: a bulk UPDATE of categories, the
 // change feed's reconnect): the later read is still handed the older load.
 async fn a_read_after_a_related_generation_bump_never_joins_an_older_load(fixture: Fixture) {
@@ -286,7 +273,7 @@ struct Item {
     shelf: Shelf,
 }
 
-// R6. A related field is stored "as its model stores itself", so an Item
+// R2. A related field is stored "as its model stores itself", so an Item
 // embedding its Shelf also embeds the Shelf's Dept (the derive docs say so).
 // But the derive's `dependencies()` pushes only the Shelf
 // (`RelatedField::push_dependencies`: `Dependency::on::<M>(&self.id())`),
@@ -352,7 +339,7 @@ struct Order {
     lines: Vec<Line>,
 }
 
-// R7. A row with more related instances than an entry records
+// R3. A row with more related instances than an entry records
 // (`MAX_DEPENDENCIES` = 1,024: an order with 1,025 lines, a category page
 // listing 1,025 products) cannot be READ through the cache at all:
 // `get_or_load_model` maps the `TooLarge` of `model_dependencies` to a
@@ -390,7 +377,7 @@ async fn a_row_with_more_related_rows_than_an_entry_records_is_still_read(fixtur
     assert_eq!(cache.get_cached_model::<Order>(1).await.unwrap(), None);
 }
 
-// R9. The fill guard is per related MODEL (`model-writes:category`), so a
+// R4. The fill guard is per related MODEL (`model-writes:category`), so a
 // save of ANY category during a product's load refuses that product's fill
 // (documented as "costs that fill, never a stale entry"). Under a steady
 // trickle of category writes — a view counter, a `last_seen` column, a
@@ -453,7 +440,7 @@ async fn writes_to_unrelated_categories_do_not_starve_product_fills(fixture: Fix
     );
 }
 
-// R10. Cache penetration: `get_or_load_model` of an id with no row
+// R5. Cache penetration: `get_or_load_model` of an id with no row
 // (`Ok(None)`) is neither cached nor shared — "callers that waited on it
 // load their own" — so N concurrent requests for a missing id (a hostile
 // client walking ids, a deleted product still linked from a popular page)
@@ -517,7 +504,7 @@ impl CachedModel for Quote {
     }
 }
 
-// R11. An XFetch early refresh that fails turns a FRESH hit into an error.
+// R6. An XFetch early refresh that fails turns a FRESH hit into an error.
 // On a hit, `read_through_served` may refresh early (probability rising as
 // expiry nears, β × the measured load time); it takes the lease and calls
 // `compute_and_fill(..).map_err(|err| failure(err, None))` — the entry it
