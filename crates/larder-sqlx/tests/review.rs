@@ -296,3 +296,82 @@ async fn a_commit_cancelled_after_it_landed_still_invalidates<DB: common::TestDb
     );
     after_the_stall(&fx).await;
 }
+
+/// A label keyed by free text.
+#[derive(Debug, Clone, PartialEq, larder::CachedModel)]
+#[larder(prefix = "review-label")]
+struct Label {
+    id: String,
+    name: String,
+}
+
+// Holds (regression test): text ids with JSON, key and glob syntax in them
+// (commas, quotes, backslashes, `:`, `%`, `*`, `?`, `[`, non-ASCII) travel
+// through the trigger's payload and the listener exactly: a raw UPDATE of
+// one invalidates that one only, never a neighbour a glob would match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_ids_with_syntax_in_them_invalidate_exactly() {
+    let Some(url) = database_url("text_ids_with_syntax_in_them_invalidate_exactly") else {
+        return;
+    };
+    let db = TestDb::create(&url).await;
+    sqlx::raw_sql("CREATE TABLE labels (id text PRIMARY KEY, name text NOT NULL)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let ids = [
+        "a,b",
+        "\"q\"",
+        "back\\slash",
+        "x:y",
+        "50%",
+        "*",
+        "a?",
+        "[ab]",
+        "café ☕",
+        "a",
+        "b",
+        "x%3Ay",
+    ];
+    for id in ids {
+        sqlx::query("INSERT INTO labels VALUES ($1, 'old')")
+            .bind(id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    install_notify_trigger(&db.pool, "labels", "id", db.channel())
+        .await
+        .unwrap();
+    let server = RedisServer::spawn();
+    let cache = redis_cache(&server).await;
+    let feed = ChangeFeed::builder(cache.clone(), db.pool.clone())
+        .channel(db.channel())
+        .watch::<Label>("labels")
+        .start()
+        .await
+        .unwrap();
+    for id in ids {
+        cache
+            .cache_model(&Label {
+                id: id.into(),
+                name: "old".into(),
+            })
+            .await
+            .unwrap();
+    }
+    for changed in ["*", "x:y", "\"q\"", "a,b", "[ab]"] {
+        sqlx::query("UPDATE labels SET name = 'new' WHERE id = $1")
+            .bind(changed)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    caught_up_within(&feed).await.unwrap();
+    for id in ids {
+        let cached = cache.get_cached_model::<Label>(id.into()).await.unwrap();
+        let changed = ["*", "x:y", "\"q\"", "a,b", "[ab]"].contains(&id);
+        assert_eq!(cached.is_none(), changed, "{id:?}");
+    }
+    feed.shutdown().await;
+}
