@@ -78,10 +78,30 @@ pub(super) fn generate(
     let id_clone =
         quote_spanned!(id_ty.span()=> <#id_ty as ::core::clone::Clone>::clone(&self.#id_ident));
     let dependencies = dependencies(fields, &larder);
+    // A related model that embeds related models of its own would be
+    // stored whole, nested rows and all, while only its own id is
+    // recorded: a change to a nested row would not reach this entry.
+    let flat = fields.related().map(|field| {
+        let ty = field.ty;
+        let related = related_field(field, &larder);
+        quote_spanned! {ty.span()=>
+            const _: () = ::core::assert!(
+                <<#ty as #related>::Model as #larder::model::CachedModel>::OPTIONS
+                    .related
+                    .is_empty(),
+                "#[derive(CachedModel)]: this related model has related models of its own; \
+                 their changes would not reach this entry. Embed a model without related \
+                 models, or implement `larder::model::CachedModel` by hand and list every \
+                 nested model in `ModelOptions::related` and `dependencies()`"
+            );
+        }
+    });
 
     Ok(quote! {
         #[doc(hidden)]
         const _: () = {
+            #(#flat)*
+
             /// What is stored: the fields not excluded, borrowed.
             #[doc(hidden)]
             #[derive(#larder::__private::serde::Serialize)]

@@ -143,7 +143,7 @@ impl Cache {
                         self.inner
                             .metrics
                             .with(key, |m| m.early_refreshes.increment(1));
-                        return self
+                        let refreshed = self
                             .compute_and_fill(
                                 key,
                                 &early.value,
@@ -152,9 +152,21 @@ impl Cache {
                                 &budget,
                                 compute,
                             )
-                            .await
-                            .map(|(value, _)| fresh(value))
-                            .map_err(|err| failure(err, None));
+                            .await;
+                        return match refreshed {
+                            Ok((value, _)) => Ok(fresh(value)),
+                            // The refresh was early: the value read is
+                            // still fresh, and serves.
+                            Err(ComputeError::Origin(_)) => {
+                                tracing::warn!(
+                                    key,
+                                    "larder: an early refresh failed; serving the fresh value"
+                                );
+                                self.count_read(key, true);
+                                Ok(fresh(entry.value))
+                            }
+                            Err(err) => Err(failure(err, None)),
+                        };
                     }
                 }
                 self.count_read(key, true);

@@ -31,12 +31,19 @@ impl<'de, M: CachedModel> Deserialize<'de> for ModelValue<M> {
 }
 
 /// Why a load stored nothing.
-enum Unloaded<E> {
-    /// No such row: nothing to cache, nothing to share.
+enum Unloaded<M, E> {
+    /// No such row: nothing to cache; callers waiting on the load share
+    /// the answer.
     Absent,
+    /// A row that must not be cached under the key asked for: returned to
+    /// its caller; waiters load their own.
+    Unstorable(M),
     /// The load failed.
     Failed(E),
 }
+
+/// What a flight's waiters are told when the row was absent.
+const ABSENT: &[u8] = b"absent";
 
 impl Cache {
     /// The instance `id` of `M`: from the cache, or from `load` (your
@@ -64,8 +71,11 @@ impl Cache {
     /// and across processes (the lease), as
     /// [`Cache::try_get_or_compute`] does; an `Err` reaches its caller and
     /// releases the waiters at once, each with [`ErrorKind::Origin`]. A
-    /// load that finds no row (`Ok(None)`) is not cached: callers that
-    /// waited on it load their own. With the cache's
+    /// load that finds no row (`Ok(None)`) is not cached; the callers that
+    /// waited on it get `None` too, without a query of their own. A loaded
+    /// row is stored only under its own key (its `id()` must name the key
+    /// asked for) and only if its entry can record all its dependencies;
+    /// otherwise it is returned, not cached, and a warning logged. With the cache's
     /// [`stale_if_error`](crate::config::ConfigBuilder::stale_if_error), a
     /// failed load serves the entry in its stale grace period, if any; a
     /// row found absent never does.
@@ -124,20 +134,39 @@ impl Cache {
             ..self.options(model.timeout)
         };
         let compute = || async {
-            match load().await {
-                Ok(Some(found)) => {
-                    let depends = model_dependencies(&key, &found)
-                        .map_err(|err| Unloaded::Failed(E::from(err)))?;
-                    Ok(Computed {
-                        depends,
-                        ..Computed::plain(ModelValue(found))
-                    })
+            let found = match load().await {
+                Ok(Some(found)) => found,
+                Ok(None) => return Err(Unloaded::Absent),
+                Err(err) => return Err(Unloaded::Failed(err)),
+            };
+            // Stored only under its own key: a lookup that is not exact
+            // (a case-insensitive slug, a merged id) must not cache the
+            // row under a second key that its invalidation never reaches.
+            if instance_key(model, &found.id()).ok().as_deref() != Some(key.as_str()) {
+                tracing::warn!(
+                    key,
+                    "larder: the loaded model's id() names another key; returned, not cached"
+                );
+                return Err(Unloaded::Unstorable(found));
+            }
+            match model_dependencies(&key, &found) {
+                Ok(depends) => Ok(Computed {
+                    depends,
+                    ..Computed::plain(ModelValue(found))
+                }),
+                // More related rows than an entry records: the row is
+                // good, it just cannot be cached (as an oversized value).
+                Err(err) if err.kind() == ErrorKind::TooLarge => {
+                    tracing::warn!(key, error = %err, "larder: loaded model returned, not cached");
+                    Err(Unloaded::Unstorable(found))
                 }
-                Ok(None) => Err(Unloaded::Absent),
-                Err(err) => Err(Unloaded::Failed(err)),
+                Err(err) => Err(Unloaded::Failed(E::from(err))),
             }
         };
-        let unshare = |_: &Bytes| {
+        let unshare = |shared: &Bytes| {
+            if shared.as_ref() == ABSENT {
+                return Some(Unloaded::Absent);
+            }
             Some(Unloaded::Failed(E::from(Error::new(
                 ErrorKind::Origin,
                 format!(
@@ -147,8 +176,11 @@ impl Cache {
             ))))
         };
         let sharing = Sharing {
-            passes: &|unloaded| matches!(unloaded, Unloaded::Absent),
-            share: &|_| Some(Bytes::new()),
+            passes: &|unloaded| matches!(unloaded, Unloaded::Unstorable(_)),
+            share: &|unloaded| match unloaded {
+                Unloaded::Absent => Some(Bytes::from_static(ABSENT)),
+                _ => Some(Bytes::new()),
+            },
             unshare: &unshare,
         };
         match self
@@ -160,6 +192,10 @@ impl Cache {
                 error: Unloaded::Absent,
                 ..
             }) => Ok(None),
+            Err(ReadFailure::Origin {
+                error: Unloaded::Unstorable(found),
+                ..
+            }) => Ok(Some(found)),
             Err(ReadFailure::Origin {
                 stale: Some(value), ..
             }) if self.inner.config.stale_if_error => {
