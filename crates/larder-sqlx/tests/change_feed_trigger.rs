@@ -7,7 +7,8 @@
 mod change_feed_support;
 
 use change_feed_support::*;
-use larder_sqlx::change_feed::{ChangeFeed, ChangeFeedErrorKind, install_notify_trigger};
+use larder_sqlx::ErrorKind;
+use larder_sqlx::change_feed::{ChangeFeed, install_notify_trigger};
 use larder_test_support::RedisServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,7 +88,7 @@ async fn hostile_names_are_quoted_or_refused() {
     let missing = install_notify_trigger(&db.pool, "products\"; DROP TABLE victims; --", "id", "c")
         .await
         .unwrap_err();
-    assert_eq!(missing.kind(), ChangeFeedErrorKind::Database, "{missing}");
+    assert_eq!(missing.kind(), ErrorKind::Database, "{missing}");
     assert!(victims_remain().await);
 
     // A table, an id column and a channel whose names hold SQL: quoted, so

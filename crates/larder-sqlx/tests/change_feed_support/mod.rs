@@ -278,7 +278,7 @@ pub async fn cache_all<M: larder::model::CachedModel + Sync>(cache: &Cache, mode
 /// the feed never catches up.
 pub async fn caught_up_within(
     feed: &larder_sqlx::change_feed::ChangeFeed,
-) -> Result<(), larder_sqlx::change_feed::ChangeFeedError> {
+) -> larder_sqlx::Result<()> {
     tokio::time::timeout(Duration::from_secs(60), feed.caught_up())
         .await
         .expect("the change feed did not catch up within 60 s")
