@@ -90,7 +90,7 @@ impl<DB: Database> Transaction<DB> {
         {
             return Ok(Some(hit));
         }
-        self.load_row(repository, &id).await
+        self.load(repository, id).await
     }
 
     /// The row `id` as this transaction sees it, from the database,
@@ -108,31 +108,11 @@ impl<DB: Database> Transaction<DB> {
     where
         R: Repository<Database = DB>,
     {
-        self.load_row(repository, &id).await
-    }
-
-    /// The row `id` on the transaction's connection.
-    async fn load_row<R>(
-        &mut self,
-        repository: &CachedRepository<R>,
-        id: &IdOf<R>,
-    ) -> Result<Option<R::Model>>
-    where
-        R: Repository<Database = DB>,
-    {
         repository
             .repository()
-            .load(&mut self.tx, id)
+            .load(&mut self.tx, &id)
             .await
-            .map_err(|error| {
-                Error::database(
-                    format_args!(
-                        "loading `{}` in a transaction",
-                        describe_key::<R::Model>(id)
-                    ),
-                    error,
-                )
-            })
+            .map_err(failed::<R::Model>("loading", &id))
     }
 
     /// The instances `ids`, in order, `None` where there is no row, as
@@ -201,7 +181,7 @@ impl<DB: Database> Transaction<DB> {
             }
         }
         for at in repeated {
-            found[at] = self.load_row(repository, &ids[at]).await?;
+            found[at] = self.load(repository, ids[at].clone()).await?;
         }
         Ok(found)
     }
@@ -229,15 +209,7 @@ impl<DB: Database> Transaction<DB> {
             .repository()
             .save(&mut self.tx, model)
             .await
-            .map_err(|error| {
-                Error::database(
-                    format_args!(
-                        "saving `{}` in a transaction",
-                        describe_key::<R::Model>(&id)
-                    ),
-                    error,
-                )
-            })
+            .map_err(failed::<R::Model>("saving", &id))
     }
 
     /// Deletes the row `id` through `repository` inside this transaction;
@@ -256,15 +228,7 @@ impl<DB: Database> Transaction<DB> {
             .repository()
             .delete(&mut self.tx, &id)
             .await
-            .map_err(|error| {
-                Error::database(
-                    format_args!(
-                        "deleting `{}` in a transaction",
-                        describe_key::<R::Model>(&id)
-                    ),
-                    error,
-                )
-            })
+            .map_err(failed::<R::Model>("deleting", &id))
     }
 
     /// Queues the invalidation of `M`'s instance `id` for after the commit,
@@ -325,6 +289,16 @@ impl<DB: Database> Transaction<DB> {
             .rollback()
             .await
             .map_err(|error| Error::database("rolling back a transaction", error))
+    }
+}
+
+/// The error of `doing` (`"saving"`) `M`'s instance `id` in a transaction.
+fn failed<M: CachedModel>(doing: &'static str, id: &M::Id) -> impl FnOnce(sqlx::Error) -> Error {
+    move |error| {
+        Error::database(
+            format_args!("{doing} `{}` in a transaction", describe_key::<M>(id)),
+            error,
+        )
     }
 }
 
