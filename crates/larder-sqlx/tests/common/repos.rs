@@ -196,10 +196,6 @@ pub struct Repo<M, DB> {
     _model: PhantomData<fn() -> (M, DB)>,
 }
 
-pub type ProductRepo<DB> = Repo<Product, DB>;
-pub type CategoryRepo<DB> = Repo<Category, DB>;
-pub type NoteRepo<DB> = Repo<Note, DB>;
-
 impl<M, DB> Default for Repo<M, DB> {
     fn default() -> Self {
         Self {
@@ -276,6 +272,7 @@ macro_rules! repository_on {
     };
 }
 
+#[cfg(feature = "sqlite")]
 repository_on!(sqlx::Sqlite);
 repository_on!(sqlx::Postgres);
 
