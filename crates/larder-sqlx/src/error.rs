@@ -2,19 +2,6 @@
 //! as in `larder` itself: the repositories, transactions and the change
 //! feed all fail with it, so an application handles one error type from
 //! this crate.
-//!
-//! ```
-//! use larder_sqlx::{Error, ErrorKind};
-//!
-//! let error = Error::new(ErrorKind::Config, "the channel name \"\" cannot be used");
-//! assert!(error.is_config());
-//! assert_eq!(error.kind(), ErrorKind::Config);
-//! assert!(error.stale_keys().is_empty());
-//!
-//! let error = Error::from(sqlx::Error::RowNotFound);
-//! assert!(error.is_database());
-//! assert!(matches!(error.as_sqlx(), Some(sqlx::Error::RowNotFound)));
-//! ```
 
 use std::borrow::Cow;
 use std::fmt;
@@ -54,7 +41,32 @@ pub enum ErrorKind {
     Stopped,
 }
 
-/// The error of every fallible operation of this crate.
+/// The error of every fallible operation of this crate: the
+/// repositories', the transactions' and the change feed's. Its
+/// [`kind`](Self::kind) (or an `is_*` helper) says what to do; its
+/// `Display` says what failed, with which input.
+///
+/// ```
+/// use larder_sqlx::{Error, ErrorKind};
+///
+/// fn what_to_do(error: &Error) -> String {
+///     match error.kind() {
+///         // Committed: the write must not be retried, the invalidation may.
+///         ErrorKind::StaleAfterCommit => format!("invalidate {:?} again", error.stale_keys()),
+///         ErrorKind::Config => "fix the call".to_owned(),
+///         _ => format!("retry later: {error}"),
+///     }
+/// }
+///
+/// let refused = Error::new(ErrorKind::Config, "the channel name \"\" cannot be used");
+/// assert!(refused.is_config());
+/// assert_eq!(what_to_do(&refused), "fix the call");
+///
+/// let failed = Error::from(sqlx::Error::PoolTimedOut);
+/// assert!(failed.is_database());
+/// assert!(matches!(failed.as_sqlx(), Some(sqlx::Error::PoolTimedOut)));
+/// assert!(failed.stale_keys().is_empty());
+/// ```
 pub struct Error {
     kind: ErrorKind,
     detail: Cow<'static, str>,

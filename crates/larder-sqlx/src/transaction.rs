@@ -233,6 +233,30 @@ impl<DB: Database> Transaction<DB> {
 
     /// Queues the invalidation of `M`'s instance `id` for after the commit,
     /// for a write made with [`connection`](Self::connection).
+    ///
+    /// ```
+    /// use larder::CachedModel;
+    /// use larder_sqlx::Transaction;
+    ///
+    /// #[derive(Debug, Clone, PartialEq, CachedModel)]
+    /// #[larder(prefix = "product")]
+    /// struct Product { id: i64, price_cents: i64 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await?;
+    /// # sqlx::query("CREATE TABLE products (id INTEGER PRIMARY KEY, price_cents INTEGER)").execute(&pool).await?;
+    /// let cache = larder::Cache::in_memory();
+    /// cache.cache_model(&Product { id: 1, price_cents: 1999 }).await?;
+    ///
+    /// let mut tx = Transaction::begin(&pool).await?;
+    /// sqlx::query("INSERT INTO products VALUES (1, 2499)").execute(tx.connection()).await?;
+    /// tx.invalidate_after_commit::<Product>(&cache, 1);
+    /// assert_eq!(tx.pending_invalidations(), ["product:1"]);
+    /// assert!(cache.get_cached_model::<Product>(1).await?.is_some()); // not before the commit
+    /// tx.commit().await?;
+    /// assert_eq!(cache.get_cached_model::<Product>(1).await?, None);
+    /// # Ok(()) }
+    /// ```
     pub fn invalidate_after_commit<M>(&mut self, cache: &larder::Cache, id: M::Id)
     where
         M: CachedModel,
