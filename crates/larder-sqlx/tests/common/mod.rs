@@ -135,27 +135,25 @@ impl<DB: TestDb> Fixture<DB> {
         self.products.repository().hooks().loads()
     }
 
-    /// Every product as the database holds it now, by id (around the cache
-    /// and the load hooks).
+    /// Every product as the database holds it now, by id.
     pub async fn all_products(&self) -> Vec<Product> {
-        let mut conn = self.pool.acquire().await.unwrap();
-        let repository = self.products.repository();
-        repository
-            .stream_all(&mut conn)
-            .try_collect()
-            .await
-            .unwrap()
+        self.all_rows(&self.products).await
     }
 
     /// Every category as the database holds it now, by id.
     pub async fn all_categories(&self) -> Vec<Category> {
+        self.all_rows(&self.categories).await
+    }
+
+    /// Every row of `repository`'s model, read around the cache (and the
+    /// load hooks) with its `stream_all`.
+    async fn all_rows<R>(&self, repository: &CachedRepository<R>) -> Vec<R::Model>
+    where
+        R: Repository<Database = DB>,
+    {
         let mut conn = self.pool.acquire().await.unwrap();
-        let repository = self.categories.repository();
-        repository
-            .stream_all(&mut conn)
-            .try_collect()
-            .await
-            .unwrap()
+        let rows = repository.repository().stream_all(&mut conn);
+        rows.try_collect().await.unwrap()
     }
 }
 
