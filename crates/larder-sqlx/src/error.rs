@@ -1,5 +1,7 @@
 //! One opaque [`Error`] with a [`#[non_exhaustive] ErrorKind`](ErrorKind),
-//! as in `larder` itself.
+//! as in `larder` itself: the repositories, transactions and the change
+//! feed all fail with it, so an application handles one error type from
+//! this crate.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -13,9 +15,16 @@ pub enum ErrorKind {
     /// failed write invalidated nothing. If `COMMIT` itself failed, whether
     /// the write landed is unknown (as with any database client): read the
     /// row again, or invalidate it by hand.
+    ///
+    /// In the change feed: PostgreSQL refused or could not be reached when
+    /// installing the trigger, starting the feed, or sending a
+    /// `caught_up` marker.
     Database,
     /// The cache failed: an invalid model prefix, or a store failure that
     /// the cache's fail mode does not absorb (fail-closed).
+    ///
+    /// In the change feed's `caught_up`: a change could not be applied to
+    /// the cache yet; the feed keeps retrying its generation bump.
     Cache,
     /// The write **committed**, but invalidating its cache entries failed:
     /// the keys in [`Error::stale_keys`] may serve the old row until they
@@ -23,9 +32,41 @@ pub enum ErrorKind {
     /// ([`CachedRepository::invalidate`](crate::CachedRepository::invalidate),
     /// `delete_cached_data`), do not retry the write.
     StaleAfterCommit,
+    /// A name or setting that cannot be used: an identifier PostgreSQL
+    /// would truncate (over 63 bytes), an empty one or one holding a NUL,
+    /// or a table a change feed watches twice for one model. Fix the call.
+    Config,
+    /// The change feed's task has stopped (shut down, or its runtime is
+    /// gone): start a new feed.
+    Stopped,
 }
 
-/// The error of every fallible operation of this crate.
+/// The error of every fallible operation of this crate: the
+/// repositories', the transactions' and the change feed's. Its
+/// [`kind`](Self::kind) (or an `is_*` helper) says what to do; its
+/// `Display` says what failed, with which input.
+///
+/// ```
+/// use larder_sqlx::{Error, ErrorKind};
+///
+/// fn what_to_do(error: &Error) -> String {
+///     match error.kind() {
+///         // Committed: the write must not be retried, the invalidation may.
+///         ErrorKind::StaleAfterCommit => format!("invalidate {:?} again", error.stale_keys()),
+///         ErrorKind::Config => "fix the call".to_owned(),
+///         _ => format!("retry later: {error}"),
+///     }
+/// }
+///
+/// let refused = Error::new(ErrorKind::Config, "the channel name \"\" cannot be used");
+/// assert!(refused.is_config());
+/// assert_eq!(what_to_do(&refused), "fix the call");
+///
+/// let failed = Error::from(sqlx::Error::PoolTimedOut);
+/// assert!(failed.is_database());
+/// assert!(matches!(failed.as_sqlx(), Some(sqlx::Error::PoolTimedOut)));
+/// assert!(failed.stale_keys().is_empty());
+/// ```
 pub struct Error {
     kind: ErrorKind,
     detail: Cow<'static, str>,
@@ -105,6 +146,16 @@ impl Error {
         self.kind == ErrorKind::Cache
     }
 
+    /// A name or setting was refused ([`ErrorKind::Config`]).
+    pub fn is_config(&self) -> bool {
+        self.kind == ErrorKind::Config
+    }
+
+    /// The change feed had stopped ([`ErrorKind::Stopped`]).
+    pub fn is_stopped(&self) -> bool {
+        self.kind == ErrorKind::Stopped
+    }
+
     /// The write committed but its invalidation failed
     /// ([`ErrorKind::StaleAfterCommit`]); see [`Error::stale_keys`].
     pub fn is_stale_after_commit(&self) -> bool {
@@ -123,7 +174,9 @@ impl Error {
     }
 
     /// The underlying Larder error, for [`ErrorKind::Cache`] and
-    /// [`ErrorKind::StaleAfterCommit`] (the first failure).
+    /// [`ErrorKind::StaleAfterCommit`] (the first failure); `None` for the
+    /// change feed's `caught_up`, whose failures were logged as they
+    /// happened.
     pub fn as_larder(&self) -> Option<&larder::Error> {
         self.source.as_deref()?.downcast_ref()
     }
@@ -189,5 +242,15 @@ mod tests {
         let cache = Error::from(larder::Error::new(larder::ErrorKind::Config, "bad prefix"));
         assert!(cache.is_cache());
         assert!(cache.stale_keys().is_empty());
+    }
+
+    #[test]
+    fn each_kind_has_its_helper() {
+        let error = |kind| Error::new(kind, "detail");
+        assert!(error(ErrorKind::Config).is_config());
+        assert!(error(ErrorKind::Stopped).is_stopped());
+        assert!(!error(ErrorKind::Stopped).is_config());
+        assert!(error(ErrorKind::Cache).as_larder().is_none());
+        assert_eq!(error(ErrorKind::Config).to_string(), "detail");
     }
 }

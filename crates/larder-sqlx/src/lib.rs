@@ -27,8 +27,8 @@
 //! caught on PostgreSQL by the change feed (`change_feed`, feature
 //! `postgres`).
 //!
-//! Failures are one [`Error`] with an [`ErrorKind`]; a write that
-//! committed but could not invalidate is
+//! Failures are one [`Error`] with an [`ErrorKind`], the change feed's
+//! included; a write that committed but could not invalidate is
 //! [`ErrorKind::StaleAfterCommit`], naming the keys that may be stale.
 //!
 //! Kept out of `larder` so that the cache itself has no database

@@ -90,7 +90,7 @@ impl<DB: Database> Transaction<DB> {
         {
             return Ok(Some(hit));
         }
-        self.load_row(repository, &id).await
+        self.load(repository, id).await
     }
 
     /// The row `id` as this transaction sees it, from the database,
@@ -108,31 +108,11 @@ impl<DB: Database> Transaction<DB> {
     where
         R: Repository<Database = DB>,
     {
-        self.load_row(repository, &id).await
-    }
-
-    /// The row `id` on the transaction's connection.
-    async fn load_row<R>(
-        &mut self,
-        repository: &CachedRepository<R>,
-        id: &IdOf<R>,
-    ) -> Result<Option<R::Model>>
-    where
-        R: Repository<Database = DB>,
-    {
         repository
             .repository()
-            .load(&mut self.tx, id)
+            .load(&mut self.tx, &id)
             .await
-            .map_err(|error| {
-                Error::database(
-                    format_args!(
-                        "loading `{}` in a transaction",
-                        describe_key::<R::Model>(id)
-                    ),
-                    error,
-                )
-            })
+            .map_err(failed::<R::Model>("loading", &id))
     }
 
     /// The instances `ids`, in order, `None` where there is no row, as
@@ -201,7 +181,7 @@ impl<DB: Database> Transaction<DB> {
             }
         }
         for at in repeated {
-            found[at] = self.load_row(repository, &ids[at]).await?;
+            found[at] = self.load(repository, ids[at].clone()).await?;
         }
         Ok(found)
     }
@@ -229,15 +209,7 @@ impl<DB: Database> Transaction<DB> {
             .repository()
             .save(&mut self.tx, model)
             .await
-            .map_err(|error| {
-                Error::database(
-                    format_args!(
-                        "saving `{}` in a transaction",
-                        describe_key::<R::Model>(&id)
-                    ),
-                    error,
-                )
-            })
+            .map_err(failed::<R::Model>("saving", &id))
     }
 
     /// Deletes the row `id` through `repository` inside this transaction;
@@ -256,19 +228,35 @@ impl<DB: Database> Transaction<DB> {
             .repository()
             .delete(&mut self.tx, &id)
             .await
-            .map_err(|error| {
-                Error::database(
-                    format_args!(
-                        "deleting `{}` in a transaction",
-                        describe_key::<R::Model>(&id)
-                    ),
-                    error,
-                )
-            })
+            .map_err(failed::<R::Model>("deleting", &id))
     }
 
     /// Queues the invalidation of `M`'s instance `id` for after the commit,
     /// for a write made with [`connection`](Self::connection).
+    ///
+    /// ```
+    /// use larder::CachedModel;
+    /// use larder_sqlx::Transaction;
+    ///
+    /// #[derive(Debug, Clone, PartialEq, CachedModel)]
+    /// #[larder(prefix = "product")]
+    /// struct Product { id: i64, price_cents: i64 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await?;
+    /// # sqlx::query("CREATE TABLE products (id INTEGER PRIMARY KEY, price_cents INTEGER)").execute(&pool).await?;
+    /// let cache = larder::Cache::in_memory();
+    /// cache.cache_model(&Product { id: 1, price_cents: 1999 }).await?;
+    ///
+    /// let mut tx = Transaction::begin(&pool).await?;
+    /// sqlx::query("INSERT INTO products VALUES (1, 2499)").execute(tx.connection()).await?;
+    /// tx.invalidate_after_commit::<Product>(&cache, 1);
+    /// assert_eq!(tx.pending_invalidations(), ["product:1"]);
+    /// assert!(cache.get_cached_model::<Product>(1).await?.is_some()); // not before the commit
+    /// tx.commit().await?;
+    /// assert_eq!(cache.get_cached_model::<Product>(1).await?, None);
+    /// # Ok(()) }
+    /// ```
     pub fn invalidate_after_commit<M>(&mut self, cache: &larder::Cache, id: M::Id)
     where
         M: CachedModel,
@@ -325,6 +313,16 @@ impl<DB: Database> Transaction<DB> {
             .rollback()
             .await
             .map_err(|error| Error::database("rolling back a transaction", error))
+    }
+}
+
+/// The error of `doing` (`"saving"`) `M`'s instance `id` in a transaction.
+fn failed<M: CachedModel>(doing: &'static str, id: &M::Id) -> impl FnOnce(sqlx::Error) -> Error {
+    move |error| {
+        Error::database(
+            format_args!("{doing} `{}` in a transaction", describe_key::<M>(id)),
+            error,
+        )
     }
 }
 

@@ -4,51 +4,50 @@
 
 #![cfg(feature = "postgres")]
 
-mod change_feed_support;
+mod common;
 
 use std::time::Instant;
 
-use change_feed_support::*;
-use larder_sqlx::change_feed::ChangeFeed;
-use larder_test_support::RedisServer;
+use common::Fixture;
+use common::feed::{cache_all, caught_up_within};
+use common::models::{Product, cached};
+use sqlx::Postgres;
 
 const PRODUCTS: i64 = 10_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bulk_update_of_10000_rows_in_plain_sql_leaves_no_stale_entry() {
-    let Some(url) = database_url("a_bulk_update_of_10000_rows_in_plain_sql_leaves_no_stale_entry")
-    else {
-        return;
-    };
-    let db = TestDb::create(&url).await;
-    db.shop(10, PRODUCTS).await;
-    let server = RedisServer::spawn();
-    let cache = redis_cache(&server).await;
-    let feed = ChangeFeed::builder(cache.clone(), db.pool.clone())
-        .channel(db.channel())
-        .watch::<Product>("products")
-        .watch::<Category>("categories")
-        .start()
-        .await
-        .expect("the feed starts");
+common::on_postgres!(
+    a_bulk_update_of_10000_rows_in_plain_sql_leaves_no_stale_entry,
+    ids_changed_deleted_inserted_or_truncated_are_invalidated,
+);
 
-    let before = db.products().await;
+/// Whether every product of `rows` is cached, as the cache holds it.
+async fn all_cached(cache: &larder::Cache, rows: &[Product]) -> bool {
+    let ids: Vec<i64> = rows.iter().map(|p| p.id).collect();
+    let found = cache.get_cached_models::<Product>(&ids).await.unwrap();
+    found
+        .iter()
+        .zip(rows)
+        .all(|(found, row)| found.as_ref() == Some(&cached(row)))
+}
+
+async fn a_bulk_update_of_10000_rows_in_plain_sql_leaves_no_stale_entry(fx: Fixture<Postgres>) {
+    fx.shop(10, PRODUCTS).await;
+    let cache = fx.feed_cache().await;
+    let feed = fx.shop_feed(&cache).start().await.expect("the feed starts");
+
+    let before = fx.all_products().await;
     assert_eq!(before.len(), PRODUCTS as usize);
     cache_all(&cache, &before).await;
-    let ids: Vec<i64> = before.iter().map(|p| p.id).collect();
-    let cached = cache.get_cached_models::<Product>(&ids).await.unwrap();
     assert!(
-        cached
-            .iter()
-            .zip(&before)
-            .all(|(c, b)| c.as_ref() == Some(b)),
+        all_cached(&cache, &before).await,
         "every product is cached before the update"
     );
+    let ids: Vec<i64> = before.iter().map(|p| p.id).collect();
     let stats_before = feed.stats();
 
     // Outside any repository, as psql or another service would.
     let updated = sqlx::query("UPDATE products SET price_cents = price_cents * 11 / 10")
-        .execute(&db.pool)
+        .execute(&fx.pool)
         .await
         .unwrap()
         .rows_affected();
@@ -67,14 +66,14 @@ async fn a_bulk_update_of_10000_rows_in_plain_sql_leaves_no_stale_entry() {
 
     // Every read afterwards sees the new price: a miss (loaded from the
     // database on the next read) or the new row — never the old one.
-    let after = db.products().await;
-    let cached = cache.get_cached_models::<Product>(&ids).await.unwrap();
+    let after = fx.all_products().await;
+    let found = cache.get_cached_models::<Product>(&ids).await.unwrap();
     let mut misses = 0;
-    for ((cached, old), new) in cached.iter().zip(&before).zip(&after) {
+    for ((found, old), new) in found.iter().zip(&before).zip(&after) {
         assert_eq!(new.price_cents, old.price_cents * 11 / 10);
-        match cached {
+        match found {
             None => misses += 1,
-            Some(cached) => assert_eq!(cached, new, "a stale entry for product {}", old.id),
+            Some(found) => assert_eq!(found, &cached(new), "a stale entry for product {}", old.id),
         }
     }
     assert_eq!(
@@ -84,76 +83,41 @@ async fn a_bulk_update_of_10000_rows_in_plain_sql_leaves_no_stale_entry() {
 
     // Reloaded on the miss and cached again, the new rows are hits.
     cache_all(&cache, &after).await;
-    let cached = cache.get_cached_models::<Product>(&ids).await.unwrap();
-    assert!(
-        cached
-            .iter()
-            .zip(&after)
-            .all(|(c, a)| c.as_ref() == Some(a))
-    );
+    assert!(all_cached(&cache, &after).await);
     feed.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ids_changed_deleted_inserted_or_truncated_are_invalidated() {
-    let Some(url) = database_url("ids_changed_deleted_inserted_or_truncated_are_invalidated")
-    else {
-        return;
-    };
-    let db = TestDb::create(&url).await;
-    db.shop(2, 10).await;
-    let server = RedisServer::spawn();
-    let cache = redis_cache(&server).await;
-    let feed = ChangeFeed::builder(cache.clone(), db.pool.clone())
-        .channel(db.channel())
-        .watch::<Product>("products")
-        .start()
-        .await
-        .unwrap();
-    let products = db.products().await;
+async fn ids_changed_deleted_inserted_or_truncated_are_invalidated(fx: Fixture<Postgres>) {
+    fx.shop(2, 10).await;
+    let cache = fx.feed_cache().await;
+    let feed = fx.products_feed(&cache).start().await.unwrap();
+    let products = fx.all_products().await;
     cache_all(&cache, &products).await;
     let stats = feed.stats();
 
     // An UPDATE that changes an id announces the old id as well as the new.
-    sqlx::query("UPDATE products SET id = 1001 WHERE id = 1")
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM products WHERE id = 2")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    fx.execute("UPDATE products SET id = 1001 WHERE id = 1")
+        .await;
+    fx.execute("DELETE FROM products WHERE id = 2").await;
     // An INSERT of an id that was cached (say, by a reader that loaded a
     // row since deleted and re-created).
-    sqlx::query("DELETE FROM products WHERE id = 3")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    fx.execute("DELETE FROM products WHERE id = 3").await;
     cache.cache_model(&products[2]).await.unwrap();
-    sqlx::query("INSERT INTO products VALUES (3, 'Product 3 again', 1, 1)")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    fx.execute("INSERT INTO products VALUES (3, 'Product 3 again', 1, 1, '')")
+        .await;
     caught_up_within(&feed).await.unwrap();
-    let cached = cache
+    let found = cache
         .get_cached_models::<Product>(&[1, 2, 3, 4])
         .await
         .unwrap();
-    assert_eq!(cached[..3], [None, None, None]);
-    assert_eq!(
-        cached[3].as_ref(),
-        Some(&products[3]),
-        "untouched rows stay"
-    );
+    assert_eq!(found[..3], [None, None, None]);
+    assert_eq!(found[3], Some(cached(&products[3])), "untouched rows stay");
     // Old and new id of the UPDATE, the DELETEs, the INSERT.
     assert_eq!(feed.stats().invalidations - stats.invalidations, 5);
 
     // A TRUNCATE names no rows: the whole model goes.
     let bumps = feed.stats().generation_bumps;
-    sqlx::query("TRUNCATE products")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    fx.execute("TRUNCATE products").await;
     caught_up_within(&feed).await.unwrap();
     assert_eq!(feed.stats().generation_bumps, bumps + 1);
     assert_eq!(cache.get_cached_model::<Product>(4).await.unwrap(), None);

@@ -4,53 +4,42 @@
 
 #![cfg(feature = "postgres")]
 
-mod change_feed_support;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use change_feed_support::*;
-use larder::{Cache, Config};
-use larder_sqlx::change_feed::ChangeFeed;
-use larder_test_support::RedisServer;
+use common::Fixture;
+use common::feed::{cache_all, caught_up_within};
+use common::models::{Product, cached};
+use sqlx::Postgres;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changes_the_cache_missed_are_bumped_once_redis_is_back() {
-    let Some(url) = database_url("changes_the_cache_missed_are_bumped_once_redis_is_back") else {
-        return;
-    };
-    let db = TestDb::create(&url).await;
-    db.shop(1, 5).await;
-    let mut server = RedisServer::spawn();
+common::on_postgres!(changes_the_cache_missed_are_bumped_once_redis_is_back);
+
+async fn changes_the_cache_missed_are_bumped_once_redis_is_back(mut fx: Fixture<Postgres>) {
+    fx.shop(1, 5).await;
     // No circuit breaker in the way: every call reaches the server.
-    let config = Config::builder()
-        .redis_url(server.url())
-        .deadline(Duration::from_secs(2))
-        .breaker_failures(u32::MAX)
-        .build()
-        .unwrap();
-    let cache = Cache::connect(config).await.unwrap();
-    let feed = ChangeFeed::builder(cache.clone(), db.pool.clone())
-        .channel(db.channel())
-        .watch::<Product>("products")
+    let cache = fx
+        .cache_with(|config| config.breaker_failures(u32::MAX))
+        .await;
+    let feed = fx
+        .products_feed(&cache)
         .resync_on_start(false)
         .start()
         .await
         .unwrap();
-    let products = db.products().await;
+    let products = fx.all_products().await;
     cache_all(&cache, &products).await;
 
-    tokio::task::block_in_place(|| server.kill());
-    sqlx::query("UPDATE products SET price_cents = 1 WHERE id = 1")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    tokio::task::block_in_place(|| fx.kill_redis());
+    fx.execute("UPDATE products SET price_cents = 1 WHERE id = 1")
+        .await;
     let missed = caught_up_within(&feed).await.unwrap_err();
     assert!(missed.is_cache(), "{missed}");
     assert!(feed.stats().cache_failures >= 2, "{:?}", feed.stats());
 
     // Redis is back (empty); an old row is cached again meanwhile, as a
     // reader that loaded it before the update could do.
-    tokio::task::block_in_place(|| server.restart());
+    tokio::task::block_in_place(|| fx.restart_redis());
     // The cache reconnects in the background, with no signal to wait on:
     // poll it, bounded.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -60,8 +49,8 @@ async fn changes_the_cache_missed_are_bumped_once_redis_is_back() {
     }
     cache.cache_model(&products[0]).await.unwrap();
     assert_eq!(
-        cache.get_cached_model::<Product>(1).await.unwrap().as_ref(),
-        Some(&products[0]),
+        cache.get_cached_model::<Product>(1).await.unwrap(),
+        Some(cached(&products[0])),
         "a stale entry is back"
     );
     // The bump still owed is retried on the next marker: nothing stale.

@@ -14,7 +14,8 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{oneshot, watch};
 
-use super::error::{ChangeFeedError, ChangeFeedErrorKind};
+use crate::error::{Error, ErrorKind, Result};
+
 use super::feed::ChangeFeed;
 use super::listener::{Progress, Settings, Shared, Task, Watches};
 use super::stats::Counters;
@@ -128,18 +129,18 @@ impl ChangeFeedBuilder {
     /// tokio runtime.
     ///
     /// # Errors
-    /// [`ChangeFeedErrorKind::Config`] for a channel name PostgreSQL would
+    /// [`ErrorKind::Config`] for a channel name PostgreSQL would
     /// truncate or one model watching a table twice;
-    /// [`ChangeFeedErrorKind::Database`] when the first connection or
+    /// [`ErrorKind::Database`] when the first connection or
     /// `LISTEN` fails (later losses are retried, not reported).
-    pub async fn start(self) -> Result<ChangeFeed, ChangeFeedError> {
+    pub async fn start(self) -> Result<ChangeFeed> {
         quote_identifier("channel", &self.channel)?;
         let mut watches: Watches = HashMap::new();
         let mut seen = BTreeSet::new();
         for (table, prefix, model) in self.watches {
             if !seen.insert((table.clone(), prefix)) {
-                return Err(ChangeFeedError::new(
-                    ChangeFeedErrorKind::Config,
+                return Err(Error::new(
+                    ErrorKind::Config,
                     format!("the model `{prefix}` watches the table `{table}` twice"),
                 ));
             }

@@ -12,10 +12,10 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::builder::ChangeFeedBuilder;
-use super::error::{ChangeFeedError, ChangeFeedErrorKind};
 use super::listener::{Progress, Shared};
 use super::payload;
 use super::stats::ChangeFeedStats;
+use crate::error::{Error, ErrorKind, Result};
 
 /// A marker unanswered for this long is sent again: it may have been sent
 /// while the listener was between connections and lost.
@@ -93,12 +93,12 @@ impl ChangeFeed {
     /// (a migration followed by a warm-up).
     ///
     /// # Errors
-    /// [`ChangeFeedErrorKind::Database`] when the marker cannot be sent;
-    /// [`ChangeFeedErrorKind::Cache`] when a change before the marker could
+    /// [`ErrorKind::Database`] when the marker cannot be sent;
+    /// [`ErrorKind::Cache`] when a change before the marker could
     /// not be applied and its model's generation bump is still waiting for
-    /// the cache (the feed retries it); [`ChangeFeedErrorKind::Stopped`] when
+    /// the cache (the feed retries it); [`ErrorKind::Stopped`] when
     /// the feed's task has ended.
-    pub async fn caught_up(&self) -> Result<(), ChangeFeedError> {
+    pub async fn caught_up(&self) -> Result<()> {
         let mut progress = self.progress.clone();
         loop {
             let session = progress.borrow_and_update().session;
@@ -109,7 +109,7 @@ impl ChangeFeed {
                 .execute(&self.pool)
                 .await
                 .map_err(|e| {
-                    ChangeFeedError::database(
+                    Error::database(
                         format!("sending a marker on the channel `{}`", self.shared.channel),
                         e,
                     )
@@ -120,8 +120,8 @@ impl ChangeFeed {
                 tokio::select! {
                     changed = progress.changed() => {
                         if changed.is_err() {
-                            return Err(ChangeFeedError::new(
-                                ChangeFeedErrorKind::Stopped,
+                            return Err(Error::new(
+                                ErrorKind::Stopped,
                                 "the change feed has stopped",
                             ));
                         }
@@ -130,8 +130,8 @@ impl ChangeFeed {
                             return if now.clean {
                                 Ok(())
                             } else {
-                                Err(ChangeFeedError::new(
-                                    ChangeFeedErrorKind::Cache,
+                                Err(Error::new(
+                                    ErrorKind::Cache,
                                     "the change feed could not apply every change to the cache; \
                                      it retries the generation bumps until the cache answers",
                                 ))

@@ -12,10 +12,10 @@ use sqlx::postgres::{PgListener, PgNotification};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use super::error::ChangeFeedError;
 use super::payload::{self, Change};
 use super::stats::Counters;
 use super::watch::Watched;
+use crate::error::{Error, Result};
 
 /// How often a failed generation bump is retried while the cache is down.
 const RETRY_BUMPS: Duration = Duration::from_secs(1);
@@ -73,15 +73,15 @@ pub(crate) struct Task {
 
 impl Task {
     /// Connects and listens on the channel.
-    pub(crate) async fn listen(&self) -> Result<PgListener, ChangeFeedError> {
+    pub(crate) async fn listen(&self) -> Result<PgListener> {
         let mut listener = PgListener::connect_with(&self.pool)
             .await
-            .map_err(|e| ChangeFeedError::database("connecting the change-feed listener", e))?;
+            .map_err(|e| Error::database("connecting the change-feed listener", e))?;
         // A lost connection is ours to re-establish: we bump generations
         // after the new `LISTEN` and before reading on.
         listener.eager_reconnect(false);
         listener.listen(&self.shared.channel).await.map_err(|e| {
-            ChangeFeedError::database(
+            Error::database(
                 format!("LISTEN on the channel `{}`", self.shared.channel),
                 e,
             )

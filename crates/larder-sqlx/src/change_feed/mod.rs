@@ -16,7 +16,13 @@
 //!   [`invalidate_model_cache_id`](larder::Cache::invalidate_model_cache_id):
 //!   the entry, its lease, and every entry embedding it.
 //!
-//! It is opt-in: nothing listens unless a feed is started.
+//! It is opt-in: nothing listens unless a feed is started. It fails with
+//! the crate's one [`Error`](crate::Error): [`ErrorKind::Config`](crate::ErrorKind::Config)
+//! for a name PostgreSQL would truncate, [`ErrorKind::Database`](crate::ErrorKind::Database),
+//! [`ErrorKind::Cache`](crate::ErrorKind::Cache) from
+//! [`caught_up`](ChangeFeed::caught_up) while the cache is down, and
+//! [`ErrorKind::Stopped`](crate::ErrorKind::Stopped) once the feed's task
+//! has ended.
 //!
 //! ```no_run
 //! use larder::CachedModel;
@@ -120,7 +126,6 @@
 //! `invalidate_model_cache_id` themselves) to invalidate the cache.
 
 mod builder;
-mod error;
 mod feed;
 mod listener;
 mod payload;
@@ -129,7 +134,6 @@ mod trigger;
 mod watch;
 
 pub use builder::{ChangeFeedBuilder, DEFAULT_APPLICATION_NAME, DEFAULT_CHANNEL};
-pub use error::{ChangeFeedError, ChangeFeedErrorKind};
 pub use feed::ChangeFeed;
 pub use stats::ChangeFeedStats;
 pub use trigger::{NOTIFY_FUNCTION, install_notify_trigger};

@@ -4,7 +4,7 @@
 use sqlx::postgres::PgConnection;
 use sqlx::{Acquire, AssertSqlSafe, Postgres};
 
-use super::error::{ChangeFeedError, ChangeFeedErrorKind};
+use crate::error::{Error, ErrorKind, Result};
 
 /// The longest identifier PostgreSQL keeps whole (`NAMEDATALEN - 1`); a
 /// longer one is silently truncated, so two long names could meet.
@@ -72,11 +72,7 @@ $larder$"#
 
 /// The triggers on one table: a statement-level trigger may carry
 /// transition tables for one event only, so there is one per event.
-fn trigger_sql(
-    table: &str,
-    id_column: &str,
-    channel: &str,
-) -> Result<Vec<String>, ChangeFeedError> {
+fn trigger_sql(table: &str, id_column: &str, channel: &str) -> Result<Vec<String>> {
     let table_ident = quote_identifier("table", table)?;
     quote_identifier("id column", id_column)?;
     quote_identifier("channel", channel)?;
@@ -128,22 +124,22 @@ fn trigger_sql(
 /// triggers on the table; run it at deploy time, as a migration would.
 ///
 /// # Errors
-/// [`ChangeFeedErrorKind::Config`] for a name that is empty, over 63 bytes
+/// [`ErrorKind::Config`] for a name that is empty, over 63 bytes
 /// (PostgreSQL would truncate it) or holds a NUL byte — every other name is
-/// quoted, never interpolated as SQL; [`ChangeFeedErrorKind::Database`] when
+/// quoted, never interpolated as SQL; [`ErrorKind::Database`] when
 /// a statement fails (no table of that name, no such column, no privilege).
 pub async fn install_notify_trigger<'c, A>(
     connection: A,
     table: &str,
     id_column: &str,
     channel: &str,
-) -> Result<(), ChangeFeedError>
+) -> Result<()>
 where
     A: Acquire<'c, Database = Postgres>,
 {
     let triggers = trigger_sql(table, id_column, channel)?;
     let database = |what: &str, error: sqlx::Error| {
-        ChangeFeedError::database(
+        Error::database(
             format!("installing the change-feed trigger on `{table}` ({what})"),
             error,
         )
@@ -184,10 +180,10 @@ async fn execute(conn: &mut PgConnection, statement: String) -> Result<(), sqlx:
 
 /// `name` as a quoted identifier (`"my ""odd"" table"`), or an error for
 /// a name PostgreSQL cannot hold whole.
-pub(crate) fn quote_identifier(what: &str, name: &str) -> Result<String, ChangeFeedError> {
+pub(crate) fn quote_identifier(what: &str, name: &str) -> Result<String> {
     if name.is_empty() || name.len() > MAX_IDENTIFIER_BYTES || name.contains('\0') {
-        return Err(ChangeFeedError::new(
-            ChangeFeedErrorKind::Config,
+        return Err(Error::new(
+            ErrorKind::Config,
             format!(
                 "the {what} name {name:?} cannot be used: it must be 1 to \
                  {MAX_IDENTIFIER_BYTES} bytes without NUL (PostgreSQL truncates longer names)"

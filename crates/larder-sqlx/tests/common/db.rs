@@ -1,19 +1,24 @@
 //! A scratch database per test: a SQLite file in a temporary directory,
 //! or a PostgreSQL schema of its own (`larder_t_<random>`) on
-//! `DATABASE_URL`, dropped when the test ends (pass or fail).
+//! `DATABASE_URL`, dropped when the test ends (pass or fail), with any
+//! login role the test made.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use larder_sqlx::Repository;
+#[cfg(feature = "sqlite")]
+use sqlx::Sqlite;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{AssertSqlSafe, Connection, Pool, Postgres, Sqlite};
+use sqlx::{AssertSqlSafe, Connection, Pool, Postgres};
 
 use super::models::{Category, Note, Product};
-use super::repos::{CategoryRepo, Hooked, NoteRepo, ProductRepo};
+use super::repos::{Hooked, Repo};
 
 const SCHEMA: &str = "\
     CREATE TABLE categories (id BIGINT PRIMARY KEY, name TEXT NOT NULL);
@@ -45,9 +50,6 @@ pub trait TestDb: sqlx::Database {
 
     /// A pool on the scratch database `locator` names (from another process).
     async fn reopen(locator: &str) -> Pool<Self>;
-
-    /// Runs `sql` on the pool (a write behind the cache's back).
-    async fn execute(pool: &Pool<Self>, sql: &str);
 }
 
 /// A scratch database: its pool, how another process finds it, and what
@@ -61,13 +63,29 @@ pub struct Scratch<DB: sqlx::Database> {
 /// Removes a scratch database on drop.
 pub enum Cleanup {
     Directory(#[allow(dead_code)] tempfile::TempDir),
-    Schema { url: String, schema: String },
+    /// The schema, then the login roles made for the test.
+    Schema {
+        url: String,
+        schema: String,
+        roles: Mutex<Vec<String>>,
+    },
+}
+
+impl Cleanup {
+    /// Drops the PostgreSQL role `role` with the schema.
+    pub fn drop_role_too(&self, role: &str) {
+        match self {
+            Cleanup::Schema { roles, .. } => roles.lock().unwrap().push(role.to_owned()),
+            Cleanup::Directory(_) => panic!("login roles are for PostgreSQL"),
+        }
+    }
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        if let Cleanup::Schema { url, schema } = self {
+        if let Cleanup::Schema { url, schema, roles } = self {
             let (url, name) = (url.clone(), schema.clone());
+            let roles = std::mem::take(roles.get_mut().unwrap_or_else(|e| e.into_inner()));
             // Drop may run inside the test's runtime: a thread of its own
             // with a runtime of its own.
             let dropped = std::thread::spawn(move || {
@@ -80,6 +98,11 @@ impl Drop for Cleanup {
                         sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE")))
                             .execute(&mut conn)
                             .await?;
+                        for role in roles {
+                            sqlx::raw_sql(AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{role}\"")))
+                                .execute(&mut conn)
+                                .await?;
+                        }
                         conn.close().await
                     })
             })
@@ -92,7 +115,8 @@ impl Drop for Cleanup {
     }
 }
 
-fn random_suffix() -> String {
+/// Sixteen hex digits no other test of this run shares.
+pub fn random_suffix() -> String {
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
@@ -100,6 +124,7 @@ fn random_suffix() -> String {
     format!("{:016x}", hasher.finish())
 }
 
+#[cfg(feature = "sqlite")]
 fn sqlite_options(path: &str) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(path)
@@ -108,11 +133,12 @@ fn sqlite_options(path: &str) -> SqliteConnectOptions {
         .busy_timeout(Duration::from_secs(10))
 }
 
+#[cfg(feature = "sqlite")]
 impl TestDb for Sqlite {
     const BACKEND: &'static str = "sqlite";
-    type Products = ProductRepo<Sqlite>;
-    type Categories = CategoryRepo<Sqlite>;
-    type Notes = NoteRepo<Sqlite>;
+    type Products = Repo<Product, Sqlite>;
+    type Categories = Repo<Category, Sqlite>;
+    type Notes = Repo<Note, Sqlite>;
 
     async fn create() -> Option<Scratch<Self>> {
         let dir = tempfile::tempdir().expect("a temporary directory for the SQLite file");
@@ -137,25 +163,24 @@ impl TestDb for Sqlite {
             .await
             .unwrap_or_else(|error| panic!("cannot reopen SQLite at {locator}: {error}"))
     }
-
-    async fn execute(pool: &Pool<Self>, sql: &str) {
-        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-            .execute(pool)
-            .await
-            .unwrap();
-    }
 }
 
-fn database_url() -> Option<String> {
+/// `DATABASE_URL`, if set and not empty.
+pub fn database_url() -> Option<String> {
     std::env::var("DATABASE_URL")
         .ok()
         .filter(|url| !url.is_empty())
 }
 
-async fn pg_pool(url: &str, schema: &str) -> Pool<Postgres> {
-    let options = PgConnectOptions::from_str(url)
+/// The options of `url` (`DATABASE_URL`), with `schema` as the search path.
+pub fn pg_options(url: &str, schema: &str) -> PgConnectOptions {
+    PgConnectOptions::from_str(url)
         .unwrap_or_else(|error| panic!("DATABASE_URL is not a PostgreSQL URL: {error}"))
-        .options([("search_path", schema)]);
+        .options([("search_path", schema)])
+}
+
+async fn pg_pool(url: &str, schema: &str) -> Pool<Postgres> {
+    let options = pg_options(url, schema);
     PgPoolOptions::new()
         .max_connections(POOL_SIZE)
         .connect_with(options)
@@ -165,9 +190,9 @@ async fn pg_pool(url: &str, schema: &str) -> Pool<Postgres> {
 
 impl TestDb for Postgres {
     const BACKEND: &'static str = "postgres";
-    type Products = ProductRepo<Postgres>;
-    type Categories = CategoryRepo<Postgres>;
-    type Notes = NoteRepo<Postgres>;
+    type Products = Repo<Product, Postgres>;
+    type Categories = Repo<Category, Postgres>;
+    type Notes = Repo<Note, Postgres>;
 
     async fn create() -> Option<Scratch<Self>> {
         let url = database_url()?;
@@ -189,6 +214,7 @@ impl TestDb for Postgres {
         let cleanup = Cleanup::Schema {
             url: url.clone(),
             schema: schema.clone(),
+            roles: Mutex::default(),
         };
         let pool = pg_pool(&url, &schema).await;
         sqlx::raw_sql(SCHEMA).execute(&pool).await.unwrap();
@@ -202,12 +228,5 @@ impl TestDb for Postgres {
     async fn reopen(locator: &str) -> Pool<Self> {
         let url = database_url().expect("the parent passes DATABASE_URL on");
         pg_pool(&url, locator).await
-    }
-
-    async fn execute(pool: &Pool<Self>, sql: &str) {
-        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-            .execute(pool)
-            .await
-            .unwrap();
     }
 }

@@ -1,9 +1,13 @@
 //! Shared set-up of the integration tests: a scratch database (SQLite
 //! always, PostgreSQL when `DATABASE_URL` is set), a private redis-server,
-//! a cache on it, and the cached repositories of the test models.
+//! a cache on it, and the cached repositories of the test models; for the
+//! change feed, the shop's rows, its triggers and a feed on the test's
+//! own channel (`feed`).
 #![allow(dead_code, unused_imports, unused_macros)]
 
 pub mod db;
+#[cfg(feature = "postgres")]
+pub mod feed;
 pub mod models;
 pub mod repos;
 
@@ -12,9 +16,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use larder::config::ConfigBuilder;
 use larder::{Cache, Config};
-use larder_sqlx::{CachedRepository, Transaction};
+use larder_sqlx::{CachedRepository, Repository, Transaction};
 use larder_test_support::RedisServer;
 use sqlx::Pool;
 
@@ -98,6 +103,11 @@ impl<DB: TestDb> Fixture<DB> {
         self.redis.kill();
     }
 
+    /// Starts this test's redis-server again, empty, on the same port.
+    pub fn restart_redis(&mut self) {
+        self.redis.restart();
+    }
+
     /// A plain connection to this test's redis-server.
     pub async fn raw_redis(&self) -> redis::aio::MultiplexedConnection {
         self.redis
@@ -124,6 +134,40 @@ impl<DB: TestDb> Fixture<DB> {
     pub fn product_loads(&self) -> usize {
         self.products.repository().hooks().loads()
     }
+
+    /// Every product as the database holds it now, by id.
+    pub async fn all_products(&self) -> Vec<Product> {
+        self.all_rows(&self.products).await
+    }
+
+    /// Every category as the database holds it now, by id.
+    pub async fn all_categories(&self) -> Vec<Category> {
+        self.all_rows(&self.categories).await
+    }
+
+    /// Every row of `repository`'s model, read around the cache (and the
+    /// load hooks) with its `stream_all`.
+    async fn all_rows<R>(&self, repository: &CachedRepository<R>) -> Vec<R::Model>
+    where
+        R: Repository<Database = DB>,
+    {
+        let mut conn = self.pool.acquire().await.unwrap();
+        let rows = repository.repository().stream_all(&mut conn);
+        rows.try_collect().await.unwrap()
+    }
+}
+
+/// This test's fixture on `DB`, or `None`, after saying so, when the
+/// backend is not configured (PostgreSQL without `DATABASE_URL`).
+pub async fn fixture<DB: TestDb>(name: &str) -> Option<Fixture<DB>> {
+    let fixture = Fixture::<DB>::create().await;
+    if fixture.is_none() {
+        println!(
+            "DATABASE_URL unset: the {} variant of `{name}` is not run",
+            DB::BACKEND
+        );
+    }
+    fixture
 }
 
 /// Runs `body` on `DB`, or says why it does not.
@@ -136,12 +180,8 @@ where
     if let Some((role, args)) = child_role() {
         return child_main::<DB>(&role, &args).await;
     }
-    match Fixture::<DB>::create().await {
-        Some(fixture) => body(fixture).await,
-        None => println!(
-            "DATABASE_URL unset: the {} variant of `{name}` is not run",
-            DB::BACKEND
-        ),
+    if let Some(fixture) = fixture::<DB>(name).await {
+        body(fixture).await;
     }
 }
 
@@ -150,19 +190,35 @@ where
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                crate::common::run(stringify!($name), super::$name::<sqlx::Sqlite>).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                crate::common::run(stringify!($name), super::$name::<sqlx::Postgres>).await;
-            }
+            crate::common::test_on!(sqlite, $name, super::$name::<sqlx::Sqlite>);
+            crate::common::test_on!(postgres, $name, super::$name::<sqlx::Postgres>);
         }
     )*};
 }
 pub(crate) use on_both_databases;
+
+/// For each `name`, a module `name` of one test, `postgres`, running
+/// `async fn name(fixture: Fixture<Postgres>)`: for what only PostgreSQL
+/// has (the change feed).
+macro_rules! on_postgres {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            crate::common::test_on!(postgres, $name, super::$name);
+        }
+    )*};
+}
+pub(crate) use on_postgres;
+
+/// The test `backend` of `name`, running `body` on the fixture.
+macro_rules! test_on {
+    ($backend:ident, $name:ident, $body:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $backend() {
+            crate::common::run(stringify!($name), $body).await;
+        }
+    };
+}
+pub(crate) use test_on;
 
 /// The environment variable that makes a test binary a child process, and
 /// the one that carries its arguments.

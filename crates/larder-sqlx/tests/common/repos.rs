@@ -1,13 +1,18 @@
-//! The test repositories, the same queries on SQLite and PostgreSQL, with
-//! hooks that count loads and hold one load after its query.
+//! The test repositories: one [`Repo`] for every model, told by the
+//! model's [`Table`] what to query; the same queries on SQLite and
+//! PostgreSQL. Hooks count loads and hold one load after its query.
 
+use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use larder::model::CachedModel;
 use larder_sqlx::{ConnectionOf, Repository};
+use sqlx::query::Query;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
 use tokio::sync::oneshot;
 
 use super::models::{Category, Note, Product, ProductV2};
@@ -56,55 +61,35 @@ pub trait Hooked {
     fn hooks(&self) -> &Hooks;
 }
 
-#[derive(Debug)]
-pub struct ProductRepo<DB> {
-    pub hooks: Hooks,
-    _db: PhantomData<fn() -> DB>,
+/// A column type of the test tables (`BIGINT`, `TEXT`) on `DB`: read,
+/// bound and typed.
+pub trait Column<DB: Database>: for<'r> Decode<'r, DB> + for<'t> Encode<'t, DB> + Type<DB> {}
+
+impl<DB: Database, T> Column<DB> for T where
+    T: for<'r> Decode<'r, DB> + for<'t> Encode<'t, DB> + Type<DB>
+{
 }
 
-#[derive(Debug)]
-pub struct CategoryRepo<DB> {
-    pub hooks: Hooks,
-    _db: PhantomData<fn() -> DB>,
-}
+/// A bound query on `DB`.
+pub type BoundQuery<DB> = Query<'static, DB, <DB as Database>::Arguments>;
 
-#[derive(Debug)]
-pub struct NoteRepo<DB>(PhantomData<fn() -> DB>);
+/// A model's table on `DB`: the four queries of its [`Repo`], how its
+/// columns bind, and how a row reads back.
+pub trait Table<DB: Database>: Sized {
+    /// The row whose id is `$1`.
+    const LOAD: &'static str;
+    /// Every row, in id order.
+    const ALL: &'static str;
+    /// Inserts or updates a row; its parameters are bound by `bind`.
+    const SAVE: &'static str;
+    /// Deletes the row whose id is `$1`.
+    const DELETE: &'static str;
 
-impl<DB> Default for NoteRepo<DB> {
-    fn default() -> Self {
-        Self(PhantomData)
-    }
-}
+    /// Binds this model's columns, in `SAVE`'s order.
+    fn bind(&self, query: BoundQuery<DB>) -> BoundQuery<DB>;
 
-impl<DB> Default for ProductRepo<DB> {
-    fn default() -> Self {
-        Self {
-            hooks: Hooks::default(),
-            _db: PhantomData,
-        }
-    }
-}
-
-impl<DB> Default for CategoryRepo<DB> {
-    fn default() -> Self {
-        Self {
-            hooks: Hooks::default(),
-            _db: PhantomData,
-        }
-    }
-}
-
-impl<DB> Hooked for ProductRepo<DB> {
-    fn hooks(&self) -> &Hooks {
-        &self.hooks
-    }
-}
-
-impl<DB> Hooked for CategoryRepo<DB> {
-    fn hooks(&self) -> &Hooks {
-        &self.hooks
-    }
+    /// The model a row of `LOAD` or `ALL` holds.
+    fn read(row: &DB::Row) -> sqlx::Result<Self>;
 }
 
 /// The product query (with its category), then `$tail`.
@@ -119,54 +104,156 @@ macro_rules! product_sql {
     };
 }
 
-macro_rules! repositories {
+impl<DB: Database> Table<DB> for Product
+where
+    i64: Column<DB>,
+    String: Column<DB>,
+    for<'r> &'r str: ColumnIndex<DB::Row>,
+{
+    const LOAD: &'static str = product_sql!(" WHERE p.id = $1");
+    const ALL: &'static str = product_sql!(" ORDER BY p.id");
+    const SAVE: &'static str = "INSERT INTO products (id, name, price_cents, category_id, internal_notes) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET \
+         name = excluded.name, price_cents = excluded.price_cents, \
+         category_id = excluded.category_id, internal_notes = excluded.internal_notes";
+    const DELETE: &'static str = "DELETE FROM products WHERE id = $1";
+
+    fn bind(&self, query: BoundQuery<DB>) -> BoundQuery<DB> {
+        query
+            .bind(self.id)
+            .bind(self.name.clone())
+            .bind(self.price_cents)
+            .bind(self.category.id)
+            .bind(self.internal_notes.clone())
+    }
+
+    fn read(row: &DB::Row) -> sqlx::Result<Self> {
+        Ok(Product {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            price_cents: row.try_get("price_cents")?,
+            internal_notes: row.try_get("internal_notes")?,
+            category: Category {
+                id: row.try_get("category_id")?,
+                name: row.try_get("category_name")?,
+            },
+        })
+    }
+}
+
+impl<DB: Database> Table<DB> for Category
+where
+    i64: Column<DB>,
+    String: Column<DB>,
+    for<'r> &'r str: ColumnIndex<DB::Row>,
+{
+    const LOAD: &'static str = "SELECT id, name FROM categories WHERE id = $1";
+    const ALL: &'static str = "SELECT id, name FROM categories ORDER BY id";
+    const SAVE: &'static str = "INSERT INTO categories (id, name) VALUES ($1, $2) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name";
+    const DELETE: &'static str = "DELETE FROM categories WHERE id = $1";
+
+    fn bind(&self, query: BoundQuery<DB>) -> BoundQuery<DB> {
+        query.bind(self.id).bind(self.name.clone())
+    }
+
+    fn read(row: &DB::Row) -> sqlx::Result<Self> {
+        Ok(Category {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+        })
+    }
+}
+
+impl<DB: Database> Table<DB> for Note
+where
+    String: Column<DB>,
+    for<'r> &'r str: ColumnIndex<DB::Row>,
+{
+    const LOAD: &'static str = "SELECT slug, body FROM notes WHERE slug = $1";
+    const ALL: &'static str = "SELECT slug, body FROM notes ORDER BY slug";
+    const SAVE: &'static str = "INSERT INTO notes (slug, body) VALUES ($1, $2) \
+         ON CONFLICT (slug) DO UPDATE SET body = excluded.body";
+    const DELETE: &'static str = "DELETE FROM notes WHERE slug = $1";
+
+    fn bind(&self, query: BoundQuery<DB>) -> BoundQuery<DB> {
+        query.bind(self.slug.clone()).bind(self.body.clone())
+    }
+
+    fn read(row: &DB::Row) -> sqlx::Result<Self> {
+        Ok(Note {
+            slug: row.try_get("slug")?,
+            body: row.try_get("body")?,
+        })
+    }
+}
+
+/// The repository of the model `M` on `DB`: `M`'s [`Table`] queries, and
+/// [`Hooks`] on its loads.
+#[derive(Debug)]
+pub struct Repo<M, DB> {
+    hooks: Hooks,
+    _model: PhantomData<fn() -> (M, DB)>,
+}
+
+impl<M, DB> Default for Repo<M, DB> {
+    fn default() -> Self {
+        Self {
+            hooks: Hooks::default(),
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<M, DB> Hooked for Repo<M, DB> {
+    fn hooks(&self) -> &Hooks {
+        &self.hooks
+    }
+}
+
+/// `Repository` for every [`Table`] on `$db`. A macro rather than one
+/// generic impl: sqlx has no trait for `rows_affected`, each database's
+/// query result has its own.
+macro_rules! repository_on {
     ($db:ty) => {
-        impl Repository for ProductRepo<$db> {
+        impl<M> Repository for Repo<M, $db>
+        where
+            M: Table<$db> + CachedModel + Send + Sync + 'static,
+            M::Id: Column<$db> + Clone + Eq + Hash + Send + Sync + 'static,
+        {
             type Database = $db;
-            type Model = Product;
+            type Model = M;
 
             async fn load(
                 &self,
-                conn: &mut <$db as sqlx::Database>::Connection,
-                id: &i64,
-            ) -> sqlx::Result<Option<Product>> {
-                let row = sqlx::query(product_sql!(" WHERE p.id = $1"))
-                    .bind(id)
+                conn: &mut <$db as Database>::Connection,
+                id: &M::Id,
+            ) -> sqlx::Result<Option<M>> {
+                let row = sqlx::query(M::LOAD)
+                    .bind(id.clone())
                     .fetch_optional(&mut *conn)
                     .await?;
-                let product = row.map(|row| product_from(&row)).transpose()?;
+                let model = row.as_ref().map(M::read).transpose()?;
                 self.hooks.after_query().await;
-                Ok(product)
+                Ok(model)
             }
 
             async fn save(
                 &self,
-                conn: &mut <$db as sqlx::Database>::Connection,
-                p: &Product,
+                conn: &mut <$db as Database>::Connection,
+                model: &M,
             ) -> sqlx::Result<()> {
-                sqlx::query(
-                    "INSERT INTO products (id, name, price_cents, category_id, internal_notes) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET \
-                     name = excluded.name, price_cents = excluded.price_cents, \
-                     category_id = excluded.category_id, internal_notes = excluded.internal_notes",
-                )
-                .bind(p.id)
-                .bind(&p.name)
-                .bind(p.price_cents)
-                .bind(p.category.id)
-                .bind(&p.internal_notes)
-                .execute(&mut *conn)
-                .await?;
+                model.bind(sqlx::query(M::SAVE)).execute(&mut *conn).await?;
                 Ok(())
             }
 
             async fn delete(
                 &self,
-                conn: &mut <$db as sqlx::Database>::Connection,
-                id: &i64,
+                conn: &mut <$db as Database>::Connection,
+                id: &M::Id,
             ) -> sqlx::Result<bool> {
-                let done = sqlx::query("DELETE FROM products WHERE id = $1")
-                    .bind(id)
+                let done = sqlx::query(M::DELETE)
+                    .bind(id.clone())
                     .execute(&mut *conn)
                     .await?;
                 Ok(done.rows_affected() > 0)
@@ -174,165 +261,20 @@ macro_rules! repositories {
 
             fn stream_all<'c>(
                 &'c self,
-                conn: &'c mut <$db as sqlx::Database>::Connection,
-            ) -> BoxStream<'c, sqlx::Result<Product>> {
-                sqlx::query(product_sql!(" ORDER BY p.id"))
+                conn: &'c mut <$db as Database>::Connection,
+            ) -> BoxStream<'c, sqlx::Result<M>> {
+                sqlx::query(M::ALL)
                     .fetch(conn)
-                    .map(|row| row.and_then(|row| product_from(&row)))
+                    .map(|row| row.and_then(|row| M::read(&row)))
                     .boxed()
-            }
-        }
-
-        impl Repository for CategoryRepo<$db> {
-            type Database = $db;
-            type Model = Category;
-
-            async fn load(
-                &self,
-                conn: &mut <$db as sqlx::Database>::Connection,
-                id: &i64,
-            ) -> sqlx::Result<Option<Category>> {
-                let row = sqlx::query("SELECT id, name FROM categories WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                let category = row.map(|row| category_from(&row)).transpose()?;
-                self.hooks.after_query().await;
-                Ok(category)
-            }
-
-            async fn save(
-                &self,
-                conn: &mut <$db as sqlx::Database>::Connection,
-                c: &Category,
-            ) -> sqlx::Result<()> {
-                sqlx::query(
-                    "INSERT INTO categories (id, name) VALUES ($1, $2) \
-                     ON CONFLICT (id) DO UPDATE SET name = excluded.name",
-                )
-                .bind(c.id)
-                .bind(&c.name)
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
-            }
-
-            async fn delete(
-                &self,
-                conn: &mut <$db as sqlx::Database>::Connection,
-                id: &i64,
-            ) -> sqlx::Result<bool> {
-                let done = sqlx::query("DELETE FROM categories WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(done.rows_affected() > 0)
-            }
-
-            fn stream_all<'c>(
-                &'c self,
-                conn: &'c mut <$db as sqlx::Database>::Connection,
-            ) -> BoxStream<'c, sqlx::Result<Category>> {
-                sqlx::query("SELECT id, name FROM categories ORDER BY id")
-                    .fetch(conn)
-                    .map(|row| row.and_then(|row| category_from(&row)))
-                    .boxed()
-            }
-        }
-
-        impl Repository for NoteRepo<$db> {
-            type Database = $db;
-            type Model = Note;
-
-            async fn load(
-                &self,
-                conn: &mut <$db as sqlx::Database>::Connection,
-                slug: &String,
-            ) -> sqlx::Result<Option<Note>> {
-                let row = sqlx::query("SELECT slug, body FROM notes WHERE slug = $1")
-                    .bind(slug)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                row.map(|row| {
-                    use sqlx::Row;
-                    Ok(Note {
-                        slug: row.try_get("slug")?,
-                        body: row.try_get("body")?,
-                    })
-                })
-                .transpose()
-            }
-
-            async fn save(
-                &self,
-                conn: &mut <$db as sqlx::Database>::Connection,
-                n: &Note,
-            ) -> sqlx::Result<()> {
-                sqlx::query(
-                    "INSERT INTO notes (slug, body) VALUES ($1, $2) \
-                     ON CONFLICT (slug) DO UPDATE SET body = excluded.body",
-                )
-                .bind(&n.slug)
-                .bind(&n.body)
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
-            }
-
-            async fn delete(
-                &self,
-                conn: &mut <$db as sqlx::Database>::Connection,
-                slug: &String,
-            ) -> sqlx::Result<bool> {
-                let done = sqlx::query("DELETE FROM notes WHERE slug = $1")
-                    .bind(slug)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(done.rows_affected() > 0)
-            }
-
-            fn stream_all<'c>(
-                &'c self,
-                _conn: &'c mut <$db as sqlx::Database>::Connection,
-            ) -> BoxStream<'c, sqlx::Result<Note>> {
-                futures::stream::empty().boxed()
             }
         }
     };
 }
 
-repositories!(sqlx::Sqlite);
-repositories!(sqlx::Postgres);
-
-fn product_from<R: sqlx::Row>(row: &R) -> sqlx::Result<Product>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> &'r str: sqlx::ColumnIndex<R>,
-{
-    Ok(Product {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        price_cents: row.try_get("price_cents")?,
-        internal_notes: row.try_get("internal_notes")?,
-        category: Category {
-            id: row.try_get("category_id")?,
-            name: row.try_get("category_name")?,
-        },
-    })
-}
-
-fn category_from<R: sqlx::Row>(row: &R) -> sqlx::Result<Category>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> &'r str: sqlx::ColumnIndex<R>,
-{
-    Ok(Category {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-    })
-}
+#[cfg(feature = "sqlite")]
+repository_on!(sqlx::Sqlite);
+repository_on!(sqlx::Postgres);
 
 /// The product repository, caching under `version = "2.0"`.
 #[derive(Debug, Default)]
