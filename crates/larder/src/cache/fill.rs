@@ -13,7 +13,7 @@ use super::budget::Budget;
 use super::lease::HeldLease;
 use super::read_through::{ComputeError, Computed, ReadThrough};
 use crate::envelope::{self, Stamp};
-use crate::store::StoreEntry;
+use crate::store::{Granted, StoreEntry};
 
 /// What became of a computed value.
 pub(super) enum Filled {
@@ -85,24 +85,41 @@ impl Cache {
         metrics.with(key, |m| m.compute.record(elapsed.as_secs_f64()));
         let ttl = computed.ttl.unwrap_or(options.ttl);
         let compute_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);
-        // Tags learnt from the value: their stamps now, recorded beside the
-        // others. Had one of them been invalidated after the computation
-        // read its data, the guards taken with the lease have moved, and
-        // the fill is refused (see `ReadThrough::guards`).
+        // Tags learnt from the value (a model's related instances): their
+        // stamps now, recorded beside the others. With a lease, unless one
+        // of them was invalidated since the computation may have read its
+        // data — its change marker is set (see `Cache::change_markers`) —
+        // and then the fill is refused: an invalidation after this read
+        // deletes a stamp recorded here, one before it left the marker.
         let mut recorded = stamps.clone().unwrap_or_default();
         let mut late_indexes = Vec::new();
         let mut storable = stamps.is_some();
         if !computed.depends.is_empty() {
             let kept = self.longest_kept(ttl);
-            match self
-                .dependency_stamps(&computed.depends.recorded, kept, budget)
-                .await
-            {
-                Ok(found) => {
+            let tags = &computed.depends.recorded;
+            let found = if let Some(held) = &lease {
+                let granted = Granted {
+                    lease: held.keys().lease,
+                    ttl: self.inner.config.lease_ttl,
+                };
+                self.unchanged_stamps(tags, granted, kept, budget).await
+            } else {
+                self.dependency_stamps(tags, kept, budget).await.map(Some)
+            };
+            match found {
+                Ok(Some(found)) => {
                     recorded.extend(found);
                     late_indexes = (computed.depends.indexed.iter())
                         .map(|tag| self.inner.keys.tag_index(tag))
                         .collect();
+                }
+                Ok(None) => {
+                    metrics.with(key, |m| m.fills_rejected.increment(1));
+                    tracing::debug!(
+                        key,
+                        "larder: fill rejected: a dependency was invalidated during the computation"
+                    );
+                    storable = false;
                 }
                 Err(err) if options.refresh && !options.fail_open => {
                     self.give_back(lease, budget).await;

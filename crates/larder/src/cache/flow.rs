@@ -93,7 +93,7 @@ impl Cache {
         let leases = self.inner.config.leases;
         if options.refresh {
             let flight_key = format!("{physical}\0refresh");
-            let keyset = self.lease_keyset(key, physical, options.tags, options.guards);
+            let keyset = self.lease_keyset(key, physical, options.tags);
             let plan = refresh_plan(leases);
             return self
                 .compute_in_flight(
@@ -137,7 +137,7 @@ impl Cache {
                         xfetch::sample(),
                     )
                 {
-                    let early = self.lease_keyset(key, physical, options.tags, options.guards);
+                    let early = self.lease_keyset(key, physical, options.tags);
                     if let Ok(Some(held)) = self.take_lease(key, &early, false, true, &budget).await
                     {
                         self.inner
@@ -176,8 +176,7 @@ impl Cache {
                 // Stale-while-revalidate: one caller refreshes (with the
                 // lease it just took), the others get the old value at once.
                 if leases {
-                    let grace =
-                        self.lease_keyset(key, physical.clone(), options.tags, options.guards);
+                    let grace = self.lease_keyset(key, physical.clone(), options.tags);
                     match self.take_lease(key, &grace, false, true, &budget).await {
                         Ok(Some(held)) => plan = LeasePlan::Held(held),
                         _ => {
@@ -196,8 +195,7 @@ impl Cache {
             _ => {}
         }
         self.count_read(key, false);
-        let keyset = keyset
-            .unwrap_or_else(|| self.lease_keyset(key, physical, options.tags, options.guards));
+        let keyset = keyset.unwrap_or_else(|| self.lease_keyset(key, physical, options.tags));
         let flight_key = keyset.value.clone();
         self.compute_in_flight(
             key,

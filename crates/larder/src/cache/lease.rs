@@ -24,8 +24,7 @@ pub(super) struct LeaseKeyset {
     lease: String,
     waiters: String,
     channel: String,
-    /// The cache-wide stamp, the key's namespace stamp, its tags' stamps,
-    /// its guards' stamps.
+    /// The cache-wide stamp, the key's namespace stamp, its tags' stamps.
     stamps: Vec<String>,
     /// Its tags' indexes.
     indexes: Vec<String>,
@@ -101,21 +100,18 @@ impl Drop for HeldLease {
 
 impl Cache {
     /// The lease keys of the logical `key`, whose physical key is
-    /// `physical`, filled under `tags` and guarded by `guards` (see
-    /// [`ReadThrough::guards`]).
+    /// `physical`, filled under `tags`.
     pub(super) fn lease_keyset(
         &self,
         key: &str,
         physical: String,
         tags: &[String],
-        guards: &[String],
     ) -> Arc<LeaseKeyset> {
         let scheme = &self.inner.keys;
-        let mut stamps = Vec::with_capacity(2 + tags.len() + guards.len());
+        let mut stamps = Vec::with_capacity(2 + tags.len());
         stamps.push(scheme.stamp().to_owned());
         stamps.push(scheme.namespace_stamp(namespace_of(key)));
         stamps.extend(tags.iter().map(|tag| scheme.tag_stamp(tag)));
-        stamps.extend(guards.iter().map(|guard| scheme.tag_stamp(guard)));
         Arc::new(LeaseKeyset {
             value: physical,
             lease: scheme.lease(key),
@@ -195,7 +191,7 @@ impl Cache {
                     stamps,
                 }) => {
                     // The tags' stamps, after the cache-wide and namespace
-                    // ones and before the guards'.
+                    // ones.
                     let tags = 2..2 + options.tags.len();
                     let current = stamps.as_deref().map(|s| s.get(tags).unwrap_or_default());
                     if let Some(value) = self

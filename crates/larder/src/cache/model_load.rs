@@ -10,7 +10,7 @@ use serde::ser::{Serialize, Serializer};
 use super::Cache;
 use super::model_write::model_dependencies;
 use super::read_through::{Computed, ReadFailure, ReadThrough, Served, Sharing};
-use crate::model::{CachedModel, instance_key, writes_tag};
+use crate::model::{CachedModel, instance_key};
 use crate::{Error, ErrorKind};
 
 /// A model as the read path stores and reads it: written as its
@@ -51,21 +51,21 @@ impl Cache {
     /// form of [`Cache::get_cached_model`] and [`Cache::cache_model`], and
     /// the one to use for reads, because its fill is **guarded**.
     ///
-    /// A miss takes the entry's lease, and the stamps guarding the fills
-    /// of every model `M` is [related](crate::model::ModelOptions::related)
-    /// to, *before* `load` runs. An invalidation of the instance
-    /// ([`Cache::invalidate_model_cache_id`], after its write commits)
-    /// voids the lease, and an invalidation of any instance of a related
-    /// model moves its guard: either way, a load that may have read the
-    /// old row is returned to its caller but not stored. So a read that
-    /// raced a write never leaves the old row cached — neither the model's
-    /// own nor an embedded related one (a Product whose Category was
-    /// saved meanwhile). The related guard is per related model, not per
-    /// instance (the instances are known only once loaded): a save of any
-    /// Category during a Product's load costs that fill, never a stale
-    /// entry. With leases turned off
+    /// A miss takes the entry's lease *before* `load` runs. An invalidation
+    /// of the instance ([`Cache::invalidate_model_cache_id`], after its
+    /// write commits) voids the lease; an invalidation of a related
+    /// instance leaves a change marker behind, and once loaded, the fill
+    /// reads the stamps of the row's related instances together with their
+    /// markers: one set since the lease was granted means the load may
+    /// have read the related row before its write. Either way the loaded
+    /// row is returned to its caller but not stored. So a read that raced
+    /// a write never leaves the old row cached — neither the model's own
+    /// nor an embedded related one (a Product whose Category was saved
+    /// meanwhile) — while writes to other instances (other categories)
+    /// cost nothing. With leases turned off
     /// ([`ConfigBuilder::leases`](crate::config::ConfigBuilder::leases)),
-    /// there are no guards.
+    /// there are no guards: a load that raced a write can store the old
+    /// row.
     ///
     /// Concurrent misses share one load, in this process (single-flight)
     /// and across processes (the lease), as
@@ -127,9 +127,8 @@ impl Cache {
             return load().await;
         }
         let key = instance_key(model, &id)?;
-        let guards: Vec<String> = model.related.iter().map(|p| writes_tag(p)).collect();
         let options = ReadThrough {
-            guards: &guards,
+            stamped: !model.related.is_empty(),
             schema: const { M::OPTIONS.fingerprint() },
             ..self.options(model.timeout)
         };

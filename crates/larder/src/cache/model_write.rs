@@ -1,14 +1,16 @@
 //! Writing and invalidating models: `cache_model`,
 //! `invalidate_model_cache`, `invalidate_model_cache_id`.
 
+use std::time::Duration;
+
 use super::Cache;
 use super::budget::Budget;
 use crate::envelope::Stamp;
-use std::time::Duration;
+use crate::store::Granted;
 
 use crate::model::{
     CachedModel, DependencyTags, MAX_DEPENDENCIES, MAX_DEPENDENCY_TAG_BYTES, check_prefix,
-    generation_tag, instance_key, instance_tag, writes_tag,
+    generation_tag, instance_key, instance_tag,
 };
 use crate::{Error, ErrorKind, Result};
 
@@ -126,6 +128,56 @@ impl Cache {
         self.absorb(stored).map(drop)
     }
 
+    /// [`Cache::dependency_stamps`], unless one of the tags' change markers
+    /// was set since the lease `granted` was (`None`): a fill that learnt
+    /// `tags` after computing reads its stamps so.
+    pub(super) async fn unchanged_stamps(
+        &self,
+        tags: &[String],
+        granted: Granted<'_>,
+        kept: Duration,
+        budget: &Budget,
+    ) -> Result<Option<Vec<Stamp>>> {
+        let keys: Vec<String> = tags
+            .iter()
+            .map(|tag| self.inner.keys.tag_stamp(tag))
+            .collect();
+        let markers: Vec<String> = tags
+            .iter()
+            .map(|tag| self.inner.keys.change_marker(tag))
+            .collect();
+        let values = self
+            .call_in(
+                "stamps",
+                budget,
+                self.inner
+                    .store
+                    .stamps_unless(&keys, &markers, granted, kept),
+            )
+            .await?;
+        values.map(|values| stamps_of(tags, values)).transpose()
+    }
+
+    /// Sets the change markers of `tags`, before their stamps go: a fill
+    /// that read a tag's data before the invalidation but learns the tag
+    /// only after it (a model's related instance) sees a marker set since
+    /// its lease was granted, and does not store; fills granted after the
+    /// marker are not concerned. A marker lives `max(2 × lease_ttl, 30
+    /// s)`: longer than a leased fill may take (a fill after its lease
+    /// expired is refused anyway).
+    pub(super) async fn change_markers(&self, tags: &[String]) -> Result<()> {
+        let ttl = (self.inner.config.lease_ttl * 2).max(Duration::from_secs(30));
+        for chunk in tags.chunks(INVALIDATION_BATCH) {
+            let markers: Vec<String> = chunk
+                .iter()
+                .map(|tag| self.inner.keys.change_marker(tag))
+                .collect();
+            self.call("set_markers", self.inner.store.set_markers(&markers, ttl))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The current stamps of `tags`, created where missing, each kept at
     /// least `kept`.
     pub(super) async fn dependency_stamps(
@@ -141,24 +193,7 @@ impl Cache {
         let values = self
             .call_in("stamps", budget, self.inner.store.stamps(&keys, kept))
             .await?;
-        if values.len() != tags.len() {
-            return Err(Error::new(
-                ErrorKind::Store,
-                format!(
-                    "stamps of {} tags answered {} values",
-                    tags.len(),
-                    values.len()
-                ),
-            ));
-        }
-        Ok(tags
-            .iter()
-            .zip(values)
-            .map(|(tag, value)| Stamp {
-                key: tag.clone(),
-                value,
-            })
-            .collect())
+        stamps_of(tags, values)
     }
 
     /// Invalidates `model`'s entry and every entry that depends on it (the
@@ -179,8 +214,12 @@ impl Cache {
     /// Removes `{prefix}:{id}` and its lease (as
     /// [`Cache::delete_cached_data`]), then deletes the stamp of the tag
     /// `model:{prefix}:{id}` — every dependent stored under it is a miss
-    /// from then on — and removes the dependents its index lists. On Redis:
-    /// one round trip for the entry, one for the stamp, one `SSCAN` per
+    /// from then on — and removes the dependents its index lists. Before
+    /// the stamp goes, it sets the tag's change marker for a short while,
+    /// so that a guarded load of a dependent that read this instance
+    /// before the write is not stored (see
+    /// [`Cache::get_or_load_model`]). On Redis: one round trip for the
+    /// entry, one for the marker, one for the stamp, one `SSCAN` per
     /// `scan_batch` dependents and one pipeline to remove each batch.
     ///
     /// With [`ModelOptions::enabled`](crate::model::ModelOptions::enabled)
@@ -219,12 +258,11 @@ impl Cache {
         // Even with caching off: entries written while it was on (by this
         // build before, or by others in a rolling deploy) must not be
         // served again when it is back on.
-        // The guard of the fills embedding this instance moves with the
-        // entry's lease, in the same round trip, before the instance's own
-        // stamp (see `model::writes_tag`).
-        let guard = self.inner.keys.tag_stamp(&writes_tag(options.prefix));
-        let existed = self.delete_many_after(&[&key], vec![guard]).await? > 0;
-        self.invalidate_tag(&tag).await?;
+        let existed = self.delete_cached_data(&key).await?;
+        let tags = [tag];
+        // The marker before the stamp (see `Cache::change_markers`).
+        self.change_markers(&tags).await?;
+        self.invalidate_tag(&tags[0]).await?;
         Ok(existed)
     }
 
@@ -232,8 +270,8 @@ impl Cache {
     /// once — what a change feed or a bulk write needs; returns how many of
     /// their own entries existed.
     ///
-    /// The entries, their leases and the model's fill guard go in one
-    /// round trip, the stamps of all their tags in one more (per 1,000
+    /// The entries and their leases go in one round trip, the tags' change
+    /// markers in one more and their stamps in one more (each per 1,000
     /// ids), and the tags' indexes are scanned concurrently (up to 64
     /// `SSCAN`s in flight on the multiplexed connection), instead of four
     /// sequential round trips per id.
@@ -275,16 +313,10 @@ impl Cache {
             return Ok(0);
         }
         let mut existed = 0;
-        for (batch, chunk) in keys.chunks(INVALIDATION_BATCH).enumerate() {
-            // The guard moves with the first batch's leases, before any
-            // instance's stamp goes.
-            let first = if batch == 0 {
-                vec![self.inner.keys.tag_stamp(&writes_tag(options.prefix))]
-            } else {
-                Vec::new()
-            };
-            existed += self.delete_many_after(chunk, first).await?;
+        for chunk in keys.chunks(INVALIDATION_BATCH) {
+            existed += self.delete_many(chunk).await?;
         }
+        self.change_markers(&tags).await?;
         self.invalidate_tags(&tags).await?;
         Ok(existed)
     }
@@ -326,12 +358,33 @@ impl Cache {
     pub async fn bump_model_generation<M: CachedModel>(&self) -> Result<()> {
         let options = &M::OPTIONS;
         check_prefix(options.prefix)?;
-        let guard = self.inner.keys.tag_stamp(&writes_tag(options.prefix));
-        self.call("UNLINK", self.inner.store.unlink(&[guard]))
-            .await?;
+        let generation = [generation_tag(options.prefix)];
+        self.change_markers(&generation).await?;
         self.invalidate_cache_pattern(&format!("{}:*", options.prefix))
             .await?;
-        self.invalidate_tag(&generation_tag(options.prefix)).await?;
+        self.invalidate_tag(&generation[0]).await?;
         Ok(())
     }
+}
+
+/// `tags` with their stamp `values`, which must be one per tag.
+fn stamps_of(tags: &[String], values: Vec<u64>) -> Result<Vec<Stamp>> {
+    if values.len() != tags.len() {
+        return Err(Error::new(
+            ErrorKind::Store,
+            format!(
+                "stamps of {} tags answered {} values",
+                tags.len(),
+                values.len()
+            ),
+        ));
+    }
+    Ok(tags
+        .iter()
+        .zip(values)
+        .map(|(tag, value)| Stamp {
+            key: tag.clone(),
+            value,
+        })
+        .collect())
 }

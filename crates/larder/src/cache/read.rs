@@ -100,7 +100,7 @@ impl Cache {
         budget: &Budget,
     ) -> Result<Option<Entry<T>>> {
         let (tags, fail_open) = (options.tags, options.fail_open);
-        if tags.is_empty() && !options.guards.is_empty() {
+        if tags.is_empty() && options.stamped {
             // A model with related models: its stamps in the same trip.
             return self
                 .fetch_stamped_entry(key, physical, options.schema, fail_open, budget)

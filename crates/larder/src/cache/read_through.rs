@@ -104,10 +104,10 @@ pub(crate) struct ReadThrough<'a> {
     pub(crate) refresh: bool,
     /// Tags the filled entry joins (see [`Cache::invalidate_tag`]).
     pub(crate) tags: &'a [String],
-    /// Tags whose stamps are taken with the lease and must not move before
-    /// the fill, without being recorded in the entry: the guards of a
-    /// model's related instances, which are known only once loaded.
-    pub(crate) guards: &'a [String],
+    /// Entries may record stamps beyond `tags` (a model's related
+    /// instances, learnt from the value): read them with the entry, in one
+    /// round trip where the store can.
+    pub(crate) stamped: bool,
     /// What the entry's envelope says it holds (see
     /// [`Cache::decode_entry`]): a model's fingerprint, or none.
     pub(crate) schema: u64,
@@ -295,7 +295,7 @@ impl Cache {
             }
             return Ok(entry.value);
         }
-        let keys = self.lease_keyset(key, physical, &[], &[]);
+        let keys = self.lease_keyset(key, physical, &[]);
         if let Ok(Some(lease)) = self.take_lease(key, &keys, false, true, &budget).await {
             let (cache, key) = (self.clone(), key.to_owned());
             let options = self.options(ttl);
@@ -338,7 +338,7 @@ impl Cache {
             fail_open: self.fail_open(),
             refresh: false,
             tags: &[],
-            guards: &[],
+            stamped: false,
             schema: NO_SCHEMA,
         }
     }

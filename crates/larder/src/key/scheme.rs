@@ -74,6 +74,13 @@ impl KeyScheme {
         self.bookkeeping("tagstamp", tag)
     }
 
+    /// The change marker of a tag: set for a short while when the tag is
+    /// invalidated, so that a fill that read the tag's data before the
+    /// invalidation, and learnt the tag only after, can tell.
+    pub(crate) fn change_marker(&self, tag: &str) -> String {
+        self.bookkeeping("changed", tag)
+    }
+
     /// The index of a tag: the value keys filled under it.
     pub(crate) fn tag_index(&self, tag: &str) -> String {
         self.bookkeeping("tag", tag)

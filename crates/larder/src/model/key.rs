@@ -1,8 +1,7 @@
 //! A model's keys: `{prefix}:{id}` for an instance's entry (the Django
 //! original's shape), `model:{prefix}:{id}` for the tag its dependents are
-//! filled under, `model:{prefix}` for the generation every dependent of
-//! any instance records, and `model-writes:{prefix}` for the guard of
-//! fills that embed one of its instances.
+//! filled under, and `model:{prefix}` for the generation every dependent
+//! of any instance records.
 
 use std::fmt::Display;
 
@@ -72,14 +71,6 @@ pub(crate) fn dependency_tag(options: &ModelOptions, dependency: &Dependency) ->
 /// (`model:{prefix}:{id}`) can be one.
 pub(crate) fn generation_tag(prefix: &str) -> String {
     format!("model:{prefix}")
-}
-
-/// The tag whose stamp guards the fills of entries that embed an instance
-/// of the model `prefix`: taken with the lease before the load, moved by
-/// every invalidation of one of its instances, so a fill that may have
-/// loaded an instance's old data is dropped. Never recorded in an entry.
-pub(crate) fn writes_tag(prefix: &str) -> String {
-    format!("model-writes:{prefix}")
 }
 
 /// The tags an entry with `dependencies` records, and the ones it joins

@@ -76,11 +76,16 @@
 //!
 //! [`Cache::get_or_load_model`](crate::Cache::get_or_load_model) is the
 //! read to use: a hit, or your query on a miss, whose result is cached
-//! only if no write raced it. It takes, *before* the query runs, the
-//! entry's lease (voided by an invalidation of the instance) and the
-//! guard stamps of every related model (moved by an invalidation of any of
-//! their instances); a load that may have read an old row — its own, or an
-//! embedded related one — is returned to its caller but never stored.
+//! only if no write raced it. It takes the entry's lease *before* the
+//! query runs (an invalidation of the instance voids it), and once loaded
+//! it reads the stamps of the row's related instances together with their
+//! change markers (an invalidation of a related instance sets one, for
+//! `max(2 × lease_ttl, 30 s)`, before deleting the instance's stamp): a
+//! marker set since the lease was granted means the load may have read the
+//! related row before its write. A load that may have read an old row —
+//! its own, or an embedded one — is returned to its caller but never
+//! stored; writes to unrelated instances cost it nothing. With leases off
+//! there is no guard.
 //! Concurrent misses share one query, in this process and across
 //! processes.
 //!
@@ -104,17 +109,18 @@
 //!
 //! Larder has no cluster store yet; this is what the model scheme costs
 //! there, and why it was chosen. An entry, the stamps it records and the
-//! guards of its fill hash to different slots. Reads need no script: a
-//! hit is a `GET` on the entry's node, then an `MGET` of its stamps, which
-//! a cluster client splits per node (one round trip per node holding a
-//! stamp, in parallel) — a stamp-per-dependency scheme, not a set per
-//! table (cachalot) nor a many-key Lua script (cacheops, which cannot run
-//! on a cluster at all). Correctness rests on the order of the steps (an
-//! invalidation moves the fill guard before the instance's stamp; a fill
-//! reads the dependencies' stamps after its query and stores only if its
-//! guards held), not on atomicity across slots; the lease scripts, which
-//! check the guards as they store, would keep an entry's lease and its
-//! guards in one slot with a hash tag.
+//! change markers its fill checks hash to different slots. On a single
+//! node a hit with related models is one script that reads the entry and
+//! the stamps its envelope names; a cluster allows a script only keys of
+//! one slot, so there a hit would be a `GET` on the entry's node and an
+//! `MGET` of its stamps, which a cluster client splits per node (one round
+//! trip per node holding a stamp, in parallel) — a stamp-per-dependency
+//! scheme, not a set per table (cachalot) nor a many-key Lua script over
+//! the whole dependency graph (cacheops, which cannot run on a cluster at
+//! all). Correctness rests on the order of the steps (an invalidation sets
+//! the marker before it deletes the instance's stamp; a fill reads the
+//! stamps and markers after its query, then stores), not on atomicity
+//! across slots.
 
 mod cached_model;
 mod key;
@@ -122,9 +128,7 @@ mod options;
 
 pub use cached_model::{CachedModel, Dependency};
 pub use key::model_key;
-pub(crate) use key::{
-    DependencyTags, check_prefix, generation_tag, instance_key, instance_tag, writes_tag,
-};
+pub(crate) use key::{DependencyTags, check_prefix, generation_tag, instance_key, instance_tag};
 #[cfg(feature = "macros")]
 #[doc = include_str!("derive.md")]
 pub use larder_macros::CachedModel;

@@ -43,6 +43,9 @@ struct Leases {
     waiters: HashMap<String, Instant>,
     /// Tag indexes → the value keys that joined them.
     indexes: HashMap<String, std::collections::HashSet<String>>,
+    /// Change markers → when each was set, and until when it holds. Kept
+    /// here, not among the values, where eviction could drop one early.
+    markers: HashMap<String, (Instant, Instant)>,
 }
 
 /// A granted lease: its token, the stamps it was granted under, its expiry.
@@ -65,6 +68,7 @@ impl Leases {
                 .build(),
             waiters: HashMap::new(),
             indexes: HashMap::new(),
+            markers: HashMap::new(),
         }
     }
 
@@ -100,6 +104,7 @@ impl Leases {
         if self.held.len() > 1024 {
             self.held.retain(|_, holder| holder.expires > now);
             self.waiters.retain(|_, until| *until > now);
+            self.markers.retain(|_, (_, until)| *until > now);
         }
         self.held.insert(
             keys.lease.to_owned(),
@@ -364,6 +369,46 @@ impl Store for MemoryStore {
 
     fn stamps<'a>(&'a self, stamps: &'a [String], _ttl: Duration) -> StoreFuture<'a, Vec<u64>> {
         let seen = self.lock_leases().seen(stamps, true).unwrap_or_default();
+        async move { Ok(seen) }.boxed()
+    }
+
+    fn set_markers<'a>(&'a self, markers: &'a [String], ttl: Duration) -> StoreFuture<'a, ()> {
+        let mut leases = self.lock_leases();
+        let now = Instant::now();
+        if leases.markers.len() > 4096 {
+            leases.markers.retain(|_, (_, until)| *until > now);
+        }
+        for marker in markers {
+            leases.markers.insert(marker.clone(), (now, now + ttl));
+        }
+        drop(leases);
+        async { Ok(()) }.boxed()
+    }
+
+    fn stamps_unless<'a>(
+        &'a self,
+        stamps: &'a [String],
+        markers: &'a [String],
+        granted: super::Granted<'a>,
+        _ttl: Duration,
+    ) -> StoreFuture<'a, Option<Vec<u64>>> {
+        let mut leases = self.lock_leases();
+        let now = Instant::now();
+        // The grant, dated from the lease's expiry; no lease, no fill.
+        let since = leases
+            .held
+            .get(granted.lease)
+            .and_then(|holder| holder.expires.checked_sub(granted.ttl));
+        let unchanged = since.is_some_and(|since| {
+            markers.iter().all(|marker| {
+                leases
+                    .markers
+                    .get(marker)
+                    .is_none_or(|(set, until)| *until <= now || *set < since)
+            })
+        });
+        let seen = unchanged.then(|| leases.seen(stamps, true).unwrap_or_default());
+        drop(leases);
         async move { Ok(seen) }.boxed()
     }
 

@@ -71,6 +71,38 @@ impl fmt::Debug for StoreEntry {
     }
 }
 
+/// A fill's lease, so that a store can date its grant (see
+/// [`Store::stamps_unless`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Granted<'a> {
+    /// The lease's key.
+    pub lease: &'a str,
+    /// The TTL it was granted for.
+    pub ttl: Duration,
+}
+
+/// Microseconds since the Unix epoch, by this machine's clock.
+pub(crate) fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, micros)
+}
+
+pub(crate) fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Whether every marker in `found` is absent or was set before `since`
+/// (µs); one that is not a time counts as set now.
+pub(crate) fn markers_before(found: &[Option<Bytes>], since: u64) -> bool {
+    found.iter().flatten().all(|set| {
+        std::str::from_utf8(set)
+            .ok()
+            .and_then(|set| set.parse::<u64>().ok())
+            .is_some_and(|set| set < since)
+    })
+}
+
 /// A value and, if the store read them with it, the current values of the
 /// stamps its envelope records (see [`Store::get_stamped`]).
 pub type Stamped = (Bytes, Option<Vec<Option<Bytes>>>);
@@ -194,6 +226,53 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
                 crate::ErrorKind::Rejected,
                 format!("the {} store keeps no stamps", self.name()),
             ))
+        })
+    }
+
+    /// Sets the change markers `markers` for `ttl`, each holding when it
+    /// was set, in microseconds since the Unix epoch by the store's clock
+    /// (see [`Store::stamps_unless`]). The default writes the caller's
+    /// clock with [`Store::mset`].
+    fn set_markers<'a>(&'a self, markers: &'a [String], ttl: Duration) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let now = Bytes::from(unix_micros().to_string());
+            let entries: Vec<StoreEntry> = markers
+                .iter()
+                .map(|key| StoreEntry {
+                    key: key.clone(),
+                    value: now.clone(),
+                    ttl,
+                    void_lease: None,
+                    indexes: Vec::new(),
+                })
+                .collect();
+            self.mset(&entries).await
+        })
+    }
+
+    /// [`Store::stamps`] — unless one of `markers` was set at or after the
+    /// lease `granted` was granted (or cannot be read as a time): then
+    /// `None`. A fill that learns its tags only once computed (a model's
+    /// related instances) reads their stamps so: a tag invalidated since
+    /// its lease was granted may have been read before the write. The
+    /// default reads the stamps, then the markers, and counts every marker
+    /// set within the lease's TTL before now (it cannot tell when the lease
+    /// was granted); a store may date the grant, and do both at once.
+    fn stamps_unless<'a>(
+        &'a self,
+        stamps: &'a [String],
+        markers: &'a [String],
+        granted: Granted<'a>,
+        ttl: Duration,
+    ) -> StoreFuture<'a, Option<Vec<u64>>> {
+        Box::pin(async move {
+            let values = self.stamps(stamps, ttl).await?;
+            if markers.is_empty() {
+                return Ok(Some(values));
+            }
+            let found = self.mget(markers).await?;
+            let since = unix_micros().saturating_sub(micros(granted.ttl));
+            Ok(markers_before(&found, since).then_some(values))
         })
     }
 

@@ -34,7 +34,7 @@ use crate::{Error, ErrorKind, Result};
 /// - `announce(waiters, channel, value)`: tells waiting callers, if any (an
 ///   ACL user without the channel's permission only leaves them polling).
 macro_rules! lease_script {
-    ($body:literal) => {
+    ($body:expr) => {
         concat!(
             r"
 local function read(key)
@@ -117,6 +117,45 @@ redis.call('SET', KEYS[1], ARGV[1] .. seen, 'PX', ARGV[2])
 return seen
 "
 );
+
+/// The server's clock in microseconds since the Unix epoch (exact in a
+/// Lua number until the year 2255).
+macro_rules! server_micros {
+    () => {
+        "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    };
+}
+
+/// `KEYS`: markers. `ARGV`: ttl ms. Sets each to the server's time (µs).
+const SET_MARKERS: &str = concat!(
+    server_micros!(),
+    r"
+for i = 1, #KEYS do redis.call('SET', KEYS[i], now, 'PX', ARGV[1]) end
+return 1
+"
+);
+
+/// `KEYS`: stamps…, markers…, the lease. `ARGV`: nonce, stamp ms, number
+/// of stamps, the lease's TTL ms. `false` if the lease is gone or a marker
+/// was set since the lease was granted (dated from its TTL left, by the
+/// server's clock: PTTL's milliseconds round the grant down, so a marker
+/// set up to 1 ms before it counts too; a marker that is not a time
+/// counts); else the stamps' values, each created if missing.
+const STAMPS_UNLESS: &str = lease_script!(concat!(
+    server_micros!(),
+    r"
+local last = tonumber(ARGV[3])
+local left = redis.call('PTTL', KEYS[#KEYS])
+if left <= 0 then return false end
+local granted = now - (tonumber(ARGV[4]) - left) * 1000
+for i = last + 1, #KEYS - 1 do
+  local ok, set = pcall(redis.call, 'GET', KEYS[i])
+  if not ok then return false end
+  if set and (tonumber(set) == nil or tonumber(set) >= granted) then return false end
+end
+return stamps(1, last, ARGV[1], ARGV[2])
+"
+));
 
 /// `KEYS`: stamps…. `ARGV`: nonce, stamp ms. Returns their values, each
 /// created if missing.
@@ -209,6 +248,8 @@ return reply
 struct Scripts {
     get_stamped: redis::Script,
     stamps: redis::Script,
+    stamps_unless: redis::Script,
+    set_markers: redis::Script,
     index: redis::Script,
     release_lease: redis::Script,
     get_or_lease: redis::Script,
@@ -347,6 +388,8 @@ impl RedisStore {
             scripts: Arc::new(Scripts {
                 get_stamped: redis::Script::new(GET_STAMPED),
                 stamps: redis::Script::new(STAMPS),
+                stamps_unless: redis::Script::new(STAMPS_UNLESS),
+                set_markers: redis::Script::new(SET_MARKERS),
                 index: redis::Script::new(INDEX),
                 get_or_lease: redis::Script::new(GET_OR_LEASE),
                 take_lease: redis::Script::new(TAKE_LEASE),
@@ -904,6 +947,54 @@ impl Store for RedisStore {
                 .await?;
             parse_stamps(&seen)
                 .ok_or_else(|| Error::new(ErrorKind::Store, "unexpected stamps reply"))
+        }
+        .boxed()
+    }
+
+    fn set_markers<'a>(&'a self, markers: &'a [String], ttl: Duration) -> StoreFuture<'a, ()> {
+        async move {
+            if markers.is_empty() {
+                return Ok(());
+            }
+            let mut invocation = self.scripts.set_markers.prepare_invoke();
+            invocation.key(markers).arg(millis(ttl));
+            let invocation = &invocation;
+            self.run("set_markers script", |mut conn| async move {
+                invocation.invoke_async::<()>(&mut conn).await
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn stamps_unless<'a>(
+        &'a self,
+        stamps: &'a [String],
+        markers: &'a [String],
+        granted: super::Granted<'a>,
+        ttl: Duration,
+    ) -> StoreFuture<'a, Option<Vec<u64>>> {
+        async move {
+            let mut invocation = self.scripts.stamps_unless.prepare_invoke();
+            invocation
+                .key(stamps)
+                .key(markers)
+                .key(granted.lease)
+                .arg(nonce())
+                .arg(millis(ttl.max(STAMP_TTL)))
+                .arg(stamps.len())
+                .arg(millis(granted.ttl));
+            let invocation = &invocation;
+            let seen: Option<String> = self
+                .run("stamps script", |mut conn| async move {
+                    invocation.invoke_async(&mut conn).await
+                })
+                .await?;
+            seen.map(|seen| {
+                parse_stamps(&seen)
+                    .ok_or_else(|| Error::new(ErrorKind::Store, "unexpected stamps reply"))
+            })
+            .transpose()
         }
         .boxed()
     }
