@@ -194,6 +194,15 @@ impl<R: Repository> CachedRepository<R> {
     /// transaction of its own; once it has committed, invalidates the
     /// instance's entry and every entry that embeds it.
     ///
+    /// Cancellation: the invalidations run in a task of their own
+    /// (`tokio::spawn`) that this future awaits. If the future is dropped
+    /// after the commit — a request timeout, a `select!`, a client gone —
+    /// the task still finishes them, and logs a failure (`tracing`, at
+    /// `warn`) since nobody is left to receive the error. Dropped before
+    /// the `COMMIT` was sent, nothing is written; dropped while it was in
+    /// flight, whether it landed is unknown (as for any database client):
+    /// [`invalidate`](Self::invalidate) the row to be sure.
+    ///
     /// # Errors
     /// [`ErrorKind::Database`](crate::ErrorKind::Database) if the write
     /// failed (nothing is invalidated);
@@ -219,6 +228,10 @@ impl<R: Repository> CachedRepository<R> {
     /// Deletes the row `id` with [`Repository::delete`] in a transaction
     /// of its own; once it has committed, invalidates as
     /// [`save`](Self::save) does. Returns whether there was a row.
+    ///
+    /// Cancellation: as [`save`](Self::save), the invalidations run in a
+    /// task of their own, so dropping this future after the commit does
+    /// not stop them.
     ///
     /// # Errors
     /// As [`save`](Self::save).
@@ -284,7 +297,7 @@ impl<R: Repository> CachedRepository<R> {
     async fn invalidate_committed(&self, id: IdOf<R>) -> Result<()> {
         let mut pending = Pending::default();
         pending.push(self.invalidation(id));
-        pending.run().await
+        pending.run_after_commit().await
     }
 }
 
