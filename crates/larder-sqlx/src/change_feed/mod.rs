@@ -8,7 +8,9 @@
 //!   that `NOTIFY` a channel with the ids of the rows each `INSERT`,
 //!   `UPDATE` (old and new id) and `DELETE` touched, in JSON chunks under
 //!   PostgreSQL's 8000-byte payload limit; a `TRUNCATE` announces the
-//!   whole table.
+//!   whole table. The triggers also go on every partition of a
+//!   partitioned table (rerun it after attaching one), and fire in
+//!   `session_replication_role = replica` sessions too (`ENABLE ALWAYS`).
 //! - A [`ChangeFeed`] `LISTEN`s on that channel (sqlx's `PgListener`, on a
 //!   connection of its own named in `pg_stat_activity` by its
 //!   `application_name`) and invalidates each announced id of every model
