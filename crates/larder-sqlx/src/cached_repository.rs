@@ -24,7 +24,11 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 /// - [`get`](Self::get) is a guarded read-through
 ///   ([`Cache::get_or_load_model`]): a hit, or one load under a lease
 ///   taken *before* the query, so a load that read a row before a
-///   concurrent save committed (and invalidated) is never stored.
+///   concurrent save committed (and invalidated) is never stored. The
+///   guard is the cache's leases: with a cache built with
+///   [`leases(false)`](larder::config::ConfigBuilder::leases) (or
+///   `LARDER_LEASES=false`) it is off, and a load that raced a save can
+///   store the old row, served until its timeout.
 /// - [`save`](Self::save) and [`delete`](Self::delete) write in a
 ///   transaction of their own and invalidate the instance — its entry and
 ///   every entry embedding it — only after the commit succeeded.
@@ -116,6 +120,13 @@ impl<R: Repository> CachedRepository<R> {
     /// The instance `id`: from the cache, or loaded with
     /// [`Repository::load`] on a pool connection and cached. A missing row
     /// is `None` and is not cached.
+    ///
+    /// The fill is guarded (see [the type's docs](Self)) only while the
+    /// cache's leases are on, the default: with
+    /// [`leases(false)`](larder::config::ConfigBuilder::leases) a load
+    /// that read the row before a concurrent save committed can store the
+    /// old row after that save's invalidation, and it stays until it
+    /// expires.
     ///
     /// Costs on a hit: one `GET` (and an `MGET` of the stamps of a model
     /// with related models). On a miss: the lease, the query, the fill.

@@ -1,7 +1,8 @@
 //! A hostile review of larder-sqlx (issue 11): writes that bypass the
 //! repository and must still reach the cache through the change feed.
 //! Tests marked `R<n>` FAIL on the reviewed commit (confirmed defects);
-//! those marked "holds" pass. The change-feed tests need `DATABASE_URL`
+//! those marked "holds" pass. R7, R8 and R9 are fixed since (on
+//! `sqlx-r79`) and pass. The change-feed tests need `DATABASE_URL`
 //! (PostgreSQL); each test works in a schema of its own, dropped
 //! afterwards.
 

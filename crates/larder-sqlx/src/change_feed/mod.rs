@@ -90,7 +90,8 @@
 //!   every earlier change has been applied.
 //! - Fills in flight: the invalidation voids the lease of the entry, so a
 //!   read that loaded the old row before the commit and fills through a
-//!   lease (the repository's reads, `get_or_compute`) does not store it after
+//!   lease (the repository's reads, `get_or_compute`; leases are on unless
+//!   the cache was built with `leases(false)`) does not store it after
 //!   the invalidation. A plain `cache_model` of a row loaded earlier is
 //!   not guarded.
 //! - One channel per purpose: every payload on the channel that is not the
