@@ -257,8 +257,8 @@ where
 }
 
 async fn execute(conn: &mut PgConnection, statement: String) -> Result<(), sqlx::Error> {
-    // Every name in `statement` went through `quote_identifier` or
-    // `quote_literal`.
+    // Every name in `statement` went through `quote_identifier`,
+    // `quote_catalog` or `quote_literal`.
     sqlx::raw_sql(AssertSqlSafe(statement))
         .execute(conn)
         .await
