@@ -24,7 +24,11 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 /// - [`get`](Self::get) is a guarded read-through
 ///   ([`Cache::get_or_load_model`]): a hit, or one load under a lease
 ///   taken *before* the query, so a load that read a row before a
-///   concurrent save committed (and invalidated) is never stored.
+///   concurrent save committed (and invalidated) is never stored. The
+///   guard is the cache's leases: with a cache built with
+///   [`leases(false)`](larder::config::ConfigBuilder::leases) (or
+///   `LARDER_LEASES=false`) it is off, and a load that raced a save can
+///   store the old row, served until its timeout.
 /// - [`save`](Self::save) and [`delete`](Self::delete) write in a
 ///   transaction of their own and invalidate the instance — its entry and
 ///   every entry embedding it — only after the commit succeeded.
@@ -117,6 +121,13 @@ impl<R: Repository> CachedRepository<R> {
     /// [`Repository::load`] on a pool connection and cached. A missing row
     /// is `None` and is not cached.
     ///
+    /// The fill is guarded (see [the type's docs](Self)) only while the
+    /// cache's leases are on, the default: with
+    /// [`leases(false)`](larder::config::ConfigBuilder::leases) a load
+    /// that read the row before a concurrent save committed can store the
+    /// old row after that save's invalidation, and it stays until it
+    /// expires.
+    ///
     /// Costs on a hit: one `GET` (and an `MGET` of the stamps of a model
     /// with related models). On a miss: the lease, the query, the fill.
     ///
@@ -194,6 +205,15 @@ impl<R: Repository> CachedRepository<R> {
     /// transaction of its own; once it has committed, invalidates the
     /// instance's entry and every entry that embeds it.
     ///
+    /// Cancellation: the invalidations run in a task of their own
+    /// (`tokio::spawn`) that this future awaits. If the future is dropped
+    /// after the commit — a request timeout, a `select!`, a client gone —
+    /// the task still finishes them, and logs a failure (`tracing`, at
+    /// `warn`) since nobody is left to receive the error. Dropped before
+    /// the `COMMIT` was sent, nothing is written; dropped while it was in
+    /// flight, whether it landed is unknown (as for any database client):
+    /// [`invalidate`](Self::invalidate) the row to be sure.
+    ///
     /// # Errors
     /// [`ErrorKind::Database`](crate::ErrorKind::Database) if the write
     /// failed (nothing is invalidated);
@@ -219,6 +239,10 @@ impl<R: Repository> CachedRepository<R> {
     /// Deletes the row `id` with [`Repository::delete`] in a transaction
     /// of its own; once it has committed, invalidates as
     /// [`save`](Self::save) does. Returns whether there was a row.
+    ///
+    /// Cancellation: as [`save`](Self::save), the invalidations run in a
+    /// task of their own, so dropping this future after the commit does
+    /// not stop them.
     ///
     /// # Errors
     /// As [`save`](Self::save).
@@ -284,7 +308,7 @@ impl<R: Repository> CachedRepository<R> {
     async fn invalidate_committed(&self, id: IdOf<R>) -> Result<()> {
         let mut pending = Pending::default();
         pending.push(self.invalidation(id));
-        pending.run().await
+        pending.run_after_commit().await
     }
 }
 

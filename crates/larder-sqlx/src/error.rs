@@ -131,6 +131,27 @@ impl Error {
         error
     }
 
+    /// The write committed; the task running the invalidation of
+    /// `stale_keys` ended without finishing (it panicked, or its runtime
+    /// shut down), so any of them may be stale.
+    pub(crate) fn stale_after_aborted_invalidation(
+        stale_keys: Vec<String>,
+        aborted: tokio::task::JoinError,
+    ) -> Self {
+        let detail = format!(
+            "the write committed, but the task invalidating its cache entries ended early              ({aborted}), so {} may serve the old row until it expires; retry the \
+             invalidation (not the write)",
+            stale_keys
+                .iter()
+                .map(|key| format!("`{key}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        let mut error = Self::new(ErrorKind::StaleAfterCommit, detail).with_source(aborted);
+        error.stale_keys = stale_keys;
+        error
+    }
+
     /// The broad category of this error.
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -9,13 +9,15 @@
 //! - [`get`](CachedRepository::get) reads through the cache, guarded: the
 //!   lease (and the stamps of the related rows it embeds) are taken
 //!   *before* the query, so a load that read a row before a concurrent
-//!   save committed is never stored;
+//!   save committed is never stored (while the cache's leases are on, the
+//!   default; with `leases(false)` there is no such guard);
 //! - [`get_many`](CachedRepository::get_many) reads every hit in one round
 //!   trip and loads the misses;
 //! - [`save`](CachedRepository::save) and
 //!   [`delete`](CachedRepository::delete) write, commit, and only then
 //!   invalidate the instance and every cached entry that embeds it
-//!   (saving a Category invalidates the Products embedding it);
+//!   (saving a Category invalidates the Products embedding it), in a task
+//!   of their own that finishes even if the caller's future is dropped;
 //! - [`begin`](CachedRepository::begin) opens a [`Transaction`]: its
 //!   writes invalidate after its commit, never on rollback, and its reads
 //!   after a write see its own rows, not the cache;

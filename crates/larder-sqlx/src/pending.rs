@@ -66,12 +66,41 @@ impl Pending {
         self.invalidations.iter().map(|i| i.key.as_str())
     }
 
+    /// Runs every invalidation, after the commit, in a task of its own,
+    /// and waits for it. The write has committed: dropping the caller's
+    /// future (a request timeout, a `select!`, a client gone) must not
+    /// drop its invalidations with it, or the old row is served until it
+    /// expires and nobody hears of it. The task goes on alone and logs
+    /// what fails ([`run`](Self::run)).
+    ///
+    /// # Errors
+    /// [`ErrorKind::StaleAfterCommit`](crate::ErrorKind::StaleAfterCommit)
+    /// naming every key whose invalidation failed, or every key if the
+    /// task ended early (a panic, the runtime shutting down).
+    pub(crate) async fn run_after_commit(self) -> Result<(), Error> {
+        if self.invalidations.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = self.keys().map(str::to_owned).collect();
+        match tokio::spawn(self.run()).await {
+            Ok(done) => done,
+            Err(aborted) => {
+                tracing::error!(
+                    keys = ?keys,
+                    error = %aborted,
+                    "the invalidation after commit ended early; the entries may be stale"
+                );
+                Err(Error::stale_after_aborted_invalidation(keys, aborted))
+            }
+        }
+    }
+
     /// Runs every invalidation (all of them, even after one fails).
     ///
     /// # Errors
     /// [`ErrorKind::StaleAfterCommit`](crate::ErrorKind::StaleAfterCommit)
     /// naming every key whose invalidation failed.
-    pub(crate) async fn run(self) -> Result<(), Error> {
+    async fn run(self) -> Result<(), Error> {
         let mut stale = Vec::new();
         let mut failures = Vec::new();
         for Invalidation { key, cache, run } in self.invalidations {

@@ -288,6 +288,15 @@ impl<DB: Database> Transaction<DB> {
 
     /// Commits, then runs the queued invalidations.
     ///
+    /// Cancellation: the invalidations run in a task of their own
+    /// (`tokio::spawn`) that this future awaits, so dropping the future
+    /// after the commit landed — a request timeout, a `select!` — does not
+    /// stop them: the task finishes on its own and logs a failure
+    /// (`tracing`, at `warn`). Dropped before the `COMMIT` was sent, the
+    /// transaction rolls back and nothing is invalidated; dropped while it
+    /// was in flight, whether it landed is unknown: invalidate what it
+    /// wrote to be sure.
+    ///
     /// # Errors
     /// [`ErrorKind::Database`](crate::ErrorKind::Database) if the commit
     /// failed (nothing is invalidated);
@@ -300,7 +309,7 @@ impl<DB: Database> Transaction<DB> {
             .commit()
             .await
             .map_err(|error| Error::database("committing a transaction", error))?;
-        self.pending.run().await
+        self.pending.run_after_commit().await
     }
 
     /// Rolls back; no invalidation runs.

@@ -16,6 +16,7 @@ use sqlx::Postgres;
 common::on_postgres!(
     a_trigger_installed_twice_notifies_once,
     hostile_names_are_quoted_or_refused,
+    a_writers_search_path_cannot_hijack_the_trigger,
     payloads_the_feed_cannot_read_fail_closed,
 );
 
@@ -116,6 +117,33 @@ async fn hostile_names_are_quoted_or_refused(fx: Fixture<Postgres>) {
             .unwrap_err();
         assert!(refused.is_config(), "{refused}");
     }
+}
+
+async fn a_writers_search_path_cannot_hijack_the_trigger(fx: Fixture<Postgres>) {
+    fx.shop(1, 5).await;
+    // A `to_json(text)` in the writers' schema: an exact match, it would
+    // beat `pg_catalog.to_json(anyelement)` for a text argument wherever
+    // it sat in the `search_path`, and name a table nobody watches.
+    sqlx::raw_sql(
+        "CREATE FUNCTION to_json(text) RETURNS json LANGUAGE sql
+         AS $$ SELECT '\"hijacked\"'::json $$",
+    )
+    .execute(&fx.pool)
+    .await
+    .unwrap();
+    let cache = fx.feed_cache().await;
+    let feed = fx.products_feed(&cache).start().await.unwrap();
+    let products = fx.all_products().await;
+    cache_all(&cache, &products).await;
+    fx.execute("UPDATE products SET price_cents = 5 WHERE id = 2")
+        .await;
+    caught_up_within(&feed).await.unwrap();
+    assert_eq!(cache.get_cached_model::<Product>(2).await.unwrap(), None);
+    assert_eq!(
+        cache.get_cached_model::<Product>(3).await.unwrap(),
+        Some(cached(&products[2]))
+    );
+    feed.shutdown().await;
 }
 
 async fn payloads_the_feed_cannot_read_fail_closed(fx: Fixture<Postgres>) {

@@ -1,36 +1,41 @@
 //! A hostile review of larder-sqlx (issue 11): writes that bypass the
 //! repository and must still reach the cache through the change feed.
 //! Tests marked `R<n>` FAIL on the reviewed commit (confirmed defects);
-//! those marked "holds" pass. Needs `DATABASE_URL` (PostgreSQL); each test
-//! works in a schema of its own, dropped afterwards.
+//! those marked "holds" pass. R7, R8 and R9 are fixed since (on
+//! `sqlx-r79`) and pass. The change-feed tests need `DATABASE_URL`
+//! (PostgreSQL); each test works in a schema of its own, dropped
+//! afterwards.
 
 #![cfg(feature = "postgres")]
 
-mod change_feed_support;
 mod common;
 
-use change_feed_support::*;
-use larder_sqlx::change_feed::{ChangeFeed, install_notify_trigger};
-use larder_test_support::RedisServer;
-use sqlx::{Connection, PgConnection};
 use std::time::Duration;
+
+use common::Fixture;
+use common::db::database_url;
+use common::feed::{cache_all, caught_up_within};
+use common::models::{Category, Product};
+use larder_sqlx::change_feed::{ChangeFeed, install_notify_trigger};
+use sqlx::{Connection, PgConnection, Postgres};
 
 common::on_both_databases!(
     a_save_cancelled_after_its_commit_still_invalidates,
     a_commit_cancelled_after_it_landed_still_invalidates,
 );
 
-/// A feed on `db`'s channel watching products and categories, with every
-/// product cached.
-async fn watched(db: &TestDb, cache: &larder::Cache) -> (ChangeFeed, Vec<Product>) {
-    let feed = ChangeFeed::builder(cache.clone(), db.pool.clone())
-        .channel(db.channel())
-        .watch::<Product>("products")
-        .watch::<Category>("categories")
-        .start()
-        .await
-        .unwrap();
-    let products = db.products().await;
+common::on_postgres!(
+    a_write_to_a_partition_of_a_watched_table_invalidates,
+    a_write_in_a_replication_role_session_invalidates,
+    forged_payloads_never_hide_a_change,
+    text_ids_with_syntax_in_them_invalidate_exactly,
+);
+
+/// A feed on the test's channel watching products and categories, with
+/// every product cached.
+async fn watched(fx: &Fixture<Postgres>, cache: &larder::Cache) -> (ChangeFeed, Vec<Product>) {
+    let feed = fx.shop_feed(cache).start().await.unwrap();
+    let products = fx.all_products().await;
     cache_all(cache, &products).await;
     for product in &products {
         assert!(
@@ -57,47 +62,41 @@ async fn watched(db: &TestDb, cache: &larder::Cache) -> (ChangeFeed, Vec<Product
 // partition too (and on partitions attached later — or refuse a
 // partitioned table with a Config error saying so). Found by asking
 // which statements a statement-level trigger does not see.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_to_a_partition_of_a_watched_table_invalidates() {
-    let Some(url) = database_url("a_write_to_a_partition_of_a_watched_table_invalidates") else {
-        return;
-    };
-    let db = TestDb::create(&url).await;
+async fn a_write_to_a_partition_of_a_watched_table_invalidates(fx: Fixture<Postgres>) {
+    // The fixture's own tables make way for a partitioned `products`.
+    fx.execute("DROP TABLE products").await;
+    fx.execute("DROP TABLE categories").await;
     sqlx::raw_sql(
         "CREATE TABLE categories (id bigint PRIMARY KEY, name text NOT NULL);
          CREATE TABLE products (
              id bigint NOT NULL,
              name text NOT NULL,
              price_cents bigint NOT NULL,
-             category_id bigint NOT NULL
+             category_id bigint NOT NULL,
+             internal_notes text NOT NULL DEFAULT ''
          ) PARTITION BY RANGE (id);
          CREATE TABLE products_low PARTITION OF products FOR VALUES FROM (0) TO (100);
          CREATE TABLE products_high PARTITION OF products FOR VALUES FROM (100) TO (1000);
          INSERT INTO categories VALUES (1, 'Category 1');
          INSERT INTO products VALUES (2, 'Product 2', 1002, 1), (200, 'Product 200', 1200, 1);",
     )
-    .execute(&db.pool)
+    .execute(&fx.pool)
     .await
     .unwrap();
     for table in ["categories", "products"] {
-        install_notify_trigger(&db.pool, table, "id", db.channel())
+        install_notify_trigger(&fx.pool, table, "id", fx.channel())
             .await
             .expect("a partitioned table takes the trigger");
     }
-    let server = RedisServer::spawn();
-    let cache = redis_cache(&server).await;
-    let (feed, _) = watched(&db, &cache).await;
+    let cache = fx.feed_cache().await;
+    let (feed, _) = watched(&fx, &cache).await;
 
     // Through the parent: notified (holds).
-    sqlx::query("UPDATE products SET price_cents = 1 WHERE id = 200")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    fx.execute("UPDATE products SET price_cents = 1 WHERE id = 200")
+        .await;
     // Straight to the partition: not notified.
-    sqlx::query("UPDATE products_low SET price_cents = 5 WHERE id = 2")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    fx.execute("UPDATE products_low SET price_cents = 5 WHERE id = 2")
+        .await;
     caught_up_within(&feed).await.unwrap();
     assert_eq!(
         cache.get_cached_model::<Product>(200).await.unwrap(),
@@ -123,25 +122,20 @@ async fn a_write_to_a_partition_of_a_watched_table_invalidates() {
 // larder_notify_*` (they only notify; firing them on a replica session is
 // what a cache wants), or document loudly that such writers must bump the
 // generations. Found by listing the ways PostgreSQL skips triggers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_in_a_replication_role_session_invalidates() {
-    let Some(url) = database_url("a_write_in_a_replication_role_session_invalidates") else {
-        return;
-    };
-    let db = TestDb::create(&url).await;
-    db.shop(1, 5).await;
-    let server = RedisServer::spawn();
-    let cache = redis_cache(&server).await;
-    let (feed, _) = watched(&db, &cache).await;
+async fn a_write_in_a_replication_role_session_invalidates(fx: Fixture<Postgres>) {
+    fx.shop(1, 5).await;
+    let cache = fx.feed_cache().await;
+    let (feed, _) = watched(&fx, &cache).await;
 
     // Another service's session (the test's role is a superuser; a
     // replication tool's is too, or has the role granted).
+    let url = database_url().expect("the PostgreSQL fixture comes from DATABASE_URL");
     let mut other = PgConnection::connect(&url).await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "SET search_path = \"{}\";
          SET session_replication_role = replica;
          UPDATE products SET price_cents = 5 WHERE id = 2;",
-        db.schema
+        fx.channel()
     )))
     .execute(&mut other)
     .await
@@ -165,16 +159,10 @@ async fn a_write_in_a_replication_role_session_invalidates() {
 // listener handles notifications in order). Note: the unreadable-payload
 // rule means any role with CONNECT can empty the cache at will (a cheap
 // DoS by design: fail closed).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_payloads_never_hide_a_change() {
-    let Some(url) = database_url("forged_payloads_never_hide_a_change") else {
-        return;
-    };
-    let db = TestDb::create(&url).await;
-    db.shop(1, 5).await;
-    let server = RedisServer::spawn();
-    let cache = redis_cache(&server).await;
-    let (feed, _) = watched(&db, &cache).await;
+async fn forged_payloads_never_hide_a_change(fx: Fixture<Postgres>) {
+    fx.shop(1, 5).await;
+    let cache = fx.feed_cache().await;
+    let (feed, _) = watched(&fx, &cache).await;
     let feed_id = format!("{feed:?}");
     let feed_id = feed_id
         .split("feed_id: \"")
@@ -188,16 +176,14 @@ async fn forged_payloads_never_hide_a_change() {
         r#"{"table":"products","ids":["1\u0000"]}"#.to_owned(),
     ] {
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(db.channel())
+            .bind(fx.channel())
             .bind(&payload)
-            .execute(&db.pool)
+            .execute(&fx.pool)
             .await
             .unwrap();
     }
-    sqlx::query("UPDATE products SET price_cents = 5 WHERE id = 2")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    fx.execute("UPDATE products SET price_cents = 5 WHERE id = 2")
+        .await;
     caught_up_within(&feed).await.unwrap();
     assert_eq!(cache.get_cached_model::<Product>(2).await.unwrap(), None);
     feed.shutdown().await;
@@ -206,13 +192,13 @@ async fn forged_payloads_never_hide_a_change() {
 /// Product 1 (category 3) seeded and cached; Redis then refuses writes
 /// (`CLIENT PAUSE … WRITE`) for 1.5 s, as a Redis in a long fork/AOF
 /// rewrite, a failover or a network stall does.
-async fn cached_then_stalled<DB: common::TestDb>(fx: &common::Fixture<DB>) {
+async fn cached_then_stalled<DB: common::TestDb>(fx: &Fixture<DB>) {
     use common::models::{category, product};
     fx.seed(&[category(3)], &[product(1, 3)]).await;
     assert!(fx.products.get(1).await.unwrap().is_some());
     assert!(
         fx.cache
-            .get_cached_model::<common::models::Product>(1)
+            .get_cached_model::<Product>(1)
             .await
             .unwrap()
             .is_some()
@@ -229,15 +215,11 @@ async fn cached_then_stalled<DB: common::TestDb>(fx: &common::Fixture<DB>) {
 
 /// Once Redis answers again: the committed category name is in the
 /// database, and the product that embeds it is not served with the old one.
-async fn after_the_stall<DB: common::TestDb>(fx: &common::Fixture<DB>) {
+async fn after_the_stall<DB: common::TestDb>(fx: &Fixture<DB>) {
     tokio::time::sleep(Duration::from_millis(1700)).await;
     let row = fx.categories.load(3).await.unwrap().unwrap();
     assert_eq!(row.name, "Cookware", "the write committed");
-    let cached = fx
-        .cache
-        .get_cached_model::<common::models::Product>(1)
-        .await
-        .unwrap();
+    let cached = fx.cache.get_cached_model::<Product>(1).await.unwrap();
     assert_eq!(
         cached.map(|p| p.category.name),
         None,
@@ -246,8 +228,8 @@ async fn after_the_stall<DB: common::TestDb>(fx: &common::Fixture<DB>) {
     );
 }
 
-fn renamed() -> common::models::Category {
-    common::models::Category {
+fn renamed() -> Category {
+    Category {
         id: 3,
         name: "Cookware".into(),
     }
@@ -272,9 +254,7 @@ fn renamed() -> common::models::Category {
 // need the same (spawn `Pending::run` and await its handle, or a drop
 // guard that hands what is left to the I/O runtime). Found by asking what
 // a request timeout does to `save`.
-async fn a_save_cancelled_after_its_commit_still_invalidates<DB: common::TestDb>(
-    fx: common::Fixture<DB>,
-) {
+async fn a_save_cancelled_after_its_commit_still_invalidates<DB: common::TestDb>(fx: Fixture<DB>) {
     cached_then_stalled(&fx).await;
     let saved =
         tokio::time::timeout(Duration::from_millis(400), fx.categories.save(&renamed())).await;
@@ -283,9 +263,7 @@ async fn a_save_cancelled_after_its_commit_still_invalidates<DB: common::TestDb>
 }
 
 // R9, the same through a `Transaction`.
-async fn a_commit_cancelled_after_it_landed_still_invalidates<DB: common::TestDb>(
-    fx: common::Fixture<DB>,
-) {
+async fn a_commit_cancelled_after_it_landed_still_invalidates<DB: common::TestDb>(fx: Fixture<DB>) {
     cached_then_stalled(&fx).await;
     let mut tx = fx.categories.begin().await.unwrap();
     tx.save(&fx.categories, &renamed()).await.unwrap();
@@ -309,14 +287,10 @@ struct Label {
 // (commas, quotes, backslashes, `:`, `%`, `*`, `?`, `[`, non-ASCII) travel
 // through the trigger's payload and the listener exactly: a raw UPDATE of
 // one invalidates that one only, never a neighbour a glob would match.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_ids_with_syntax_in_them_invalidate_exactly() {
-    let Some(url) = database_url("text_ids_with_syntax_in_them_invalidate_exactly") else {
-        return;
-    };
-    let db = TestDb::create(&url).await;
+async fn text_ids_with_syntax_in_them_invalidate_exactly(fx: Fixture<Postgres>) {
+    // A table of its own beside the fixture's (`labels` is none of them).
     sqlx::raw_sql("CREATE TABLE labels (id text PRIMARY KEY, name text NOT NULL)")
-        .execute(&db.pool)
+        .execute(&fx.pool)
         .await
         .unwrap();
     let ids = [
@@ -336,17 +310,16 @@ async fn text_ids_with_syntax_in_them_invalidate_exactly() {
     for id in ids {
         sqlx::query("INSERT INTO labels VALUES ($1, 'old')")
             .bind(id)
-            .execute(&db.pool)
+            .execute(&fx.pool)
             .await
             .unwrap();
     }
-    install_notify_trigger(&db.pool, "labels", "id", db.channel())
+    install_notify_trigger(&fx.pool, "labels", "id", fx.channel())
         .await
         .unwrap();
-    let server = RedisServer::spawn();
-    let cache = redis_cache(&server).await;
-    let feed = ChangeFeed::builder(cache.clone(), db.pool.clone())
-        .channel(db.channel())
+    let cache = fx.feed_cache().await;
+    let feed = ChangeFeed::builder(cache.clone(), fx.pool.clone())
+        .channel(fx.channel())
         .watch::<Label>("labels")
         .start()
         .await
@@ -363,7 +336,7 @@ async fn text_ids_with_syntax_in_them_invalidate_exactly() {
     for changed in ["*", "x:y", "\"q\"", "a,b", "[ab]"] {
         sqlx::query("UPDATE labels SET name = 'new' WHERE id = $1")
             .bind(changed)
-            .execute(&db.pool)
+            .execute(&fx.pool)
             .await
             .unwrap();
     }

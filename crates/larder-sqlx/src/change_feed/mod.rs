@@ -8,7 +8,9 @@
 //!   that `NOTIFY` a channel with the ids of the rows each `INSERT`,
 //!   `UPDATE` (old and new id) and `DELETE` touched, in JSON chunks under
 //!   PostgreSQL's 8000-byte payload limit; a `TRUNCATE` announces the
-//!   whole table.
+//!   whole table. The triggers also go on every partition of a
+//!   partitioned table (rerun it after attaching one), and fire in
+//!   `session_replication_role = replica` sessions too (`ENABLE ALWAYS`).
 //! - A [`ChangeFeed`] `LISTEN`s on that channel (sqlx's `PgListener`, on a
 //!   connection of its own named in `pg_stat_activity` by its
 //!   `application_name`) and invalidates each announced id of every model
@@ -88,7 +90,8 @@
 //!   every earlier change has been applied.
 //! - Fills in flight: the invalidation voids the lease of the entry, so a
 //!   read that loaded the old row before the commit and fills through a
-//!   lease (the repository's reads, `get_or_compute`) does not store it after
+//!   lease (the repository's reads, `get_or_compute`; leases are on unless
+//!   the cache was built with `leases(false)`) does not store it after
 //!   the invalidation. A plain `cache_model` of a row loaded earlier is
 //!   not guarded.
 //! - One channel per purpose: every payload on the channel that is not the
