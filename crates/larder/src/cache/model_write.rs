@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::Cache;
 use super::budget::Budget;
 use crate::envelope::Stamp;
-use crate::store::Granted;
+use crate::store::{Granted, MARKERS_LAST};
 
 use crate::model::{
     CachedModel, DependencyTags, MAX_DEPENDENCIES, MAX_DEPENDENCY_TAG_BYTES, check_prefix,
@@ -163,10 +163,11 @@ impl Cache {
     /// only after it (a model's related instance) sees a marker set since
     /// its lease was granted, and does not store; fills granted after the
     /// marker are not concerned. A marker lives `max(2 × lease_ttl, 30
-    /// s)`: longer than a leased fill may take (a fill after its lease
-    /// expired is refused anyway).
+    /// s)`; a guarded fill whose lease is older than 30 s
+    /// ([`MARKERS_LAST`]) is refused, whatever its own `lease_ttl`, since a
+    /// marker set after its grant may have expired.
     pub(super) async fn change_markers(&self, tags: &[String]) -> Result<()> {
-        let ttl = (self.inner.config.lease_ttl * 2).max(Duration::from_secs(30));
+        let ttl = (self.inner.config.lease_ttl * 2).max(MARKERS_LAST);
         for chunk in tags.chunks(INVALIDATION_BATCH) {
             let markers: Vec<String> = chunk
                 .iter()

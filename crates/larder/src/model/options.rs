@@ -142,6 +142,20 @@ impl ModelOptions {
         hash = mix(hash, &(version.len() as u64).to_le_bytes());
         hash = mix(hash, version);
         hash = mix(hash, &self.schema.to_le_bytes());
+        // Entries of a model with related models record their stamps; a
+        // build that adds or changes `related` must not read entries
+        // written without them.
+        if !self.related.is_empty() {
+            hash = mix(hash, b"\0related");
+            hash = mix(hash, &(self.related.len() as u64).to_le_bytes());
+            let mut i = 0;
+            while i < self.related.len() {
+                let prefix = self.related[i].as_bytes();
+                hash = mix(hash, &(prefix.len() as u64).to_le_bytes());
+                hash = mix(hash, prefix);
+                i += 1;
+            }
+        }
         if hash == 0 { 1 } else { hash }
     }
 }
@@ -162,7 +176,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fingerprint_follows_version_and_schema_only() {
+    fn the_fingerprint_follows_version_schema_and_related_only() {
         let base = ModelOptions::new("product");
         let fingerprints = [
             base.fingerprint(),
@@ -170,6 +184,11 @@ mod tests {
             base.version("2.1").fingerprint(),
             base.schema(1).fingerprint(),
             base.version("2.0").schema(1).fingerprint(),
+            // Entries of a model with related models record stamps that
+            // entries written without them lack.
+            base.related(&["category"]).fingerprint(),
+            base.related(&["category", "brand"]).fingerprint(),
+            base.related(&["categorybrand"]).fingerprint(),
         ];
         for (i, a) in fingerprints.iter().enumerate() {
             assert_ne!(*a, 0);

@@ -399,14 +399,17 @@ impl Store for MemoryStore {
             .held
             .get(granted.lease)
             .and_then(|holder| holder.expires.checked_sub(granted.ttl));
-        let unchanged = since.is_some_and(|since| {
-            markers.iter().all(|marker| {
-                leases
-                    .markers
-                    .get(marker)
-                    .is_none_or(|(set, until)| *until <= now || *set < since)
-            })
-        });
+        let fresh_enough =
+            since.is_some_and(|since| now.saturating_duration_since(since) <= super::MARKERS_LAST);
+        let unchanged = fresh_enough
+            && since.is_some_and(|since| {
+                markers.iter().all(|marker| {
+                    leases
+                        .markers
+                        .get(marker)
+                        .is_none_or(|(set, until)| *until <= now || *set < since)
+                })
+            });
         let seen = unchanged.then(|| leases.seen(stamps, true).unwrap_or_default());
         drop(leases);
         async move { Ok(seen) }.boxed()

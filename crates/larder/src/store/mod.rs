@@ -71,6 +71,11 @@ impl fmt::Debug for StoreEntry {
     }
 }
 
+/// The shortest life of a change marker (see [`Store::set_markers`]): a
+/// fill whose lease was granted longer ago than this cannot rely on the
+/// markers of invalidations since, and [`Store::stamps_unless`] refuses it.
+pub const MARKERS_LAST: Duration = Duration::from_secs(30);
+
 /// A fill's lease, so that a store can date its grant (see
 /// [`Store::stamps_unless`]).
 #[derive(Debug, Clone, Copy)]
@@ -251,8 +256,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     }
 
     /// [`Store::stamps`] — unless one of `markers` was set at or after the
-    /// lease `granted` was granted (or cannot be read as a time): then
-    /// `None`. A fill that learns its tags only once computed (a model's
+    /// lease `granted` was granted (or cannot be read as a time), or the
+    /// lease was granted over [`MARKERS_LAST`] ago (a marker may have
+    /// expired since): then `None`. A fill that learns its tags only once computed (a model's
     /// related instances) reads their stamps so: a tag invalidated since
     /// its lease was granted may have been read before the write. The
     /// default reads the stamps, then the markers, and counts every marker
@@ -269,6 +275,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
             let values = self.stamps(stamps, ttl).await?;
             if markers.is_empty() {
                 return Ok(Some(values));
+            }
+            if granted.ttl > MARKERS_LAST {
+                // The grant cannot be dated: it may be older than a marker
+                // lives.
+                return Ok(None);
             }
             let found = self.mget(markers).await?;
             let since = unix_micros().saturating_sub(micros(granted.ttl));

@@ -136,22 +136,29 @@ return 1
 );
 
 /// `KEYS`: stamps…, markers…, the lease. `ARGV`: nonce, stamp ms, number
-/// of stamps, the lease's TTL ms. `false` if the lease is gone or a marker
-/// was set since the lease was granted (dated from its TTL left, by the
-/// server's clock: PTTL's milliseconds round the grant down, so a marker
-/// set up to 1 ms before it counts too; a marker that is not a time
-/// counts); else the stamps' values, each created if missing.
+/// of stamps, the lease's TTL ms, the oldest grant that may still check
+/// markers (ms). `false` if the lease is gone or older than that (a marker
+/// may have expired since), or a marker was set since the lease was
+/// granted — dated from its TTL left by the server's clock, 1 ms early
+/// (PTTL's whole milliseconds can date it up to 1 ms late), so a marker
+/// set just before the grant counts too — or a marker is not a time;
+/// else the stamps' values, each created if missing.
 const STAMPS_UNLESS: &str = lease_script!(concat!(
     server_micros!(),
     r"
 local last = tonumber(ARGV[3])
 local left = redis.call('PTTL', KEYS[#KEYS])
 if left <= 0 then return false end
-local granted = now - (tonumber(ARGV[4]) - left) * 1000
+local age = tonumber(ARGV[4]) - left
+if age > tonumber(ARGV[5]) then return false end
+local granted = now - (age + 1) * 1000
 for i = last + 1, #KEYS - 1 do
   local ok, set = pcall(redis.call, 'GET', KEYS[i])
   if not ok then return false end
-  if set and (tonumber(set) == nil or tonumber(set) >= granted) then return false end
+  if set then
+    if type(set) ~= 'string' or not string.match(set, '^%d+$') or #set > 17 then return false end
+    if tonumber(set) >= granted then return false end
+  end
 end
 return stamps(1, last, ARGV[1], ARGV[2])
 "
@@ -983,7 +990,8 @@ impl Store for RedisStore {
                 .arg(nonce())
                 .arg(millis(ttl.max(STAMP_TTL)))
                 .arg(stamps.len())
-                .arg(millis(granted.ttl));
+                .arg(millis(granted.ttl))
+                .arg(millis(super::MARKERS_LAST));
             let invocation = &invocation;
             let seen: Option<String> = self
                 .run("stamps script", |mut conn| async move {
