@@ -1,8 +1,9 @@
 //! A second hostile review of model caching (issue 11): `get_or_load_model`
 //! and the invalidations that race it. Every test named for a behaviour
 //! that should hold and marked `R<n>` FAILS on the reviewed commit (a
-//! confirmed defect); the ones marked "holds" are regression tests that
-//! pass. Private redis-servers (never the one on 6379) and the in-process
+//! confirmed defect), and passes since its fix (R2 became a compile-time
+//! refusal, `tests/ui/fail/model_related_nested.rs`); the ones marked
+//! "holds" are regression tests. Private redis-servers (never the one on 6379) and the in-process
 //! store.
 
 mod common;

@@ -2,6 +2,7 @@
 //! and on the in-process store.
 #![allow(dead_code, missing_docs, unused_imports, unused_macros)]
 
+pub mod catalog;
 mod fixture;
 pub mod models;
 
