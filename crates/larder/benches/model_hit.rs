@@ -8,7 +8,7 @@
 //! - `model_related_hit/plain_get`: a `Product` embedding its `Category`,
 //!   stored with `Cache::set`.
 //! - `model_related_hit/get_cached_model`: the same as a model with
-//!   `related(category)`: a `GET` and an `MGET` of the category's stamps.
+//!   `related(category)`: one script that reads the entry and its stamps.
 //!
 //! The ratios (model / plain, time per read; >1 means the model read is
 //! slower) are printed after criterion's summary, from interleaved rounds
@@ -196,7 +196,7 @@ fn main() {
         );
         interleaved(
             "model_related_hit get_cached_model/plain_get",
-            "time per read; a GET and an MGET against one GET",
+            "time per read; one script reading the entry and its stamps against one GET",
             || timed(&rt, READS, model_related),
             || timed(&rt, READS, plain_related),
         );
