@@ -21,26 +21,12 @@ use tokio::sync::oneshot;
 /// A page keyed by its slug, looked up case-insensitively, as a `citext`
 /// column, `WHERE lower(slug) = lower($1)`, or a URL router normalising
 /// `/Teapots` to the canonical `teapots` would.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, larder::CachedModel)]
+#[larder(prefix = "review2-page")]
 struct Page {
+    #[larder(id)]
     slug: String,
     title: String,
-}
-
-impl CachedModel for Page {
-    type Id = String;
-    type Stored<'a> = &'a Self;
-    type Loaded = Self;
-    const OPTIONS: ModelOptions = ModelOptions::new("review2-page");
-    fn id(&self) -> String {
-        self.slug.clone()
-    }
-    fn stored(&self) -> &Self {
-        self
-    }
-    fn from_loaded(loaded: Self) -> Self {
-        loaded
-    }
 }
 
 fn page(title: &str) -> Page {

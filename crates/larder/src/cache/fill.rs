@@ -91,9 +91,9 @@ impl Cache {
         // data — its change marker is set (see `Cache::change_markers`) —
         // and then the fill is refused: an invalidation after this read
         // deletes a stamp recorded here, one before it left the marker.
-        let mut recorded = stamps.clone().unwrap_or_default();
-        let mut late_indexes = Vec::new();
         let mut storable = stamps.is_some();
+        let mut recorded = stamps.unwrap_or_default();
+        let mut late_indexes = Vec::new();
         if !computed.depends.is_empty() {
             let kept = self.longest_kept(ttl);
             let tags = &computed.depends.recorded;

@@ -26,24 +26,16 @@ impl Cache {
     /// # Errors
     /// The store failure.
     pub async fn delete_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<u64> {
-        self.delete_many_after(keys, Vec::new()).await
-    }
-
-    /// [`Cache::delete_many`] that removes the physical keys `first` (stamps
-    /// that guard fills) with the leases, before the values.
-    pub(super) async fn delete_many_after<K: AsRef<str>>(
-        &self,
-        keys: &[K],
-        first: Vec<String>,
-    ) -> Result<u64> {
         let physical: Vec<String> = keys
             .iter()
             .map(|k| self.inner.keys.physical(k.as_ref()))
             .collect();
         let is_deleted = |flight: &str| physical.iter().any(|p| p == flight_of(flight));
         self.detach_flights(is_deleted);
-        let mut leases = first;
-        leases.extend(keys.iter().map(|k| self.inner.keys.lease(k.as_ref())));
+        let leases: Vec<String> = keys
+            .iter()
+            .map(|k| self.inner.keys.lease(k.as_ref()))
+            .collect();
         // The leases go first, in the same round trip: a computation that
         // began before this call can no longer fill, not even between the
         // two removals.
@@ -125,22 +117,7 @@ impl Cache {
     /// # Errors
     /// The store failure; entries removed before it stay removed.
     pub(crate) async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
-        let keys = &self.inner.keys;
-        self.inner.flights.detach_tagged(tag);
-        self.call("UNLINK", self.inner.store.unlink(&[keys.tag_stamp(tag)]))
-            .await?;
-        // Flights that began while the stamp went are older than the write.
-        self.inner.flights.detach_tagged(tag);
-        let index = keys.tag_index(tag);
-        let config = &self.inner.config;
-        self.call_within(
-            "SSCAN/UNLINK",
-            None,
-            self.inner
-                .store
-                .unlink_index(&index, config.scan_batch, config.deadline),
-        )
-        .await
+        self.invalidate_tags(&[tag.to_owned()]).await
     }
 
     /// [`Cache::invalidate_tag`] of many tags: their stamps in one round

@@ -9,6 +9,7 @@ use super::read::{Entry, same_length};
 use crate::Result;
 use crate::envelope::now_ms;
 use crate::model::{CachedModel, instance_key};
+use crate::store::decimal;
 
 impl Cache {
     /// The cached instance `id` of `M` (the Django original's
@@ -152,7 +153,7 @@ impl Cache {
         let current: Option<Vec<Option<u64>>> = self.absorb(fetched)?.map(|found| {
             found
                 .iter()
-                .map(|value| std::str::from_utf8(value.as_deref()?).ok()?.parse().ok())
+                .map(|value| decimal(value.as_deref()?))
                 .collect()
         });
         for slot in entries.iter_mut() {

@@ -254,17 +254,13 @@ impl Cache {
     /// behind).
     pub async fn invalidate_model_cache_id<M: CachedModel>(&self, id: M::Id) -> Result<bool> {
         let options = &M::OPTIONS;
+        // Keys first: the id is not held across an await (it need not be
+        // `Sync` for this future to be `Send`).
         let key = instance_key(options, &id)?;
         let tag = instance_tag(options.prefix, &id)?;
-        // Even with caching off: entries written while it was on (by this
-        // build before, or by others in a rolling deploy) must not be
-        // served again when it is back on.
-        let existed = self.delete_cached_data(&key).await?;
-        let tags = [tag];
-        // The marker before the stamp (see `Cache::change_markers`).
-        self.change_markers(&tags).await?;
-        self.invalidate_tag(&tags[0]).await?;
-        Ok(existed)
+        drop(id);
+        let existed = self.invalidate_instances(&[key], &[tag]).await?;
+        Ok(existed > 0)
     }
 
     /// [`Cache::invalidate_model_cache_id`] for many instances of `M` at
@@ -313,12 +309,23 @@ impl Cache {
         if keys.is_empty() {
             return Ok(0);
         }
+        self.invalidate_instances(&keys, &tags).await
+    }
+
+    /// Removes the entries `keys` of model instances and invalidates their
+    /// `tags`: what [`Cache::invalidate_model_cache_ids`] does once the
+    /// keys are known.
+    async fn invalidate_instances(&self, keys: &[String], tags: &[String]) -> Result<u64> {
+        // Even with caching off: entries written while it was on (by this
+        // build before, or by others in a rolling deploy) must not be
+        // served again when it is back on.
         let mut existed = 0;
         for chunk in keys.chunks(INVALIDATION_BATCH) {
             existed += self.delete_many(chunk).await?;
         }
-        self.change_markers(&tags).await?;
-        self.invalidate_tags(&tags).await?;
+        // The markers before the stamps (see `Cache::change_markers`).
+        self.change_markers(tags).await?;
+        self.invalidate_tags(tags).await?;
         Ok(existed)
     }
 

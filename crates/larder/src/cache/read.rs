@@ -5,6 +5,7 @@ use super::budget::Budget;
 use super::read_through::ReadThrough;
 use super::{Cache, absorb};
 use crate::envelope::{self, DecodeFailure, NO_SCHEMA, Stamp, now_ms};
+use crate::store::decimal;
 use crate::{Error, ErrorKind, Result};
 
 impl Cache {
@@ -157,11 +158,11 @@ impl Cache {
         };
         match current {
             Some(current) if current.len() == entry.stamps.len() => {
-                let holds = entry.stamps.iter().zip(&current).all(|(stamp, now)| {
-                    now.as_deref()
-                        .and_then(|now| std::str::from_utf8(now).ok()?.parse::<u64>().ok())
-                        == Some(stamp.value)
-                });
+                let holds = entry
+                    .stamps
+                    .iter()
+                    .zip(&current)
+                    .all(|(stamp, now)| now.as_deref().and_then(decimal) == Some(stamp.value));
                 Ok(holds.then_some(entry))
             }
             _ => self.recorded_stamps_hold(entry, &[], budget).await,
@@ -210,7 +211,7 @@ impl Cache {
         };
         let current: Option<Vec<u64>> = found
             .drain(1..)
-            .map(|stamp| std::str::from_utf8(stamp.as_deref()?).ok()?.parse().ok())
+            .map(|stamp| decimal(stamp.as_deref()?))
             .collect();
         Ok(found.pop().flatten().map(|bytes| (bytes, current)))
     }

@@ -100,12 +100,16 @@ pub(crate) fn micros(duration: Duration) -> u64 {
 /// Whether every marker in `found` is absent or was set before `since`
 /// (µs); one that is not a time counts as set now.
 pub(crate) fn markers_before(found: &[Option<Bytes>], since: u64) -> bool {
-    found.iter().flatten().all(|set| {
-        std::str::from_utf8(set)
-            .ok()
-            .and_then(|set| set.parse::<u64>().ok())
-            .is_some_and(|set| set < since)
-    })
+    found
+        .iter()
+        .flatten()
+        .all(|set| decimal(set).is_some_and(|set| set < since))
+}
+
+/// A stamp's or a marker's value, as the store keeps it: decimal digits.
+/// Anything else is `None` (foreign bytes at a bookkeeping key).
+pub(crate) fn decimal(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
 /// A value and, if the store read them with it, the current values of the
