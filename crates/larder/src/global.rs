@@ -160,7 +160,7 @@ pub async fn set_many<T: Serialize, K: AsRef<str>>(
 /// As [`Cache::get_or_compute`], or [`ErrorKind::NotInitialized`].
 pub async fn get_or_compute<T, F, Fut>(key: &str, ttl: Duration, compute: F) -> Result<T>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     F: FnOnce() -> Fut,
     Fut: Future<Output = T>,
 {
@@ -192,7 +192,7 @@ where
 /// As [`Cache::get_or_compute_expiring`], or [`ErrorKind::NotInitialized`].
 pub async fn get_or_compute_expiring<T, F, Fut>(key: &str, compute: F) -> Result<T>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Expiring<T>>,
 {
@@ -225,7 +225,7 @@ where
 /// (converted with `E: From<larder::Error>`).
 pub async fn try_get_or_compute<T, E, F, Fut>(key: &str, ttl: Duration, compute: F) -> Result<T, E>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     E: From<Error>,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -258,7 +258,7 @@ where
 /// As [`Cache::get_or_revalidate`], or [`ErrorKind::NotInitialized`].
 pub async fn get_or_revalidate<T, F, Fut>(key: &str, ttl: Duration, compute: F) -> Result<T>
 where
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = T> + Send + 'static,
 {

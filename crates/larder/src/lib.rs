@@ -78,7 +78,7 @@ pub mod model;
 mod runtime;
 pub mod store;
 
-pub use cache::{Cache, MAX_TTL};
+pub use cache::{Cache, Fetched, MAX_TTL, Outcome, Tier};
 pub use config::{Codec, Compression, Config, FailMode};
 pub use error::{Error, ErrorKind, Result};
 pub use expiring::Expiring;

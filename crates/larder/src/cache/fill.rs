@@ -212,6 +212,16 @@ impl Cache {
     }
 }
 
+impl Filled {
+    /// What the local tier needs to keep the value: only a stored one.
+    pub(super) fn keep(&self) -> Option<super::tiered::Keep> {
+        match self {
+            Filled::Stored(bytes) => super::tiered::Keep::of_envelope(bytes),
+            Filled::Unstored(_) | Filled::Unencodable => None,
+        }
+    }
+}
+
 /// The stamps to record for `tags`: their values at the grant, in order.
 fn tag_stamps(tags: &[String], values: Option<&[u64]>) -> Vec<Stamp> {
     tags.iter()

@@ -34,6 +34,7 @@ use super::read_through::{
     ComputeError, Computed, ReadFailure, ReadThrough, Served, Sharing, refresh_plan,
 };
 use super::single_flight::{self, FlightState, Role};
+use super::tiered::{Keep, Outcome, Source, Tier};
 use super::xfetch;
 use crate::envelope::now_ms;
 
@@ -52,10 +53,20 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Computed<T>, E>>,
     {
-        match self
+        let served = self
             .read_through_served(key, options, sharing, compute)
-            .await
-        {
+            .await;
+        self.settle(key, served)
+    }
+
+    /// A read's value, or its failure — or the stale value on an origin
+    /// failure when the cache has `stale_if_error`.
+    pub(crate) fn settle<T, E>(
+        &self,
+        key: &str,
+        served: Result<Served<T>, ReadFailure<T, E>>,
+    ) -> Result<T, ComputeError<E>> {
+        match served {
             Ok(served) => Ok(served.value),
             Err(ReadFailure::Origin {
                 stale: Some(value), ..
@@ -84,9 +95,10 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Computed<T>, E>>,
     {
-        let fresh = |value| Served {
+        let fresh = |(value, source)| Served {
             value,
             stale: false,
+            source,
         };
         let budget = Budget::new(self.inner.config.deadline);
         let physical = self.inner.keys.physical(key);
@@ -154,7 +166,10 @@ impl Cache {
                             )
                             .await;
                         return match refreshed {
-                            Ok((value, _)) => Ok(fresh(value)),
+                            Ok((value, filled)) => Ok(fresh((
+                                value,
+                                Source::new(Tier::Origin, Outcome::Computed, filled.keep()),
+                            ))),
                             // The refresh was early: the value read is
                             // still fresh, and serves.
                             Err(ComputeError::Origin(_)) => {
@@ -163,14 +178,17 @@ impl Cache {
                                     "larder: an early refresh failed; serving the fresh value"
                                 );
                                 self.count_read(key, true);
-                                Ok(fresh(entry.value))
+                                let source = Source::new(Tier::Redis, Outcome::Hit, None);
+                                Ok(fresh((entry.value, source)))
                             }
                             Err(err) => Err(failure(err, None)),
                         };
                     }
                 }
                 self.count_read(key, true);
-                return Ok(fresh(entry.value));
+                let keep = Keep::of_entry(&entry);
+                let source = Source::new(Tier::Redis, Outcome::Hit, Some(keep));
+                return Ok(fresh((entry.value, source)));
             }
             Some(entry) if now < entry.expires_at_ms.saturating_add(self.grace_ms()) => {
                 // Stale-while-revalidate: one caller refreshes (with the
@@ -185,6 +203,7 @@ impl Cache {
                             return Ok(Served {
                                 value: entry.value,
                                 stale: true,
+                                source: Source::new(Tier::Redis, Outcome::Stale, None),
                             });
                         }
                     }
@@ -225,12 +244,13 @@ impl Cache {
         mut plan: LeasePlan,
         budget: &Budget,
         compute: F,
-    ) -> Result<T, ComputeError<E>>
+    ) -> Result<(T, Source), ComputeError<E>>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Computed<T>, E>>,
     {
+        let waited = |value| (value, Source::new(Tier::Origin, Outcome::Waited, None));
         let metrics = &self.inner.metrics;
         let mut counted = false;
         loop {
@@ -251,7 +271,7 @@ impl Cache {
                     match state {
                         FlightState::Done(bytes) => {
                             if let Some(value) = decode_shared(&bytes) {
-                                return Ok(value);
+                                return Ok(waited(value));
                             }
                         }
                         FlightState::Failed(failure) => {
@@ -278,8 +298,10 @@ impl Cache {
                         LeasePlan::Acquire => {
                             match self.lease_or_value(key, keyset, options, budget).await? {
                                 Acquired::Value(value, bytes) => {
+                                    let keep = Keep::of_envelope(&bytes);
                                     flight.complete(bytes);
-                                    return Ok(value);
+                                    let source = Source::new(Tier::Redis, Outcome::Waited, keep);
+                                    return Ok((value, source));
                                 }
                                 Acquired::Lease(lease) => lease,
                             }
@@ -305,12 +327,13 @@ impl Cache {
                         }
                         Err(err) => return Err(err),
                     };
+                    let source = Source::new(Tier::Origin, Outcome::Computed, filled.keep());
                     match filled {
                         Filled::Stored(bytes) => flight.complete(bytes),
                         Filled::Unstored(bytes) => flight.complete_voided(bytes),
                         Filled::Unencodable => flight.pass(),
                     }
-                    return Ok(value);
+                    return Ok((value, source));
                 }
             }
         }
@@ -319,14 +342,17 @@ impl Cache {
 
 /// A waiter's own call of the origin, uncached: the leader's result may not
 /// be shared.
-async fn own_computation<T, E, F, Fut>(compute: F) -> Result<T, ComputeError<E>>
+async fn own_computation<T, E, F, Fut>(compute: F) -> Result<(T, Source), ComputeError<E>>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Computed<T>, E>>,
 {
     compute()
         .await
-        .map(|computed| computed.value)
+        .map(|computed| {
+            let source = Source::new(Tier::Origin, Outcome::Computed, None);
+            (computed.value, source)
+        })
         .map_err(ComputeError::Origin)
 }
 

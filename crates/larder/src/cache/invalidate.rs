@@ -1,6 +1,7 @@
 use tracing::Instrument;
 
 use super::Cache;
+use super::local::message::Invalidation;
 use crate::Result;
 use crate::key::{glob_match, namespace_of_pattern};
 
@@ -47,6 +48,7 @@ impl Cache {
             .await?;
         // Flights that began while the removals ran are older than the write.
         self.detach_flights(is_deleted);
+        self.announce(Invalidation::Keys(physical)).await?;
         Ok(removed)
     }
 
@@ -102,6 +104,7 @@ impl Cache {
             .await?;
         self.detach_flights(|flight| glob_match(physical.as_bytes(), flight_of(flight).as_bytes()));
         span.record("removed", removed);
+        self.announce(Invalidation::Pattern(physical)).await?;
         Ok(removed)
     }
 
@@ -139,6 +142,9 @@ impl Cache {
         }
         // Flights that began while the stamps went are older than the write.
         detach();
+        // Entries recording these stamps are misses in the store from now
+        // on; in every local tier too.
+        self.announce(Invalidation::Tags(tags.to_vec())).await?;
         let config = &self.inner.config;
         let indexes: Vec<String> = tags.iter().map(|tag| keys.tag_index(tag)).collect();
         let mut scans = futures::stream::iter(indexes)

@@ -3,7 +3,8 @@
 //!
 //! | name | kind | meaning |
 //! |---|---|---|
-//! | `larder_hits_total` | counter | reads answered by the cache |
+//! | `larder_hits_total` | counter | reads answered by the cache (either tier) |
+//! | `larder_local_hits_total` | counter | of those, reads answered by the in-process (L1) tier |
 //! | `larder_misses_total` | counter | reads not answered (absent, expired, undecodable, store failure) |
 //! | `larder_store_errors_total` | counter | store calls that failed or timed out (label `op`) |
 //! | `larder_breaker_rejections_total` | counter | store calls skipped because the breaker is open |
@@ -41,6 +42,7 @@ const OVERFLOW: &str = "_other";
 #[derive(Debug)]
 pub(crate) struct NamespaceMetrics {
     pub(crate) hits: Counter,
+    pub(crate) local_hits: Counter,
     pub(crate) misses: Counter,
     pub(crate) decode_failures: Counter,
     pub(crate) shape_mismatches: Counter,
@@ -60,6 +62,7 @@ impl NamespaceMetrics {
         let ns = namespace.to_owned();
         Self {
             hits: counter!("larder_hits_total", "namespace" => ns.clone()),
+            local_hits: counter!("larder_local_hits_total", "namespace" => ns.clone()),
             misses: counter!("larder_misses_total", "namespace" => ns.clone()),
             decode_failures: counter!("larder_decode_failures_total", "namespace" => ns.clone()),
             shape_mismatches: counter!("larder_shape_mismatches_total", "namespace" => ns.clone()),

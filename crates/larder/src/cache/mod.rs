@@ -32,6 +32,7 @@ mod fill;
 mod flow;
 mod invalidate;
 mod lease;
+mod local;
 mod metrics;
 mod model_load;
 mod model_read;
@@ -40,11 +41,13 @@ mod read;
 mod read_through;
 mod signals;
 mod single_flight;
+mod tiered;
 mod write;
 mod xfetch;
 
 pub(crate) use read_through::{ComputeError, ReadThrough};
 pub use read_through::{Computed, ReadFailure, Served, Sharing};
+pub use tiered::{Fetched, Outcome, Tier};
 
 use std::fmt;
 use std::future::Future;
@@ -55,6 +58,7 @@ use rand::Rng;
 
 use self::breaker::{Admission, Breaker};
 use self::budget::Budget;
+use self::local::{Bounds, LocalTier};
 use self::metrics::Metrics;
 use self::signals::FillSignals;
 use self::single_flight::SingleFlight;
@@ -80,8 +84,11 @@ struct Inner {
     breaker: Breaker,
     flights: SingleFlight,
     metrics: Metrics,
-    /// Fill announcements for callers waiting on another process's lease.
+    /// Fill announcements for callers waiting on another process's lease
+    /// (and the invalidations the local tier hears).
     signals: FillSignals,
+    /// The in-process (L1) tier.
+    local: Arc<LocalTier>,
 }
 
 /// The longest TTL Larder stores; longer ones (`Duration::MAX`, a huge
@@ -206,8 +213,17 @@ impl Cache {
             max_value_bytes: config.max_value_bytes,
         };
         let breaker = Breaker::new(config.breaker_failures, config.breaker_open_for);
-        let signals =
-            FillSignals::start(Arc::clone(&store), keys.channel(), config.connect_timeout);
+        let local = Arc::new(LocalTier::new(Bounds {
+            bytes: config.local_capacity_bytes,
+            entries: config.local_max_entries,
+        }));
+        let signals = FillSignals::start(
+            Arc::clone(&store),
+            keys.channel(),
+            config.connect_timeout,
+            Arc::clone(&local),
+            config.local_ping_interval,
+        );
         Cache {
             inner: Arc::new(Inner {
                 in_process: store.is_in_process(),
@@ -219,6 +235,7 @@ impl Cache {
                 flights: SingleFlight::default(),
                 metrics: Metrics::default(),
                 signals,
+                local,
             }),
         }
     }

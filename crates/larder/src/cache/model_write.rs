@@ -125,7 +125,9 @@ impl Cache {
             .call_in("SET", &budget, self.inner.store.mset(&entry))
             .await;
         self.detach_write(&entry);
-        self.absorb(stored).map(drop)
+        self.absorb(stored)?;
+        let [entry] = entry;
+        self.announce_written(vec![entry.key]).await
     }
 
     /// [`Cache::dependency_stamps`], unless one of the tags' change markers

@@ -375,6 +375,7 @@ impl Cache {
         let value = envelope::decode_payload(&header, payload)?;
         Ok(Entry {
             value,
+            size: bytes.len(),
             expires_at_ms: header.expires_at_ms,
             compute_ms: header.compute_ms,
             stamps: header.stamps,
@@ -400,6 +401,8 @@ pub(super) fn same_length(found: Vec<Option<Bytes>>, asked: usize) -> Result<Vec
 #[derive(Debug)]
 pub(super) struct Entry<T> {
     pub(super) value: T,
+    /// The envelope's size in bytes.
+    pub(super) size: usize,
     /// Logical expiry (the physical TTL may add a stale grace period).
     pub(super) expires_at_ms: u64,
     /// How long the value took to compute: XFetch's δ.

@@ -75,6 +75,20 @@ pub struct Served<T> {
     pub value: T,
     /// Served after its TTL, inside the stale grace period.
     pub stale: bool,
+    /// The tier that answered, how, and what the local tier needs.
+    pub(crate) source: super::tiered::Source,
+}
+
+impl<T> Served<T> {
+    /// The tier that answered.
+    pub fn tier(&self) -> super::Tier {
+        self.source.tier
+    }
+
+    /// How the answering tier got the value.
+    pub fn outcome(&self) -> super::Outcome {
+        self.source.outcome
+    }
 }
 
 /// Why a read-through call failed, with the stale value (inside its grace
@@ -164,14 +178,13 @@ impl Cache {
     /// Only in fail-closed mode: the store failure.
     pub async fn get_or_compute<T, F, Fut>(&self, key: &str, ttl: Duration, compute: F) -> Result<T>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        let compute = || async { Ok::<_, Infallible>(Computed::plain(compute().await)) };
-        self.read_through(key, self.options(ttl), &Sharing::none(), compute)
+        self.fetch_or_compute(key, ttl, compute)
             .await
-            .map_err(never_origin)
+            .map(|fetched| fetched.value)
     }
 
     /// [`Cache::get_or_compute`] where the computed value picks its own TTL
@@ -181,15 +194,17 @@ impl Cache {
     /// Only in fail-closed mode: the store failure.
     pub async fn get_or_compute_expiring<T, F, Fut>(&self, key: &str, compute: F) -> Result<T>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Expiring<T>>,
     {
         let compute = || async { Ok::<_, Infallible>(Computed::from(compute().await)) };
         let options = self.options(self.inner.config.default_ttl);
-        self.read_through(key, options, &Sharing::none(), compute)
-            .await
-            .map_err(never_origin)
+        let local = self.local_ttl(key);
+        let served = self
+            .read_tiered(key, options, local, &Sharing::none(), compute)
+            .await;
+        self.settle(key, served).map_err(never_origin)
     }
 
     /// [`Cache::get_or_compute`] for a fallible origin: only `Ok` values are
@@ -214,7 +229,7 @@ impl Cache {
         compute: F,
     ) -> Result<T, E>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         E: From<Error>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -234,9 +249,11 @@ impl Cache {
             share: &|_| Some(Bytes::new()),
             unshare: &unshare,
         };
-        self.read_through(key, self.options(ttl), &sharing, compute)
-            .await
-            .map_err(|err| match err {
+        let local = self.local_ttl(key);
+        let served = self
+            .read_tiered(key, self.options(ttl), local, &sharing, compute)
+            .await;
+        self.settle(key, served).map_err(|err| match err {
                 ComputeError::Cache(err) => E::from(err),
                 ComputeError::Origin(err) => err,
             })
@@ -258,7 +275,7 @@ impl Cache {
         compute: F,
     ) -> Result<T>
     where
-        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = T> + Send + 'static,
     {
@@ -327,9 +344,14 @@ impl Cache {
             refresh: true,
             ..self.options(ttl)
         };
-        self.read_through(key, options, &Sharing::none(), compute)
+        let value = self
+            .read_through(key, options, &Sharing::none(), compute)
             .await
-            .map_err(never_origin)
+            .map_err(never_origin)?;
+        // A write: other instances' local tiers drop what they hold.
+        self.announce_written(vec![self.inner.keys.physical(key)])
+            .await?;
+        Ok(value)
     }
 
     pub(crate) fn options(&self, ttl: Duration) -> ReadThrough<'static> {

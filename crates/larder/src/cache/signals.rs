@@ -12,6 +12,12 @@
 //! While the subscriber is down, announcements are lost: waiters then fall
 //! back to polling with backoff, and every state change of the subscriber
 //! wakes all waiters so that none sleeps through a fill it was not told of.
+//!
+//! The same subscriber hears the invalidations other instances publish for
+//! the local (L1) tier (see `local/`), and pings the server over its own
+//! connection twice per ping interval: a ping unanswered for half an
+//! interval counts as a lost connection. Whenever the subscription is
+//! lost, the local tier empties and stops filling until it is back.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +27,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::{Notify, watch};
 
+use super::local::LocalTier;
+use super::local::message::MARK;
 use crate::store::Store;
 
 /// The fill channel's subscriber and the callers watching keys.
@@ -29,7 +37,7 @@ pub(crate) struct FillSignals {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     /// Whether the subscription is up: announcements reach this process.
     listening: AtomicBool,
@@ -41,14 +49,37 @@ struct Shared {
     watches: Mutex<HashMap<String, watch::Sender<()>>>,
     /// Ends the subscriber task (the cache was dropped).
     shutdown: Notify,
+    /// The local tier the invalidations heard are for.
+    local: Arc<LocalTier>,
 }
 
 impl FillSignals {
     /// Starts the subscriber for `channel` on `store`, in the background;
-    /// each attempt to subscribe may take at most `timeout`.
-    pub(crate) fn start(store: Arc<dyn Store>, channel: &str, timeout: Duration) -> Self {
-        let shared = Arc::new(Shared::default());
-        let task = subscribe(Arc::clone(&shared), store, channel.to_owned(), timeout);
+    /// each attempt to subscribe may take at most `timeout`. Invalidations
+    /// heard go to `local`; a silent connection is noticed within
+    /// `ping_interval`.
+    pub(crate) fn start(
+        store: Arc<dyn Store>,
+        channel: &str,
+        timeout: Duration,
+        local: Arc<LocalTier>,
+        ping_interval: Duration,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            listening: AtomicBool::new(false),
+            tried: AtomicBool::new(false),
+            changed: Notify::new(),
+            watches: Mutex::default(),
+            shutdown: Notify::new(),
+            local,
+        });
+        let task = subscribe(
+            Arc::clone(&shared),
+            store,
+            channel.to_owned(),
+            timeout,
+            ping_interval,
+        );
         crate::runtime::io().spawn(task);
         Self { shared }
     }
@@ -155,7 +186,20 @@ impl Shared {
         }
     }
 
+    fn heard(&self, message: &[u8]) {
+        if message.first() == Some(&MARK) {
+            self.local.apply_message(message);
+        } else {
+            self.wake(message);
+        }
+    }
+
     fn set_listening(&self, listening: bool) {
+        if listening {
+            self.local.hear();
+        } else {
+            self.local.deafen();
+        }
         self.listening.store(listening, Ordering::Release);
         self.tried.store(true, Ordering::Release);
         // Waiters that slept on the other assumption look again; then
@@ -167,7 +211,13 @@ impl Shared {
 
 /// The subscriber: subscribes, wakes watchers per announcement, and on a
 /// lost connection marks itself deaf and subscribes again with backoff.
-async fn subscribe(shared: Arc<Shared>, store: Arc<dyn Store>, channel: String, timeout: Duration) {
+async fn subscribe(
+    shared: Arc<Shared>,
+    store: Arc<dyn Store>,
+    channel: String,
+    timeout: Duration,
+    ping_interval: Duration,
+) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let attempt = tokio::time::timeout(timeout, store.subscribe(&channel));
@@ -181,17 +231,33 @@ async fn subscribe(shared: Arc<Shared>, store: Arc<dyn Store>, channel: String, 
         if let Ok(mut messages) = subscribed {
             backoff = Duration::from_millis(50);
             shared.set_listening(true);
-            loop {
+            let mut pings = tokio::time::interval(ping_interval / 2);
+            pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            pings.tick().await;
+            let mut ping: Option<futures::future::BoxFuture<'static, crate::Result<()>>> = None;
+            let lost = loop {
                 tokio::select! {
                     () = shared.shutdown.notified() => return,
                     message = messages.next() => match message {
-                        Some(key) => shared.wake(&key),
-                        None => break,
+                        Some(message) => shared.heard(&message),
+                        None => break "the connection closed",
                     },
+                    _ = pings.tick() => {
+                        if ping.is_some() {
+                            break "a ping went unanswered";
+                        }
+                        ping = Some(messages.ping());
+                    }
+                    answered = async { ping.as_mut().expect("guarded").await }, if ping.is_some() => {
+                        ping = None;
+                        if answered.is_err() {
+                            break "a ping failed";
+                        }
+                    }
                 }
-            }
+            };
             shared.set_listening(false);
-            tracing::debug!(%channel, "larder: fill announcements lost; resubscribing");
+            tracing::warn!(%channel, cause = lost, "larder: the cache's channel was lost; local tier emptied; resubscribing");
         }
         tokio::select! {
             () = shared.shutdown.notified() => return,
@@ -209,7 +275,17 @@ mod tests {
     #[tokio::test]
     async fn an_announcement_wakes_the_watchers_of_its_key_only() {
         let store = Arc::new(MemoryStore::new(1 << 20));
-        let signals = FillSignals::start(store.clone(), "fills", Duration::from_secs(1));
+        let local = Arc::new(LocalTier::new(super::super::local::Bounds {
+            bytes: 1 << 20,
+            entries: 100,
+        }));
+        let signals = FillSignals::start(
+            store.clone(),
+            "fills",
+            Duration::from_secs(1),
+            local,
+            Duration::from_secs(1),
+        );
         signals.until_listening(Duration::from_secs(5)).await;
         assert!(signals.listening());
         let woken = signals.watch("k:1");

@@ -29,7 +29,9 @@ impl Cache {
         let entry = [self.entry(key, encoded)];
         let stored = self.call("SET", self.inner.store.mset(&entry)).await;
         self.detach_write(&entry);
-        self.absorb(stored).map(drop)
+        self.absorb(stored)?;
+        let [entry] = entry;
+        self.announce_written(vec![entry.key]).await
     }
 
     /// Stores every `(key, value)` pair for `ttl` (each jittered on its own):
@@ -64,7 +66,9 @@ impl Cache {
             }
         }
         self.detach_write(&batch);
-        self.absorb(outcome).map(drop)
+        self.absorb(outcome)?;
+        self.announce_written(batch.into_iter().map(|entry| entry.key).collect())
+            .await
     }
 
     /// A write of `key`: it voids the key's lease (with leases on), so a

@@ -252,6 +252,55 @@ impl ConfigBuilder {
         self
     }
 
+    /// Keeps the decoded values of `namespace`'s keys in this process for
+    /// at most `ttl` (the in-process, or L1, tier; off by default): a hit
+    /// there costs no round trip and no decode. An entry never outlives its
+    /// Redis copy, and every invalidation — of its key, a pattern, a model,
+    /// a related model, a `set` — reaches every instance's tier over Redis
+    /// pub/sub; an instance that loses that channel (or whose pings go
+    /// unanswered for [`local_ping_interval`](Self::local_ping_interval))
+    /// empties its tier until the channel is back. Every instance of a
+    /// service should configure the same namespaces: only then do their
+    /// writes (`set`) announce themselves. Values read through the tier
+    /// must be `Clone`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = larder::Config::builder()
+    ///     .local("user", Duration::from_secs(60))
+    ///     .build()?;
+    /// assert_eq!(config.local_ttl("user"), Some(Duration::from_secs(60)));
+    /// assert_eq!(config.local_ttl("product"), None);
+    /// # Ok::<(), larder::Error>(())
+    /// ```
+    pub fn local(mut self, namespace: impl Into<String>, ttl: Duration) -> Self {
+        self.config
+            .local_ttl_by_namespace
+            .insert(namespace.into(), ttl);
+        self
+    }
+
+    /// The L1 tier's byte bound (default 32 MiB): each entry weighs its key,
+    /// its encoded value and a fixed overhead.
+    pub fn local_capacity_bytes(mut self, bytes: u64) -> Self {
+        self.config.local_capacity_bytes = bytes;
+        self
+    }
+
+    /// The L1 tier's entry bound (default 100,000).
+    pub fn local_max_entries(mut self, entries: u64) -> Self {
+        self.config.local_max_entries = entries;
+        self
+    }
+
+    /// How soon a silent invalidation channel is noticed (default 1 s): the
+    /// subscriber pings twice per interval, and a ping unanswered for half
+    /// an interval empties the L1 tier until the channel is back.
+    pub fn local_ping_interval(mut self, interval: Duration) -> Self {
+        self.config.local_ping_interval = interval;
+        self
+    }
+
     /// Stale-while-revalidate (default 0 = off): for this long after expiry
     /// a value is still served at once while one caller refreshes it.
     pub fn stale_grace(mut self, grace: Duration) -> Self {
@@ -302,6 +351,12 @@ impl ConfigBuilder {
             ("connect_timeout", config.connect_timeout, ms(10), MAX_WAIT),
             ("lease_ttl", config.lease_ttl, ms(100), MAX_LEASE_TTL),
             (
+                "local_ping_interval",
+                config.local_ping_interval,
+                ms(10),
+                MAX_WAIT,
+            ),
+            (
                 "breaker_open_for",
                 config.breaker_open_for,
                 ms(1),
@@ -348,6 +403,16 @@ impl ConfigBuilder {
                 ),
             )?;
         }
+        for (namespace, ttl) in &config.local_ttl_by_namespace {
+            check(
+                !ttl.is_zero() && *ttl <= max_ttl,
+                format!("local TTL {ttl:?} for {namespace} must be more than 0 and at most {max_ttl:?}"),
+            )?;
+        }
+        check(
+            config.local_capacity_bytes > 0 && config.local_max_entries > 0,
+            "local_capacity_bytes and local_max_entries must be more than 0".into(),
+        )?;
         check(
             config.compression != Compression::Lz4 || cfg!(feature = "lz4"),
             "lz4 compression needs larder's `lz4` feature".into(),

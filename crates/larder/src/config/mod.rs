@@ -137,6 +137,10 @@ pub struct Config {
     pub(crate) xfetch_beta_by_namespace: std::collections::BTreeMap<String, f64>,
     pub(crate) stale_grace: Duration,
     pub(crate) stale_if_error: bool,
+    pub(crate) local_ttl_by_namespace: std::collections::BTreeMap<String, Duration>,
+    pub(crate) local_capacity_bytes: u64,
+    pub(crate) local_max_entries: u64,
+    pub(crate) local_ping_interval: Duration,
 }
 
 impl Default for Config {
@@ -165,6 +169,10 @@ impl Default for Config {
             xfetch_beta_by_namespace: std::collections::BTreeMap::new(),
             stale_grace: Duration::ZERO,
             stale_if_error: false,
+            local_ttl_by_namespace: std::collections::BTreeMap::new(),
+            local_capacity_bytes: 32 * 1024 * 1024,
+            local_max_entries: 100_000,
+            local_ping_interval: Duration::from_secs(1),
         }
     }
 }
@@ -250,6 +258,12 @@ impl Config {
     pub fn lease_ttl(&self) -> Duration {
         self.lease_ttl
     }
+    /// How long keys of `namespace` stay in the in-process (L1) tier, if
+    /// they use it (see [`ConfigBuilder::local`]).
+    pub fn local_ttl(&self, namespace: &str) -> Option<Duration> {
+        self.local_ttl_by_namespace.get(namespace).copied()
+    }
+
     /// The XFetch factor for keys of `namespace`.
     pub fn xfetch_beta(&self, namespace: &str) -> f64 {
         self.xfetch_beta_by_namespace

@@ -4,12 +4,17 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::Stream;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+
+/// Pings the server over a subscription's own connection.
+type Pinger = Box<dyn Fn() -> BoxFuture<'static, crate::Result<()>> + Send + Sync>;
 
 /// Messages published on one channel, as a [`Stream`] of payloads.
 pub struct Subscription {
     channel: String,
     messages: BoxStream<'static, Bytes>,
+    pinger: Option<Pinger>,
 }
 
 impl Subscription {
@@ -17,6 +22,24 @@ impl Subscription {
         Self {
             channel: channel.to_owned(),
             messages,
+            pinger: None,
+        }
+    }
+
+    /// A subscription whose connection can be pinged with `pinger`.
+    pub(crate) fn with_pinger(mut self, pinger: Pinger) -> Self {
+        self.pinger = Some(pinger);
+        self
+    }
+
+    /// Pings the server over the subscription's own connection: a
+    /// subscription that stopped answering may be losing messages. Always
+    /// answers at once for a subscription without a connection of its own
+    /// (the in-process store's).
+    pub fn ping(&self) -> BoxFuture<'static, crate::Result<()>> {
+        match &self.pinger {
+            Some(pinger) => pinger(),
+            None => Box::pin(async { Ok(()) }),
         }
     }
 

@@ -1099,10 +1099,24 @@ impl Store for RedisStore {
                     )
                 })?
                 .map_err(|err| self.failed("SUBSCRIBE", err))?;
-            let messages = pubsub
-                .into_on_message()
-                .map(|msg| Bytes::copy_from_slice(msg.get_payload_bytes()));
-            Ok(Subscription::new(channel, messages.boxed()))
+            let (sink, stream) = pubsub.split();
+            let messages = stream.map(|msg| Bytes::copy_from_slice(msg.get_payload_bytes()));
+            let url = self.url.clone();
+            let pinger = move || {
+                let mut sink = sink.clone();
+                let url = url.clone();
+                async move {
+                    sink.ping::<redis::Value>().await.map(drop).map_err(|err| {
+                        Error::new(
+                            ErrorKind::Store,
+                            format!("PING on the subscription to {url} failed"),
+                        )
+                        .with_source(err)
+                    })
+                }
+                .boxed()
+            };
+            Ok(Subscription::new(channel, messages.boxed()).with_pinger(Box::new(pinger)))
         }
         .boxed()
     }
