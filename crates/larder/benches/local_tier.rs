@@ -12,6 +12,14 @@
 //! sequence (a fixed pseudo-random walk over them). The ratios, printed
 //! after criterion's summary, come from interleaved rounds so that the
 //! drift of a shared 2-core machine cancels out.
+//!
+//! Then Larder's own tier, built on the winner: a hit of
+//! `Cache::get_or_compute` answered by the local tier (the whole public
+//! call: key, namespace lookup, checks, clone, metrics) against
+//!
+//! - a typed `moka` get of the same value (`moka::sync::Cache<String,
+//!   Product>`, which clones the value as the tier does), and
+//! - the same call answered by Redis (a private redis-server), one task.
 
 #[allow(dead_code)] // shared with the other benches; this one uses the interleaving only
 mod support;
@@ -21,7 +29,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use support::{Product, interleaved, print_interleaved, product, quick_run};
+use futures::FutureExt as _;
+use larder_test_support::RedisServer;
+use support::{Product, interleaved, print_interleaved, product, quick_run, runtime};
 
 /// Entries in each cache.
 const KEYS: usize = 10_000;
@@ -156,10 +166,130 @@ fn main() {
             );
         }
     }
+    larder_tier(&mut c, &keys, &order);
     c.final_summary();
     if quick_run() {
         println!("ratios are printed only in a full benchmark run");
     } else {
         print_interleaved();
     }
+}
+
+/// Larder's local tier against a typed moka get and against a Redis hit.
+fn larder_tier(c: &mut Criterion, keys: &[String], order: &[usize]) {
+    const HOUR: Duration = Duration::from_secs(3600);
+    let server = RedisServer::spawn();
+    let rt = runtime();
+    let config = |local: bool| {
+        let builder = larder::Config::builder().redis_url(server.url());
+        let builder = if local {
+            builder.local("user", HOUR)
+        } else {
+            builder
+        };
+        builder.build().expect("config")
+    };
+    let (tiered, redis) = rt.block_on(async {
+        let tiered = larder::Cache::connect(config(true)).await.expect("connect");
+        let redis = larder::Cache::connect(config(false))
+            .await
+            .expect("connect");
+        (tiered, redis)
+    });
+    let moka: moka::sync::Cache<String, Product> = moka::sync::Cache::new(KEYS as u64 * 2);
+    rt.block_on(async {
+        while !tiered.local_tier_hearing() {
+            tokio::task::yield_now().await;
+        }
+        for (i, key) in keys.iter().enumerate() {
+            let value = product(i as u64);
+            moka.insert(key.clone(), value.clone());
+            tiered
+                .get_or_compute(key, HOUR, || async { value.clone() })
+                .await
+                .expect("fill");
+        }
+    });
+    // Every key answers from the tier without awaiting anything.
+    let local_hit = |key: &str| -> Product {
+        tiered
+            .get_or_compute(key, HOUR, || async { unreachable!("a hit") })
+            .now_or_never()
+            .expect("a local hit completes at once")
+            .expect("a hit")
+    };
+    for key in keys {
+        local_hit(key);
+    }
+    let mut group = c.benchmark_group("larder_local_tier_hit");
+    group.bench_function("moka_typed_get", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % order.len();
+            black_box(moka.get(&keys[order[i]]).expect("a hit"))
+        })
+    });
+    group.bench_function("larder_local", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % order.len();
+            black_box(local_hit(&keys[order[i]]))
+        })
+    });
+    group.bench_function("larder_redis", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % order.len();
+            let key = &keys[order[i]];
+            black_box(
+                rt.block_on(redis.get_or_compute(key, HOUR, || async { unreachable!("a hit") })),
+            )
+        })
+    });
+    group.finish();
+    if quick_run() {
+        return;
+    }
+    let reads = READS / 4;
+    interleaved(
+        "larder local-tier hit / typed moka get, 1 thread",
+        "time per hit; the aim is <= 1.2",
+        || {
+            let start = Instant::now();
+            for i in order.iter().take(reads) {
+                black_box(local_hit(&keys[*i]));
+            }
+            start.elapsed()
+        },
+        || {
+            let start = Instant::now();
+            for i in order.iter().take(reads) {
+                black_box(moka.get(&keys[*i]).expect("a hit"));
+            }
+            start.elapsed()
+        },
+    );
+    let redis_reads = 2_000;
+    interleaved(
+        "larder local-tier hit / larder Redis hit, 1 task",
+        "time per hit",
+        || {
+            let start = Instant::now();
+            for i in order.iter().take(redis_reads) {
+                black_box(local_hit(&keys[*i]));
+            }
+            start.elapsed()
+        },
+        || {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in order.iter().take(redis_reads) {
+                    let hit =
+                        redis.get_or_compute(&keys[*i], HOUR, || async { unreachable!("a hit") });
+                    black_box(hit.await.expect("a hit"));
+                }
+                start.elapsed()
+            })
+        },
+    );
 }

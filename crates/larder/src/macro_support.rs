@@ -240,23 +240,8 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Computed<T>, E>>,
 {
-    let (cache, key) = match (cache, key) {
-        (Some(cache), Ok(key)) => (cache, key),
-        (_, key) => {
-            if let Err(err) = key {
-                tracing::warn!(error = %err, "larder: cache key not computable; running uncached");
-            }
-            return compute().await.map(|computed| computed.value);
-        }
-    };
-    let default_ttl = ttls
-        .attribute
-        .unwrap_or_else(|| cache.config().default_ttl());
-    let options = ReadThrough {
-        ttl: default_ttl,
-        fail_open: true,
-        refresh: mode == Mode::Refresh,
-        ..cache.options(default_ttl)
+    let Some((cache, key, options)) = prepare(cache, key, &ttls, mode) else {
+        return compute().await.map(|computed| computed.value);
     };
     let argument = ttls.argument;
     let compute = || async move {
@@ -269,10 +254,81 @@ where
     // The function's error type is the user's: it cannot be shared with
     // waiters, who call the function themselves (at once, in parallel) when
     // the computation they waited on failed.
-    match cache
+    let read = cache
         .read_through(&key, options, &Sharing::none(), compute)
-        .await
-    {
+        .await;
+    settled(read)
+}
+
+/// [`cached`] through the local tier (`#[cached(local = …)]`): the decoded
+/// value is kept in this process for at most `local`, coherent with every
+/// invalidation (see [`ConfigBuilder::local`](crate::config::ConfigBuilder::local)).
+pub async fn cached_local<T, E, F, Fut>(
+    cache: Option<&Cache>,
+    key: Result<String>,
+    ttls: Ttls,
+    local: Duration,
+    mode: Mode,
+    compute: F,
+) -> Result<T, E>
+where
+    T: CachedValue + Clone + Send + Sync + 'static,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Computed<T>, E>>,
+{
+    let Some((cache, key, options)) = prepare(cache, key, &ttls, mode) else {
+        return compute().await.map(|computed| computed.value);
+    };
+    let argument = ttls.argument;
+    let compute = || async move {
+        let mut computed = compute().await?;
+        if argument.is_some() {
+            computed.ttl = argument;
+        }
+        Ok(computed)
+    };
+    let served = cache
+        .read_tiered(&key, options, Some(local), &Sharing::none(), compute)
+        .await;
+    if mode == Mode::Refresh && served.is_ok() {
+        // A write: other instances' local tiers drop their copies. Best
+        // effort, as every store failure on this path.
+        let _ = cache.announce_written(vec![cache.physical_key(&key)]).await;
+    }
+    settled(cache.settle(&key, served))
+}
+
+/// The cache, key and read options of a `#[cached]` call; `None` when it
+/// runs uncached (no cache, or no computable key: logged).
+fn prepare<'c>(
+    cache: Option<&'c Cache>,
+    key: Result<String>,
+    ttls: &Ttls,
+    mode: Mode,
+) -> Option<(&'c Cache, String, ReadThrough<'static>)> {
+    let (cache, key) = match (cache, key) {
+        (Some(cache), Ok(key)) => (cache, key),
+        (_, key) => {
+            if let Err(err) = key {
+                tracing::warn!(error = %err, "larder: cache key not computable; running uncached");
+            }
+            return None;
+        }
+    };
+    let default_ttl = ttls
+        .attribute
+        .unwrap_or_else(|| cache.config().default_ttl());
+    let options = ReadThrough {
+        ttl: default_ttl,
+        fail_open: true,
+        refresh: mode == Mode::Refresh,
+        ..cache.options(default_ttl)
+    };
+    Some((cache, key, options))
+}
+
+fn settled<T, E>(read: std::result::Result<T, ComputeError<E>>) -> Result<T, E> {
+    match read {
         Ok(value) => Ok(value),
         Err(ComputeError::Origin(err)) => Err(err),
         // Unreachable by construction: with `fail_open` every store failure

@@ -905,6 +905,17 @@ impl<S: Store> Store for Counting<S> {
         self.count("unlink_entries");
         self.inner.unlink_entries(values, leases)
     }
+    fn unlink_entries_and_publish<'a>(
+        &'a self,
+        values: &'a [String],
+        leases: &'a [String],
+        channel: &'a str,
+        message: Bytes,
+    ) -> StoreFuture<'a, u64> {
+        self.count("unlink_entries_and_publish");
+        self.inner
+            .unlink_entries_and_publish(values, leases, channel, message)
+    }
     fn unlink_pattern<'a>(
         &'a self,
         pattern: &'a str,

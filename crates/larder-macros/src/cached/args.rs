@@ -29,6 +29,10 @@ pub(crate) struct CachedArgs {
     /// TTL in seconds of a cached `None` (requires `cache_none`).
     #[darling(default, with = seconds::ttl)]
     pub(crate) none_ttl: Option<Seconds>,
+    /// Seconds the decoded value may stay in this process's memory (the
+    /// local tier) in front of Redis; the value must be `Clone`.
+    #[darling(default, with = seconds::ttl)]
+    pub(crate) local: Option<Seconds>,
 }
 
 /// `receiver = "key"` or `receiver = "skip"`.

@@ -160,12 +160,20 @@ impl Plan<'_> {
             quote!(#larder::__private::Computed::plain)
         };
         let cached_type = self.cached_type();
+        let (support, local) = match &self.args.local {
+            Some(local) => {
+                let local = self.duration(local, "local");
+                (quote!(cached_local), quote!(#local,))
+            }
+            None => (quote!(cached), quote!()),
+        };
         let call = |error: TokenStream, convert: TokenStream| {
             quote! {
-                #larder::__private::cached::<#cached_type, #error, _, _>(
+                #larder::__private::#support::<#cached_type, #error, _, _>(
                     __larder_cache,
                     __larder_key,
                     __larder_ttls,
+                    #local
                     #mode,
                     move || async move {
                         let __larder_out: #inner = async move #block.await;

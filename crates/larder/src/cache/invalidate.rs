@@ -1,3 +1,4 @@
+use bytes::Bytes;
 use tracing::Instrument;
 
 use super::Cache;
@@ -40,15 +41,23 @@ impl Cache {
         // The leases go first, in the same round trip: a computation that
         // began before this call can no longer fill, not even between the
         // two removals.
+        // Every instance's local tier hears of it in the same round trip.
+        let invalidation = Invalidation::Keys(physical.clone());
+        let message = Bytes::from(invalidation.encode());
         let removed = self
             .call(
                 "UNLINK",
-                self.inner.store.unlink_entries(&physical, &leases),
+                self.inner.store.unlink_entries_and_publish(
+                    &physical,
+                    &leases,
+                    self.inner.keys.channel(),
+                    message,
+                ),
             )
             .await?;
         // Flights that began while the removals ran are older than the write.
         self.detach_flights(is_deleted);
-        self.announce(Invalidation::Keys(physical)).await?;
+        self.inner.local.apply(&invalidation);
         Ok(removed)
     }
 

@@ -121,13 +121,8 @@ impl Cache {
             .map(|tag| self.inner.keys.tag_index(tag))
             .collect();
         let entry = [entry];
-        let stored = self
-            .call_in("SET", &budget, self.inner.store.mset(&entry))
-            .await;
-        self.detach_write(&entry);
-        self.absorb(stored)?;
-        let [entry] = entry;
-        self.announce_written(vec![entry.key]).await
+        let stored = self.write_announced("SET", &entry, &budget).await;
+        self.absorb(stored).map(drop)
     }
 
     /// [`Cache::dependency_stamps`], unless one of the tags' change markers

@@ -254,9 +254,9 @@ impl Cache {
             .read_tiered(key, self.options(ttl), local, &sharing, compute)
             .await;
         self.settle(key, served).map_err(|err| match err {
-                ComputeError::Cache(err) => E::from(err),
-                ComputeError::Origin(err) => err,
-            })
+            ComputeError::Cache(err) => E::from(err),
+            ComputeError::Origin(err) => err,
+        })
     }
 
     /// [`Cache::get_or_compute`] with stale-while-revalidate for every

@@ -13,9 +13,9 @@ use super::Cache;
 use super::local::message::Invalidation;
 use super::read::Entry;
 use super::read_through::{Computed, ReadFailure, ReadThrough, Served, Sharing};
+use crate::Result;
 use crate::envelope::{self, now_ms};
 use crate::key::namespace_of;
-use crate::Result;
 
 /// Which tier answered a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -265,17 +265,13 @@ impl Cache {
         .await
     }
 
-    /// Whether writes (`set`, a model's `cache_model`) announce themselves:
-    /// when this cache uses the local tier at all.
-    pub(crate) fn announces_writes(&self) -> bool {
-        !self.inner.config.local_ttl_by_namespace.is_empty() || self.inner.local.len() > 0
-    }
-
-    /// [`Cache::announce`] of written physical keys, when this cache
-    /// announces writes; a failure counts as the write's (absorbed when
+    /// [`Cache::announce`] of written physical keys (a `set`, a model's
+    /// `cache_model`, a refresh): every write is announced, since any
+    /// instance may hold the key in its local tier — this one cannot know
+    /// which use it. A failure counts as the write's (absorbed when
     /// failing open).
     pub(crate) async fn announce_written(&self, physical: Vec<String>) -> Result<()> {
-        if physical.is_empty() || !self.announces_writes() {
+        if physical.is_empty() {
             return Ok(());
         }
         let announced = self.announce(Invalidation::Keys(physical)).await;

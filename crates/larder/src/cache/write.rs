@@ -4,6 +4,8 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::Cache;
+use super::budget::Budget;
+use super::local::message::Invalidation;
 use super::single_flight::flight_of;
 use crate::envelope::{self, Header, NO_SCHEMA, Stamp, now_ms};
 use crate::store::StoreEntry;
@@ -27,11 +29,9 @@ impl Cache {
         let encoded = self.envelope_for(value, ttl, 0, Vec::new(), NO_SCHEMA)?;
         self.check_size(key, &encoded)?;
         let entry = [self.entry(key, encoded)];
-        let stored = self.call("SET", self.inner.store.mset(&entry)).await;
-        self.detach_write(&entry);
-        self.absorb(stored)?;
-        let [entry] = entry;
-        self.announce_written(vec![entry.key]).await
+        let budget = Budget::new(self.inner.config.deadline);
+        let stored = self.write_announced("SET", &entry, &budget).await;
+        self.absorb(stored).map(drop)
     }
 
     /// Stores every `(key, value)` pair for `ttl` (each jittered on its own):
@@ -59,16 +59,40 @@ impl Cache {
         }
         let mut outcome = Ok(());
         for chunk in batches(&batch) {
-            let stored = self.call("SET_MANY", self.inner.store.mset(chunk)).await;
+            let budget = Budget::new(self.inner.config.deadline);
+            let stored = self.write_announced("SET_MANY", chunk, &budget).await;
             if stored.is_err() {
                 outcome = stored;
                 break;
             }
         }
         self.detach_write(&batch);
-        self.absorb(outcome)?;
-        self.announce_written(batch.into_iter().map(|entry| entry.key).collect())
-            .await
+        self.absorb(outcome).map(drop)
+    }
+
+    /// Writes `entries` and announces them to every instance's local tier
+    /// (in the same round trip on Redis); drops them from this one's. The
+    /// in-process flights of the keys are detached.
+    pub(super) async fn write_announced(
+        &self,
+        op: &'static str,
+        entries: &[StoreEntry],
+        budget: &Budget,
+    ) -> Result<()> {
+        let invalidation = Invalidation::Keys(entries.iter().map(|e| e.key.clone()).collect());
+        let message = Bytes::from(invalidation.encode());
+        let channel = self.inner.keys.channel();
+        let stored = self
+            .call_in(
+                op,
+                budget,
+                self.inner.store.mset_and_publish(entries, channel, message),
+            )
+            .await;
+        self.detach_write(entries);
+        // Whatever the outcome: a failed write may have been applied.
+        self.inner.local.apply(&invalidation);
+        stored
     }
 
     /// A write of `key`: it voids the key's lease (with leases on), so a

@@ -259,10 +259,10 @@ impl ConfigBuilder {
     /// a related model, a `set` — reaches every instance's tier over Redis
     /// pub/sub; an instance that loses that channel (or whose pings go
     /// unanswered for [`local_ping_interval`](Self::local_ping_interval))
-    /// empties its tier until the channel is back. Every instance of a
-    /// service should configure the same namespaces: only then do their
-    /// writes (`set`) announce themselves. Values read through the tier
-    /// must be `Clone`.
+    /// empties its tier until the channel is back. Reads through
+    /// [`Cache::get_or_compute`](crate::Cache::get_or_compute) and its kin
+    /// and [`Cache::fetch_or_compute`](crate::Cache::fetch_or_compute) use
+    /// the tier; [`Cache::get`](crate::Cache::get) always asks the store.
     ///
     /// ```
     /// use std::time::Duration;
@@ -406,7 +406,9 @@ impl ConfigBuilder {
         for (namespace, ttl) in &config.local_ttl_by_namespace {
             check(
                 !ttl.is_zero() && *ttl <= max_ttl,
-                format!("local TTL {ttl:?} for {namespace} must be more than 0 and at most {max_ttl:?}"),
+                format!(
+                    "local TTL {ttl:?} for {namespace} must be more than 0 and at most {max_ttl:?}"
+                ),
             )?;
         }
         check(

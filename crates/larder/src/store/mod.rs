@@ -169,6 +169,21 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// long whatever the batch size (the cache hands over bounded batches).
     fn mset<'a>(&'a self, entries: &'a [StoreEntry]) -> StoreFuture<'a, ()>;
 
+    /// [`Store::mset`], then `message` published on `channel` (the
+    /// written keys, for every instance's local tier), in one round trip
+    /// where the store can.
+    fn mset_and_publish<'a>(
+        &'a self,
+        entries: &'a [StoreEntry],
+        channel: &'a str,
+        message: Bytes,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.mset(entries).await?;
+            self.publish(channel, message).await
+        })
+    }
+
     /// Removes `keys`; returns how many existed.
     fn unlink<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, u64>;
 
@@ -183,6 +198,23 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         Box::pin(async move {
             self.unlink(leases).await?;
             self.unlink(values).await
+        })
+    }
+
+    /// [`Store::unlink_entries`], then `message` published on `channel`
+    /// (an invalidation, for every instance's local tier), in one round
+    /// trip where the store can.
+    fn unlink_entries_and_publish<'a>(
+        &'a self,
+        values: &'a [String],
+        leases: &'a [String],
+        channel: &'a str,
+        message: Bytes,
+    ) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let removed = self.unlink_entries(values, leases).await?;
+            self.publish(channel, message).await?;
+            Ok(removed)
         })
     }
 

@@ -75,8 +75,8 @@ pub(crate) struct LocalTier {
     hearing: AtomicBool,
     /// Off only in tests that show what the guard prevents.
     guard: AtomicBool,
-    /// Counts applied invalidations and flushes: tests and the propagation
-    /// measurement wait on it instead of sleeping.
+    /// Counts applied invalidations, flushes and returns to hearing: tests
+    /// and the propagation measurement wait on it instead of sleeping.
     applied: watch::Sender<u64>,
 }
 
@@ -166,6 +166,7 @@ impl LocalTier {
     /// The subscription is up: the tier may fill again.
     pub(crate) fn hear(&self) {
         self.hearing.store(true, Ordering::Release);
+        self.applied.send_modify(|count| *count += 1);
     }
 
     /// The subscription is lost (or stopped answering): empty the tier and
@@ -337,7 +338,11 @@ impl LocalTier {
 
     /// Whether `physical` has a servable entry.
     pub(crate) fn serves(&self, physical: &str) -> bool {
-        let Some(slot) = self.entries.get().and_then(|entries| entries.peek(physical)) else {
+        let Some(slot) = self
+            .entries
+            .get()
+            .and_then(|entries| entries.peek(physical))
+        else {
             return false;
         };
         self.hearing() && self.servable(&slot.0, Instant::now())
@@ -432,6 +437,37 @@ mod tests {
         tier.insert("k", 1_u32, 1, TTL, &[], ticket);
         tier.apply_message(b"\0k\0\0\0\x09short");
         assert_eq!(tier.get::<u32>("k"), None);
+    }
+
+    #[test]
+    fn a_million_distinct_keys_stay_within_the_byte_bound() {
+        let bound = 4 << 20;
+        let tier = LocalTier::new(Bounds {
+            bytes: bound,
+            entries: 1_000_000,
+        });
+        tier.hear();
+        let mut held_max = 0;
+        for i in 0..1_000_000_u64 {
+            let ticket = tier.ticket().unwrap();
+            // Values of 1 B to 2 KiB, weighed by their encoded size.
+            let size = usize::try_from(i % 2048).unwrap() + 1;
+            tier.insert(&format!("larder:1:user:{i}"), i, size, TTL, &[], ticket);
+            if i % 10_000 == 0 {
+                assert!(
+                    tier.weight() <= bound,
+                    "{} > {bound} after {i}",
+                    tier.weight()
+                );
+                held_max = held_max.max(tier.len());
+            }
+        }
+        assert!(tier.weight() <= bound);
+        // Average entry ≈ 1 KiB + key + overhead: a few thousand fit.
+        assert!(
+            (2_000..5_000).contains(&held_max),
+            "{held_max} entries held at most"
+        );
     }
 
     #[test]

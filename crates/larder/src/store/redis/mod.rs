@@ -337,6 +337,78 @@ impl RedisStoreBuilder {
 }
 
 impl RedisStore {
+    /// `mset`, with `publish` (a channel and a message) sent in the same
+    /// pipeline, after the writes.
+    fn write<'a>(
+        &'a self,
+        entries: &'a [StoreEntry],
+        publish: Option<(&'a str, Bytes)>,
+    ) -> StoreFuture<'a, ()> {
+        async move {
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let publish = publish.as_ref();
+            // Plain commands in one pipeline, not a script: each is O(1),
+            // so no batch size can block Redis. A lease goes before its
+            // value, so no fill that began before this write lands after it.
+            let mut pipe = redis::pipe();
+            for entry in entries {
+                if let Some(lease) = &entry.void_lease {
+                    pipe.cmd("DEL").arg(lease).ignore();
+                }
+                pipe.cmd("SET")
+                    .arg(&entry.key)
+                    .arg(entry.value.as_ref())
+                    .arg("PX")
+                    .arg(millis(entry.ttl))
+                    .ignore();
+                for index in &entry.indexes {
+                    // An index outlives its members: set an expiry if it
+                    // has none, lengthen it if it is shorter.
+                    pipe.cmd("SADD").arg(index).arg(&entry.key).ignore();
+                    for when in ["NX", "GT"] {
+                        pipe.cmd("PEXPIRE")
+                            .arg(index)
+                            .arg(millis(entry.ttl))
+                            .arg(when)
+                            .ignore();
+                    }
+                }
+            }
+            if let Some((channel, message)) = publish {
+                pipe.cmd("PUBLISH")
+                    .arg(*channel)
+                    .arg(message.as_ref())
+                    .ignore();
+            }
+            let (pipe, index) = (&pipe, &self.scripts.index);
+            self.run("SET", |mut conn| async move {
+                match pipe.exec_async(&mut conn).await {
+                    // Only a `SADD` answers WRONGTYPE here (`SET` replaces
+                    // any type), and the pipeline ran on: the values are
+                    // stored. A foreign key sits where a tag index goes;
+                    // replace it, as the lease scripts do, rather than fail
+                    // every write of the tag's members until it is gone.
+                    Err(err) if only_wrong_type(&err) => {
+                        for entry in entries.iter().filter(|e| !e.indexes.is_empty()) {
+                            let mut repair = index.prepare_invoke();
+                            repair
+                                .key(&entry.indexes)
+                                .arg(&entry.key)
+                                .arg(millis(entry.ttl));
+                            repair.invoke_async::<()>(&mut conn).await?;
+                        }
+                        Ok(())
+                    }
+                    done => done,
+                }
+            })
+            .await
+        }
+        .boxed()
+    }
+
     /// A store for `url`, to configure before it connects.
     pub fn builder(url: &RedisUrl) -> RedisStoreBuilder {
         RedisStoreBuilder {
@@ -624,62 +696,16 @@ impl Store for RedisStore {
     }
 
     fn mset<'a>(&'a self, entries: &'a [StoreEntry]) -> StoreFuture<'a, ()> {
-        async move {
-            if entries.is_empty() {
-                return Ok(());
-            }
-            // Plain commands in one pipeline, not a script: each is O(1),
-            // so no batch size can block Redis. A lease goes before its
-            // value, so no fill that began before this write lands after it.
-            let mut pipe = redis::pipe();
-            for entry in entries {
-                if let Some(lease) = &entry.void_lease {
-                    pipe.cmd("DEL").arg(lease).ignore();
-                }
-                pipe.cmd("SET")
-                    .arg(&entry.key)
-                    .arg(entry.value.as_ref())
-                    .arg("PX")
-                    .arg(millis(entry.ttl))
-                    .ignore();
-                for index in &entry.indexes {
-                    // An index outlives its members: set an expiry if it
-                    // has none, lengthen it if it is shorter.
-                    pipe.cmd("SADD").arg(index).arg(&entry.key).ignore();
-                    for when in ["NX", "GT"] {
-                        pipe.cmd("PEXPIRE")
-                            .arg(index)
-                            .arg(millis(entry.ttl))
-                            .arg(when)
-                            .ignore();
-                    }
-                }
-            }
-            let (pipe, index) = (&pipe, &self.scripts.index);
-            self.run("SET", |mut conn| async move {
-                match pipe.exec_async(&mut conn).await {
-                    // Only a `SADD` answers WRONGTYPE here (`SET` replaces
-                    // any type), and the pipeline ran on: the values are
-                    // stored. A foreign key sits where a tag index goes;
-                    // replace it, as the lease scripts do, rather than fail
-                    // every write of the tag's members until it is gone.
-                    Err(err) if only_wrong_type(&err) => {
-                        for entry in entries.iter().filter(|e| !e.indexes.is_empty()) {
-                            let mut repair = index.prepare_invoke();
-                            repair
-                                .key(&entry.indexes)
-                                .arg(&entry.key)
-                                .arg(millis(entry.ttl));
-                            repair.invoke_async::<()>(&mut conn).await?;
-                        }
-                        Ok(())
-                    }
-                    done => done,
-                }
-            })
-            .await
-        }
-        .boxed()
+        self.write(entries, None)
+    }
+
+    fn mset_and_publish<'a>(
+        &'a self,
+        entries: &'a [StoreEntry],
+        channel: &'a str,
+        message: Bytes,
+    ) -> StoreFuture<'a, ()> {
+        self.write(entries, Some((channel, message)))
     }
 
     fn unlink_entries<'a>(
@@ -698,6 +724,38 @@ impl Store for RedisStore {
             let pipe = &pipe;
             let (removed,): (u64,) = self
                 .run("UNLINK", |mut conn| async move {
+                    pipe.query_async(&mut conn).await
+                })
+                .await?;
+            Ok(removed)
+        }
+        .boxed()
+    }
+
+    fn unlink_entries_and_publish<'a>(
+        &'a self,
+        values: &'a [String],
+        leases: &'a [String],
+        channel: &'a str,
+        message: Bytes,
+    ) -> StoreFuture<'a, u64> {
+        async move {
+            let mut pipe = redis::pipe();
+            if !leases.is_empty() {
+                pipe.cmd("UNLINK").arg(leases).ignore();
+            }
+            if values.is_empty() {
+                pipe.cmd("ECHO").arg(0);
+            } else {
+                pipe.cmd("UNLINK").arg(values);
+            }
+            pipe.cmd("PUBLISH")
+                .arg(channel)
+                .arg(message.as_ref())
+                .ignore();
+            let pipe = &pipe;
+            let (removed,): (u64,) = self
+                .run("UNLINK/PUBLISH", |mut conn| async move {
                     pipe.query_async(&mut conn).await
                 })
                 .await?;
