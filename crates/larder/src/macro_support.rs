@@ -28,6 +28,9 @@ pub use self::site::{Resolved, Site, Spec};
 use crate::cache::{ComputeError, ReadThrough};
 pub use crate::cache::{Computed, ReadFailure, Served, Sharing};
 pub use crate::key::ArgsDigest;
+
+/// A value as the local tier holds it (see `CachedModel::to_local`).
+pub type LocalValue = Arc<dyn std::any::Any + Send + Sync>;
 pub use crate::runtime::block_on;
 use crate::{Cache, Error, ErrorKind, Result};
 
@@ -290,10 +293,16 @@ where
     let served = cache
         .read_tiered(&key, options, Some(local), &Sharing::none(), compute)
         .await;
-    if mode == Mode::Refresh && served.is_ok() {
-        // A write: other instances' local tiers drop their copies. Best
-        // effort, as every store failure on this path.
-        let _ = cache.announce_written(vec![cache.physical_key(&key)]).await;
+    if mode == Mode::Refresh
+        && let Err(err) = cache.announce_written(&key).await
+    {
+        // A write: other instances' local tiers drop their copies. The
+        // function's signature has no room for the failure.
+        tracing::warn!(
+            key,
+            error = %err,
+            "larder: a refresh was not announced; other instances may serve the old value until their local TTL"
+        );
     }
     settled(cache.settle(&key, served))
 }

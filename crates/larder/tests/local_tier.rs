@@ -553,3 +553,81 @@ async fn the_django_tiered_example_reports_each_tier() {
         ("user 1 from the database", "redis_cache")
     );
 }
+
+mod models {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, larder::CachedModel)]
+    #[larder(prefix = "shelf", local = 60)]
+    struct Shelf {
+        id: u64,
+        name: String,
+    }
+
+    #[derive(Debug, Clone, PartialEq, larder::CachedModel)]
+    #[larder(prefix = "jar", local = 60, related(shelf), exclude(note))]
+    struct Jar {
+        id: u64,
+        name: String,
+        shelf: Shelf,
+        note: String,
+    }
+
+    fn jar(id: u64, name: &str) -> Jar {
+        Jar {
+            id,
+            name: name.into(),
+            shelf: Shelf {
+                id: 7,
+                name: "top".into(),
+            },
+            note: "not stored".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_model_read_through_the_tier_drops_on_another_instances_save_and_cascade() {
+        let server = RedisServer::spawn();
+        let (a, b) = (cache(&server.url()).await, cache(&server.url()).await);
+        b.cache_model(&jar(1, "honey")).await.unwrap();
+        let first = a.get_cached_model::<Jar>(1).await.unwrap().unwrap();
+        assert_eq!(
+            first.note, "",
+            "what the store holds: excluded fields are default"
+        );
+        assert!(a.local_tier_serves("jar:1"), "kept after the store read");
+        assert_eq!(a.get_cached_model::<Jar>(1).await.unwrap(), Some(first));
+
+        // A save by B: A's copy goes.
+        b.cache_model(&jar(1, "clover honey")).await.unwrap();
+        until(&a, |a| !a.local_tier_serves("jar:1")).await;
+        let saved = a.get_cached_model::<Jar>(1).await.unwrap().unwrap();
+        assert_eq!(saved.name, "clover honey");
+
+        // Invalidating the related shelf voids the jar that embeds it.
+        assert!(a.local_tier_serves("jar:1"));
+        b.invalidate_model_cache_id::<Shelf>(7).await.unwrap();
+        until(&a, |a| !a.local_tier_serves("jar:1")).await;
+        assert_eq!(a.get_cached_model::<Jar>(1).await.unwrap(), None);
+
+        // Loaded through get_or_load_model: the stored form is kept, not
+        // the loaded row (whose excluded field is set).
+        let loaded = a
+            .get_or_load_model::<Jar, larder::Error, _, _>(2, || async { Ok(Some(jar(2, "jam"))) })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.note, "not stored", "the caller gets its row");
+        assert!(a.local_tier_serves("jar:2"));
+        let again = a
+            .get_or_load_model::<Jar, larder::Error, _, _>(2, || async {
+                unreachable!("a local hit")
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.note, "", "the tier holds what the store holds");
+        b.invalidate_model_cache_id::<Jar>(2).await.unwrap();
+        until(&a, |a| !a.local_tier_serves("jar:2")).await;
+    }
+}

@@ -25,6 +25,9 @@ pub(super) struct ModelArgs {
     /// Listed for cache warming.
     #[darling(default)]
     pub(super) critical: bool,
+    /// Seconds an instance may stay in the local (L1) tier; needs `Clone`.
+    #[darling(default, with = seconds::ttl)]
+    pub(super) local: Option<Seconds>,
     /// `redis_cache_related`: fields holding related models.
     #[darling(default)]
     pub(super) related: PathList,

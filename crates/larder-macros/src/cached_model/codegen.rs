@@ -97,6 +97,23 @@ pub(super) fn generate(
         }
     });
 
+    let local_copy = if args.local.is_some() {
+        quote! {
+            fn to_local(&self) -> ::core::option::Option<#larder::__private::LocalValue> {
+                ::core::option::Option::Some(::std::sync::Arc::new(
+                    <Self as ::core::clone::Clone>::clone(self),
+                ))
+            }
+
+            fn from_local(
+                held: &#larder::__private::LocalValue,
+            ) -> ::core::option::Option<Self> {
+                held.downcast_ref::<Self>().cloned()
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
     Ok(quote! {
         #[doc(hidden)]
         const _: () = {
@@ -138,6 +155,8 @@ pub(super) fn generate(
                 }
 
                 #dependencies
+
+                #local_copy
             }
         };
     })
@@ -165,6 +184,10 @@ fn options(
     }
     if args.critical {
         options.extend(quote!(.critical(true)));
+    }
+    if let Some(local) = &args.local {
+        let duration = local.duration("#[derive(CachedModel)]", "local");
+        options.extend(quote!(.local(#duration)));
     }
     let related: Vec<TokenStream> = fields
         .related()

@@ -110,10 +110,14 @@ impl Cache {
                     .unlink_pattern(&physical, config.scan_batch, config.deadline),
             )
             .instrument(span.clone())
-            .await?;
+            .await;
         self.detach_flights(|flight| glob_match(physical.as_bytes(), flight_of(flight).as_bytes()));
+        // Announced whatever the outcome: keys removed before a failure
+        // stay removed, and no local tier may keep serving them.
+        let announced = self.announce(Invalidation::Pattern(physical)).await;
+        let removed = removed?;
+        announced?;
         span.record("removed", removed);
-        self.announce(Invalidation::Pattern(physical)).await?;
         Ok(removed)
     }
 
@@ -144,16 +148,22 @@ impl Cache {
             }
         };
         detach();
+        let mut unlinked = Ok(0);
         for chunk in tags.chunks(1000) {
             let stamps: Vec<String> = chunk.iter().map(|tag| keys.tag_stamp(tag)).collect();
-            self.call("UNLINK", self.inner.store.unlink(&stamps))
-                .await?;
+            unlinked = self.call("UNLINK", self.inner.store.unlink(&stamps)).await;
+            if unlinked.is_err() {
+                break;
+            }
         }
         // Flights that began while the stamps went are older than the write.
         detach();
         // Entries recording these stamps are misses in the store from now
-        // on; in every local tier too.
-        self.announce(Invalidation::Tags(tags.to_vec())).await?;
+        // on; in every local tier too — announced even after a failure,
+        // since stamps removed before it stay removed.
+        let announced = self.announce(Invalidation::Tags(tags.to_vec())).await;
+        unlinked?;
+        announced?;
         let config = &self.inner.config;
         let indexes: Vec<String> = tags.iter().map(|tag| keys.tag_index(tag)).collect();
         let mut scans = futures::stream::iter(indexes)

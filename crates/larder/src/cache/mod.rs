@@ -213,10 +213,13 @@ impl Cache {
             max_value_bytes: config.max_value_bytes,
         };
         let breaker = Breaker::new(config.breaker_failures, config.breaker_open_for);
-        let local = Arc::new(LocalTier::new(Bounds {
-            bytes: config.local_capacity_bytes,
-            entries: config.local_max_entries,
-        }));
+        let local = Arc::new(LocalTier::new(
+            Bounds {
+                bytes: config.local_capacity_bytes,
+                entries: config.local_max_entries,
+            },
+            config.local_ping_interval,
+        ));
         let signals = FillSignals::start(
             Arc::clone(&store),
             keys.channel(),

@@ -10,6 +10,7 @@ use serde::ser::{Serialize, Serializer};
 use super::Cache;
 use super::model_write::model_dependencies;
 use super::read_through::{Computed, ReadFailure, ReadThrough, Served, Sharing};
+use super::tiered::LocalForm;
 use crate::model::{CachedModel, instance_key};
 use crate::{Error, ErrorKind};
 
@@ -182,8 +183,13 @@ impl Cache {
             },
             unshare: &unshare,
         };
+        let form = self.model_local_ttl::<M>().map(|ttl| LocalForm {
+            ttl,
+            keep: |value: &ModelValue<M>| value.0.to_local(),
+            take: |held| M::from_local(held).map(ModelValue),
+        });
         match self
-            .read_through_served(&key, options, &sharing, compute)
+            .read_local(&key, options, form, &sharing, compute)
             .await
         {
             Ok(Served { value, .. }) => Ok(Some(value.0)),

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::Cache;
 use super::budget::Budget;
 use super::read::{Entry, same_length};
+use super::tiered::Keep;
 use crate::Result;
 use crate::envelope::now_ms;
 use crate::model::{CachedModel, instance_key};
@@ -52,6 +53,15 @@ impl Cache {
         }
         let key = instance_key(&M::OPTIONS, &id)?;
         let physical = self.inner.keys.physical(&key);
+        let local = self.model_local_ttl::<M>();
+        if local.is_some()
+            && let Some(model) = self.local_model::<M>(&physical)
+        {
+            self.count_local_hit(&key);
+            return Ok(Some(model));
+        }
+        // Before the store is asked (see `local/`).
+        let ticket = local.and_then(|_| self.local_ticket());
         let budget = Budget::new(self.inner.config.deadline);
         let now = now_ms();
         let schema = const { M::OPTIONS.fingerprint() };
@@ -66,7 +76,15 @@ impl Cache {
         }
         .filter(|entry| entry.is_fresh(now));
         self.count_read(&key, entry.is_some());
-        Ok(entry.map(|entry| M::from_loaded(entry.value)))
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        let keep = Keep::of_entry(&entry);
+        let model = M::from_loaded(entry.value);
+        if let (Some(ttl), Some(ticket)) = (local, ticket) {
+            self.keep_local_model(&physical, &model, &keep, ttl, ticket);
+        }
+        Ok(Some(model))
     }
 
     /// The cached instances `ids` of `M`, in order, `None` for each miss:

@@ -376,6 +376,7 @@ impl Cache {
         Ok(Entry {
             value,
             size: bytes.len(),
+            raw_size: header.payload_len as usize,
             expires_at_ms: header.expires_at_ms,
             compute_ms: header.compute_ms,
             stamps: header.stamps,
@@ -403,6 +404,8 @@ pub(super) struct Entry<T> {
     pub(super) value: T,
     /// The envelope's size in bytes.
     pub(super) size: usize,
+    /// The payload's size before compression.
+    pub(super) raw_size: usize,
     /// Logical expiry (the physical TTL may add a stale grace period).
     pub(super) expires_at_ms: u64,
     /// How long the value took to compute: XFetch's δ.

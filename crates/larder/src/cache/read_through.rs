@@ -332,7 +332,10 @@ impl Cache {
     /// cached now; returns it. Warming uses this.
     ///
     /// # Errors
-    /// Only in fail-closed mode: the store failure of the fill.
+    /// In fail-closed mode, the store failure of the fill; in every mode,
+    /// a failure to announce the write to other instances' local tiers
+    /// (the value is stored, but they may serve the old one until their
+    /// local TTL ends).
     pub async fn refresh<T, F, Fut>(&self, key: &str, ttl: Duration, compute: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
@@ -347,10 +350,14 @@ impl Cache {
         let value = self
             .read_through(key, options, &Sharing::none(), compute)
             .await
-            .map_err(never_origin)?;
-        // A write: other instances' local tiers drop what they hold.
-        self.announce_written(vec![self.inner.keys.physical(key)])
-            .await?;
+            .map_err(never_origin);
+        // A write (or, after a failure, perhaps one): other instances'
+        // local tiers drop what they hold. A failed announcement is
+        // returned in every fail mode: the value is written, but another
+        // instance may go on serving the old one until its local TTL.
+        let announced = self.announce_written(key).await;
+        let value = value?;
+        announced?;
         Ok(value)
     }
 

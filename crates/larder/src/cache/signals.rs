@@ -186,19 +186,31 @@ impl Shared {
         }
     }
 
-    fn heard(&self, message: &[u8]) {
-        if message.first() == Some(&MARK) {
-            self.local.apply_message(message);
-        } else {
-            self.wake(message);
-        }
+    /// Handles one message; `false` if handling it panicked (a value's
+    /// `Drop` run by an eviction, say): the subscriber then starts over.
+    fn heard(&self, message: &[u8]) -> bool {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if message.first() == Some(&MARK) {
+                self.local.apply_message(message);
+            } else {
+                self.wake(message);
+            }
+        }))
+        .is_ok()
     }
 
     fn set_listening(&self, listening: bool) {
         if listening {
             self.local.hear();
         } else {
-            self.local.deafen();
+            self.local.stop();
+            // Emptying drops values, which runs their `Drop`.
+            let emptied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.local.deafen();
+            }));
+            if emptied.is_err() {
+                tracing::error!("larder: a cached value panicked while the local tier emptied");
+            }
         }
         self.listening.store(listening, Ordering::Release);
         self.tried.store(true, Ordering::Release);
@@ -218,6 +230,14 @@ async fn subscribe(
     timeout: Duration,
     ping_interval: Duration,
 ) {
+    // However this task ends, the local tier stops: nobody hears for it.
+    struct Stop(Arc<LocalTier>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.stop();
+        }
+    }
+    let _stop = Stop(Arc::clone(&shared.local));
     let mut backoff = Duration::from_millis(50);
     loop {
         let attempt = tokio::time::timeout(timeout, store.subscribe(&channel));
@@ -239,7 +259,9 @@ async fn subscribe(
                 tokio::select! {
                     () = shared.shutdown.notified() => return,
                     message = messages.next() => match message {
-                        Some(message) => shared.heard(&message),
+                        Some(message) => if !shared.heard(&message) {
+                            break "handling a message panicked";
+                        },
                         None => break "the connection closed",
                     },
                     _ = pings.tick() => {
@@ -253,6 +275,7 @@ async fn subscribe(
                         if answered.is_err() {
                             break "a ping failed";
                         }
+                        shared.local.pong();
                     }
                 }
             };
@@ -275,10 +298,13 @@ mod tests {
     #[tokio::test]
     async fn an_announcement_wakes_the_watchers_of_its_key_only() {
         let store = Arc::new(MemoryStore::new(1 << 20));
-        let local = Arc::new(LocalTier::new(super::super::local::Bounds {
-            bytes: 1 << 20,
-            entries: 100,
-        }));
+        let local = Arc::new(LocalTier::new(
+            super::super::local::Bounds {
+                bytes: 1 << 20,
+                entries: 100,
+            },
+            Duration::from_secs(1),
+        ));
         let signals = FillSignals::start(
             store.clone(),
             "fills",

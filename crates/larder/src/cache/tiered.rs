@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,7 +11,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Cache;
+use super::fill::decode_shared;
 use super::local::message::Invalidation;
+use super::local::{LocalValue, Ticket};
 use super::read::Entry;
 use super::read_through::{Computed, ReadFailure, ReadThrough, Served, Sharing};
 use crate::Result;
@@ -79,6 +82,14 @@ pub struct Fetched<T> {
     pub outcome: Outcome,
 }
 
+/// How values of `T` go into the local tier and come back, and for how
+/// long they may stay.
+pub(crate) struct LocalForm<T> {
+    pub(crate) ttl: Duration,
+    pub(crate) keep: fn(&T) -> Option<LocalValue>,
+    pub(crate) take: fn(&LocalValue) -> Option<T>,
+}
+
 /// Where a read-through value came from, and what the local tier needs to
 /// keep it (only a value the store holds, fresh, may be kept).
 #[derive(Debug)]
@@ -99,20 +110,32 @@ impl Source {
 }
 
 /// What the local tier needs to keep a value: its weight, when its store
-/// copy expires, and the tags it was filled under.
+/// copy expires, the tags it was filled under — and, for a value this
+/// caller computed, the envelope it stored: the tier keeps what the store
+/// holds (decoded from it), never the computed value itself, which may
+/// carry what the encoding drops (a `#[serde(skip)]` field, say).
 #[derive(Debug)]
 pub(crate) struct Keep {
-    size: usize,
+    weight: usize,
     expires_at_ms: u64,
     tags: Vec<String>,
+    envelope: Option<Bytes>,
+}
+
+/// An entry's weight in the tier: twice its uncompressed encoded size (or
+/// its envelope's, if larger). Approximate: decoded values usually take
+/// more memory than their MessagePack.
+fn weight(envelope: usize, raw: usize) -> usize {
+    envelope.max(raw).saturating_mul(2)
 }
 
 impl Keep {
     pub(super) fn of_entry<T>(entry: &Entry<T>) -> Self {
         Self {
-            size: entry.size,
+            weight: weight(entry.size, entry.raw_size),
             expires_at_ms: entry.expires_at_ms,
             tags: entry.stamps.iter().map(|s| s.key.clone()).collect(),
+            envelope: None,
         }
     }
 
@@ -120,9 +143,10 @@ impl Keep {
     pub(crate) fn of_envelope(bytes: &Bytes) -> Option<Self> {
         let (header, _) = envelope::parse(bytes, usize::MAX).ok()?;
         Some(Self {
-            size: bytes.len(),
+            weight: weight(bytes.len(), header.payload_len as usize),
             expires_at_ms: header.expires_at_ms,
             tags: header.stamps.into_iter().map(|s| s.key).collect(),
+            envelope: Some(bytes.clone()),
         })
     }
 }
@@ -209,7 +233,31 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Computed<T>, E>>,
     {
-        let Some(local_ttl) = local else {
+        let local = local.map(|ttl| LocalForm {
+            ttl,
+            keep: |value: &T| Some(Arc::new(value.clone()) as LocalValue),
+            take: |held: &LocalValue| held.downcast_ref::<T>().cloned(),
+        });
+        self.read_local(key, options, local, sharing, compute).await
+    }
+
+    /// [`Cache::read_tiered`] for values that say themselves how they go
+    /// into the tier and come back (`form`): models, whose derive knows
+    /// whether they are `Clone`.
+    pub(crate) async fn read_local<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: ReadThrough<'_>,
+        form: Option<LocalForm<T>>,
+        sharing: &Sharing<'_, E>,
+        compute: F,
+    ) -> Result<Served<T>, ReadFailure<T, E>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Computed<T>, E>>,
+    {
+        let Some(form) = form else {
             return self
                 .read_through_served(key, options, sharing, compute)
                 .await;
@@ -217,12 +265,9 @@ impl Cache {
         let tier = &self.inner.local;
         let physical = self.inner.keys.physical(key);
         if !options.refresh
-            && let Some(value) = tier.get::<T>(&physical)
+            && let Some(value) = tier.get_any(&physical).and_then(|held| (form.take)(&held))
         {
-            self.inner.metrics.with(key, |m| {
-                m.hits.increment(1);
-                m.local_hits.increment(1);
-            });
+            self.count_local_hit(key);
             return Ok(Served {
                 value,
                 stale: false,
@@ -235,19 +280,72 @@ impl Cache {
         let served = self
             .read_through_served(key, options, sharing, compute)
             .await?;
-        if let (Some(ticket), Some(keep)) = (ticket, &served.source.keep) {
+        if let (Some(ticket), Some(keep)) = (ticket, &served.source.keep)
+            && let Some(value) = match &keep.envelope {
+                Some(bytes) => decode_shared::<T>(bytes).as_ref().and_then(form.keep),
+                None => (form.keep)(&served.value),
+            }
+        {
             let left = Duration::from_millis(keep.expires_at_ms.saturating_sub(now_ms()));
             let tags: Vec<&str> = keep.tags.iter().map(String::as_str).collect();
-            tier.insert(
+            tier.insert_any(
                 &physical,
-                served.value.clone(),
-                keep.size,
-                local_ttl.min(left),
+                value,
+                keep.weight,
+                form.ttl.min(left),
                 &tags,
                 ticket,
             );
         }
         Ok(served)
+    }
+
+    /// How long instances of `M` may stay in the local tier: the model's
+    /// own setting, else its prefix's namespace setting; `None` when `M`
+    /// cannot be copied out of the tier (see `CachedModel::to_local`).
+    pub(crate) fn model_local_ttl<M: crate::CachedModel>(&self) -> Option<Duration> {
+        M::OPTIONS
+            .local
+            .or_else(|| self.local_ttl(M::OPTIONS.prefix))
+    }
+
+    /// A model instance from the local tier, if it holds one.
+    pub(crate) fn local_model<M: crate::CachedModel>(&self, physical: &str) -> Option<M> {
+        let held = self.inner.local.get_any(physical)?;
+        M::from_local(&held)
+    }
+
+    /// Keeps `model` (read from the store as `keep` says, under a ticket
+    /// taken before the read) in the local tier for at most `ttl`.
+    pub(crate) fn keep_local_model<M: crate::CachedModel>(
+        &self,
+        physical: &str,
+        model: &M,
+        keep: &Keep,
+        ttl: Duration,
+        ticket: Ticket,
+    ) {
+        let Some(value) = model.to_local() else {
+            return;
+        };
+        let left = Duration::from_millis(keep.expires_at_ms.saturating_sub(now_ms()));
+        let tags: Vec<&str> = keep.tags.iter().map(String::as_str).collect();
+        self.inner
+            .local
+            .insert_any(physical, value, keep.weight, ttl.min(left), &tags, ticket);
+    }
+
+    /// A ticket for a store read whose value may enter the local tier.
+    pub(crate) fn local_ticket(&self) -> Option<Ticket> {
+        self.inner.local.ticket()
+    }
+
+    /// Counts a read answered by the local tier.
+    pub(crate) fn count_local_hit(&self, key: &str) {
+        self.inner.metrics.with(key, |m| {
+            m.hits.increment(1);
+            m.local_hits.increment(1);
+        });
     }
 
     /// Tells every instance's local tier (this one's at once) that
@@ -265,17 +363,12 @@ impl Cache {
         .await
     }
 
-    /// [`Cache::announce`] of written physical keys (a `set`, a model's
-    /// `cache_model`, a refresh): every write is announced, since any
-    /// instance may hold the key in its local tier — this one cannot know
-    /// which use it. A failure counts as the write's (absorbed when
-    /// failing open).
-    pub(crate) async fn announce_written(&self, physical: Vec<String>) -> Result<()> {
-        if physical.is_empty() {
-            return Ok(());
-        }
-        let announced = self.announce(Invalidation::Keys(physical)).await;
-        self.absorb(announced).map(drop)
+    /// [`Cache::announce`] of a written key (a refresh): every write is
+    /// announced, since any instance may hold the key in its local tier —
+    /// this one cannot know which do.
+    pub(crate) async fn announce_written(&self, key: &str) -> Result<()> {
+        let physical = self.inner.keys.physical(key);
+        self.announce(Invalidation::Keys(vec![physical])).await
     }
 
     /// Entries the local tier holds now, and their weight in bytes.

@@ -89,7 +89,46 @@ pub(super) fn builder_from(lookup: impl Fn(&str) -> Option<String>) -> Result<Co
     if let Some(v) = switch(&lookup, "LARDER_STALE_IF_ERROR")? {
         b = b.stale_if_error(v);
     }
+    if let Some(v) = lookup("LARDER_LOCAL") {
+        for (namespace, seconds) in local_namespaces(&v)? {
+            b = b.local(namespace, Duration::from_secs(seconds));
+        }
+    }
+    if let Some(v) = number::<u64>(&lookup, "LARDER_LOCAL_CAPACITY_BYTES", "bytes")? {
+        b = b.local_capacity_bytes(v);
+    }
+    if let Some(v) = number::<u64>(&lookup, "LARDER_LOCAL_MAX_ENTRIES", "a count")? {
+        b = b.local_max_entries(v);
+    }
+    if let Some(v) = number::<u64>(&lookup, "LARDER_LOCAL_PING_MS", "milliseconds")? {
+        b = b.local_ping_interval(Duration::from_millis(v));
+    }
     Ok(b)
+}
+
+/// `LARDER_LOCAL`: `namespace=seconds` pairs separated by commas
+/// (`user=60,product=30`); empty is none.
+fn local_namespaces(value: &str) -> Result<Vec<(String, u64)>> {
+    let expected = "`namespace=seconds` pairs separated by commas, like `user=60,product=30`";
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (namespace, seconds) = pair
+                .split_once('=')
+                .ok_or_else(|| invalid("LARDER_LOCAL", value, expected))?;
+            let namespace = namespace.trim();
+            let seconds = seconds
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| invalid("LARDER_LOCAL", value, expected))?;
+            if namespace.is_empty() || namespace.contains(':') {
+                return Err(invalid("LARDER_LOCAL", value, expected));
+            }
+            Ok((namespace.to_owned(), seconds))
+        })
+        .collect()
 }
 
 /// `LARDER_VERSION`, or the Django original's `CACHE_VERSION` under its own
@@ -158,6 +197,19 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[test]
+    fn local_namespaces_parse_or_fail_clearly() {
+        assert_eq!(
+            local_namespaces(" user=60, product = 30 ,").unwrap(),
+            [("user".to_owned(), 60), ("product".to_owned(), 30)]
+        );
+        assert!(local_namespaces("").unwrap().is_empty());
+        for bad in ["user", "user=x", "=5", "a:b=5", "user=-1"] {
+            let err = local_namespaces(bad).unwrap_err();
+            assert!(err.to_string().contains("LARDER_LOCAL"), "{bad}: {err}");
+        }
+    }
 
     fn from(vars: &[(&str, &str)]) -> Result<crate::Config> {
         let map: HashMap<String, String> = vars

@@ -158,6 +158,21 @@ pub trait CachedModel: Sized {
     fn dependencies(&self) -> Vec<Dependency> {
         Vec::new()
     }
+
+    /// A copy of `self` for the local tier; `None` (the default) keeps the
+    /// model out of it. `#[larder(local = …)]` implements this and
+    /// [`from_local`](Self::from_local) for a `Clone` model.
+    #[doc(hidden)]
+    fn to_local(&self) -> Option<crate::__private::LocalValue> {
+        None
+    }
+
+    /// The model back from the local tier's copy.
+    #[doc(hidden)]
+    fn from_local(held: &crate::__private::LocalValue) -> Option<Self> {
+        let _ = held;
+        None
+    }
 }
 
 /// A related model instance an entry embeds: the related model's prefix

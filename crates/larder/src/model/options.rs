@@ -56,6 +56,11 @@ pub struct ModelOptions {
     /// impl (0 for none). Entries written under another value are misses,
     /// kept like those of another [`version`](Self::version).
     pub schema: u64,
+    /// How long an instance may stay in the local (L1) tier, in this
+    /// process's memory; `None` (the default) keeps it in Redis only. Takes
+    /// effect only for models that can be copied out of the tier: derived
+    /// with `#[larder(local = …)]`, which needs the model to be `Clone`.
+    pub local: Option<Duration>,
 }
 
 /// The default [`ModelOptions::timeout`]: one day.
@@ -74,7 +79,14 @@ impl ModelOptions {
             critical: false,
             related: &[],
             schema: 0,
+            local: None,
         }
+    }
+
+    /// Sets [`local`](Self::local).
+    pub const fn local(mut self, ttl: Duration) -> Self {
+        self.local = Some(ttl);
+        self
     }
 
     /// Sets [`timeout`](Self::timeout).

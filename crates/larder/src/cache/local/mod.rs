@@ -58,6 +58,9 @@ pub(crate) struct Bounds {
     pub(crate) entries: u64,
 }
 
+/// A value as the tier holds it: shared, typed at run time.
+pub(crate) type LocalValue = Arc<dyn Any + Send + Sync>;
+
 /// The sequence number a store read took before it began: the entry it
 /// inserts is void if an invalidation came after it.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +76,14 @@ pub(crate) struct LocalTier {
     flushed: AtomicU64,
     patterns: Mutex<PatternLog>,
     hearing: AtomicBool,
+    /// When the tier was made: `heard_until` counts from it.
+    epoch: Instant,
+    /// How long an answered ping vouches for the subscription.
+    ping_interval: Duration,
+    /// Nanoseconds since `epoch` until which the last answered ping
+    /// vouches: a subscriber that stops running (a panic, a frozen task)
+    /// stops the tier within a ping interval, whatever else happens.
+    heard_until: AtomicU64,
     /// Off only in tests that show what the guard prevents.
     guard: AtomicBool,
     /// Counts applied invalidations, flushes and returns to hearing: tests
@@ -86,7 +97,7 @@ type Entries = quick_cache::sync::Cache<String, Slot, Weight>;
 struct Slot(Arc<SlotData>);
 
 struct SlotData {
-    value: Arc<dyn Any + Send + Sync>,
+    value: LocalValue,
     expires: Instant,
     ticket: u64,
     key_bucket: u16,
@@ -123,7 +134,7 @@ impl std::fmt::Debug for LocalTier {
 }
 
 impl LocalTier {
-    pub(crate) fn new(bounds: Bounds) -> Self {
+    pub(crate) fn new(bounds: Bounds, ping_interval: Duration) -> Self {
         let buckets = || (0..BUCKETS).map(|_| AtomicU64::new(0)).collect();
         Self {
             bounds,
@@ -135,6 +146,9 @@ impl LocalTier {
             flushed: AtomicU64::new(0),
             patterns: Mutex::new(PatternLog::default()),
             hearing: AtomicBool::new(false),
+            epoch: Instant::now(),
+            ping_interval,
+            heard_until: AtomicU64::new(0),
             guard: AtomicBool::new(true),
             applied: watch::channel(0).0,
         }
@@ -165,15 +179,40 @@ impl LocalTier {
 
     /// The subscription is up: the tier may fill again.
     pub(crate) fn hear(&self) {
+        self.pong();
         self.hearing.store(true, Ordering::Release);
         self.applied.send_modify(|count| *count += 1);
+    }
+
+    /// A ping on the subscription was answered: it vouches for another
+    /// ping interval.
+    pub(crate) fn pong(&self) {
+        let until = self
+            .nanos(Instant::now())
+            .saturating_add(nanos(self.ping_interval));
+        self.heard_until.fetch_max(until, Ordering::AcqRel);
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        nanos(at.saturating_duration_since(self.epoch))
     }
 
     /// The subscription is lost (or stopped answering): empty the tier and
     /// stop filling it.
     pub(crate) fn deafen(&self) {
-        self.hearing.store(false, Ordering::Release);
+        self.stop();
         self.apply(&Invalidation::Flush);
+    }
+
+    /// Stops serving and filling at once, without touching the entries
+    /// (whose drops run user code): what a failing subscriber task does
+    /// on its way out. Every entry is void from here on.
+    pub(crate) fn stop(&self) {
+        self.hearing.store(false, Ordering::Release);
+        self.heard_until.store(0, Ordering::Release);
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        self.flushed.fetch_max(seq, Ordering::SeqCst);
+        self.applied.send_modify(|count| *count += 1);
     }
 
     /// A ticket for a store read that may fill the tier; `None` while the
@@ -187,7 +226,13 @@ impl LocalTier {
 
     /// The value under `physical`, if the tier holds a servable one of type
     /// `T`.
+    #[cfg(test)]
     pub(crate) fn get<T: Clone + 'static>(&self, physical: &str) -> Option<T> {
+        self.get_any(physical)?.downcast_ref::<T>().cloned()
+    }
+
+    /// The value under `physical`, if the tier holds a servable one.
+    pub(crate) fn get_any(&self, physical: &str) -> Option<LocalValue> {
         let entries = self.entries.get()?;
         if !self.hearing() {
             return None;
@@ -197,11 +242,12 @@ impl LocalTier {
             entries.remove_if(physical, |held| Arc::ptr_eq(&held.0, &slot.0));
             return None;
         }
-        slot.0.value.downcast_ref::<T>().cloned()
+        Some(Arc::clone(&slot.0.value))
     }
 
     fn servable(&self, slot: &SlotData, now: Instant) -> bool {
         now < slot.expires
+            && self.nanos(now) < self.heard_until.load(Ordering::Acquire)
             && self.flushed.load(Ordering::SeqCst) <= slot.ticket
             && self.keys[usize::from(slot.key_bucket)].load(Ordering::SeqCst) <= slot.ticket
             && slot
@@ -213,10 +259,24 @@ impl LocalTier {
     /// Holds `value` under `physical` for at most `ttl`, if no invalidation
     /// of it (its key, one of `tags`, a matching pattern, a flush) came
     /// after `ticket`. `size` is the value's encoded size: its weight.
+    #[cfg(test)]
     pub(crate) fn insert<T: Send + Sync + 'static>(
         &self,
         physical: &str,
         value: T,
+        size: usize,
+        ttl: Duration,
+        tags: &[&str],
+        ticket: Ticket,
+    ) {
+        self.insert_any(physical, Arc::new(value), size, ttl, tags, ticket);
+    }
+
+    /// [`LocalTier::insert`] of a value already shared.
+    pub(crate) fn insert_any(
+        &self,
+        physical: &str,
+        value: LocalValue,
         size: usize,
         ttl: Duration,
         tags: &[&str],
@@ -232,7 +292,7 @@ impl LocalTier {
             self.seq.load(Ordering::SeqCst)
         };
         let slot = SlotData {
-            value: Arc::new(value),
+            value,
             expires: Instant::now() + ttl,
             ticket,
             key_bucket: self.bucket(physical),
@@ -358,6 +418,10 @@ impl LocalTier {
     }
 }
 
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -369,12 +433,16 @@ mod tests {
     use super::*;
 
     const TTL: Duration = Duration::from_secs(60);
+    const HOUR: Duration = Duration::from_secs(3600);
 
     fn tier() -> LocalTier {
-        let tier = LocalTier::new(Bounds {
-            bytes: 1 << 20,
-            entries: 1000,
-        });
+        let tier = LocalTier::new(
+            Bounds {
+                bytes: 1 << 20,
+                entries: 1000,
+            },
+            HOUR,
+        );
         tier.hear();
         tier
     }
@@ -442,10 +510,13 @@ mod tests {
     #[test]
     fn a_million_distinct_keys_stay_within_the_byte_bound() {
         let bound = 4 << 20;
-        let tier = LocalTier::new(Bounds {
-            bytes: bound,
-            entries: 1_000_000,
-        });
+        let tier = LocalTier::new(
+            Bounds {
+                bytes: bound,
+                entries: 1_000_000,
+            },
+            HOUR,
+        );
         tier.hear();
         let mut held_max = 0;
         for i in 0..1_000_000_u64 {
@@ -472,10 +543,13 @@ mod tests {
 
     #[test]
     fn the_entry_bound_holds_with_tiny_values() {
-        let tier = LocalTier::new(Bounds {
-            bytes: 1 << 20,
-            entries: 100,
-        });
+        let tier = LocalTier::new(
+            Bounds {
+                bytes: 1 << 20,
+                entries: 100,
+            },
+            HOUR,
+        );
         tier.hear();
         for i in 0..10_000 {
             let ticket = tier.ticket().unwrap();
