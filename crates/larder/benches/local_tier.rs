@@ -242,7 +242,9 @@ fn larder_tier(c: &mut Criterion, keys: &[String], order: &[usize]) {
             i = (i + 1) % order.len();
             let key = &keys[order[i]];
             black_box(
-                rt.block_on(redis.get_or_compute(key, HOUR, || async { unreachable!("a hit") })),
+                rt.block_on(redis.get_or_compute::<Product, _, _>(key, HOUR, || async {
+                    unreachable!("a hit")
+                })),
             )
         })
     });
@@ -284,8 +286,9 @@ fn larder_tier(c: &mut Criterion, keys: &[String], order: &[usize]) {
             rt.block_on(async {
                 let start = Instant::now();
                 for i in order.iter().take(redis_reads) {
-                    let hit =
-                        redis.get_or_compute(&keys[*i], HOUR, || async { unreachable!("a hit") });
+                    let hit = redis.get_or_compute::<Product, _, _>(&keys[*i], HOUR, || async {
+                        unreachable!("a hit")
+                    });
                     black_box(hit.await.expect("a hit"));
                 }
                 start.elapsed()

@@ -9,7 +9,7 @@
 //! use std::time::Duration;
 //! use serde::{Deserialize, Serialize};
 //!
-//! #[derive(Debug, PartialEq, Serialize, Deserialize)]
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 //! struct Product { id: u64, name: String }
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> larder::Result<()> {
@@ -169,11 +169,8 @@ impl Cache {
                     ),
                 }
                 let cache = Self::with_store(config, Arc::new(store));
-                if up && cache.inner.config.leases {
-                    // Waiters rely on fill announcements from their first
-                    // miss on: let the subscription come up first.
-                    let timeout = cache.inner.config.connect_timeout;
-                    cache.inner.signals.until_listening(timeout).await;
+                if up {
+                    cache.until_listening().await;
                 }
                 return Ok(cache);
             }
@@ -185,7 +182,21 @@ impl Cache {
                 Arc::new(MemoryStore::new(config.memory_capacity_bytes))
             }
         };
-        Ok(Self::with_store(config, store))
+        let cache = Self::with_store(config, store);
+        cache.until_listening().await;
+        Ok(cache)
+    }
+
+    /// Waits (at most the connect timeout) for the cache's subscription,
+    /// when something relies on it from the first call on: waiters on
+    /// fill announcements (leases), and the local tier, which keeps
+    /// nothing until it hears invalidations.
+    async fn until_listening(&self) {
+        let config = &self.inner.config;
+        if config.leases || !config.local_ttl_by_namespace.is_empty() {
+            let timeout = config.connect_timeout;
+            self.inner.signals.until_listening(timeout).await;
+        }
     }
 
     /// [`Cache::connect`] with [`Config::from_env`].

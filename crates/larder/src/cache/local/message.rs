@@ -58,11 +58,11 @@ impl Invalidation {
             return None;
         };
         let items = strings(rest)?;
-        match kind {
-            &KEYS => Some(Invalidation::Keys(items)),
-            &TAGS => Some(Invalidation::Tags(items)),
-            &PATTERN if items.len() == 1 => items.into_iter().next().map(Invalidation::Pattern),
-            &FLUSH if items.is_empty() => Some(Invalidation::Flush),
+        match *kind {
+            KEYS => Some(Invalidation::Keys(items)),
+            TAGS => Some(Invalidation::Tags(items)),
+            PATTERN if items.len() == 1 => items.into_iter().next().map(Invalidation::Pattern),
+            FLUSH if items.is_empty() => Some(Invalidation::Flush),
             _ => None,
         }
     }
