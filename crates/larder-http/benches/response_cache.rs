@@ -2,7 +2,7 @@
 //! without `ResponseCacheLayer`, in one run.
 //!
 //! One axum server on `127.0.0.1:0` and one shared `reqwest::Client`, both on
-//! a 2-worker tokio runtime; every batch keeps 64 requests in flight. Four
+//! a 2-worker tokio runtime; every batch keeps 64 requests in flight. Five
 //! routes answer the same ~200-byte JSON body:
 //!
 //! - `trivial_handler/uncached`: the handler serialises the body and returns.
@@ -11,6 +11,8 @@
 //! - `handler_2ms/uncached`: the handler first does ~2 ms of "work" (a
 //!   `tokio::time::sleep`).
 //! - `handler_2ms/cached_hit`: the same behind the layer (hits): the win.
+//! - `trivial_handler/cached_hit_local_tier`: the trivial handler behind a
+//!   layer with the local tier on (`.local(…)`): hits answered from memory.
 //!
 //! Criterion does not compare benchmarks, so each variant records its own
 //! requests per second over the measured samples, and `main` prints them and
@@ -52,15 +54,17 @@ const TRIVIAL: &str = "trivial_handler";
 const SLOW: &str = "handler_2ms";
 const UNCACHED: &str = "uncached";
 const CACHED_HIT: &str = "cached_hit";
+const LOCAL_HIT: &str = "cached_hit_local_tier";
 
 /// Handler calls per route, in the order of `ROUTES`.
-static HANDLER_CALLS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
-/// `(path, group, variant)` of the four routes.
-const ROUTES: [(&str, &str, &str); 4] = [
+static HANDLER_CALLS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+/// `(path, group, variant)` of the five routes.
+const ROUTES: [(&str, &str, &str); 5] = [
     ("/trivial", TRIVIAL, UNCACHED),
     ("/trivial/cached", TRIVIAL, CACHED_HIT),
     ("/slow", SLOW, UNCACHED),
     ("/slow/cached", SLOW, CACHED_HIT),
+    ("/trivial/local", TRIVIAL, LOCAL_HIT),
 ];
 
 /// Every timed call of every variant.
@@ -107,6 +111,10 @@ fn app(cache: &Cache) -> Router {
         )
         .route(ROUTES[2].0, handler(2, WORK))
         .route(ROUTES[3].0, handler(3, WORK).layer(layer("bench_slow")))
+        .route(
+            ROUTES[4].0,
+            handler(4, Duration::ZERO).layer(layer("bench_local").local(TTL)),
+        )
 }
 
 /// The benchmark runtime: multi-threaded, 2 workers, all drivers enabled.
@@ -198,7 +206,7 @@ fn benches(c: &mut Criterion) {
         for ((_, _, variant), url) in ROUTES.iter().zip(&urls) {
             let (first, len) = fetch(&http, url).await;
             let (second, _) = fetch(&http, url).await;
-            if *variant == CACHED_HIT {
+            if *variant != UNCACHED {
                 assert_eq!(first.as_deref(), Some("MISS"), "{url}");
                 assert_eq!(second.as_deref(), Some("HIT"), "{url}");
             }
@@ -246,11 +254,17 @@ fn benches(c: &mut Criterion) {
             || run(&urls[2]),
             || run(&urls[3]),
         );
+        interleaved(
+            "cached_hit_local_tier/uncached_trivial (req/s)",
+            ops,
+            || run(&urls[0]),
+            || run(&urls[4]),
+        );
     }
 
     // Every request to a cached route after the first was a hit.
     for (route, (path, _, variant)) in ROUTES.iter().enumerate() {
-        if *variant == CACHED_HIT {
+        if *variant != UNCACHED {
             let calls = HANDLER_CALLS[route].load(Ordering::Relaxed);
             assert_eq!(calls, 1, "{path}: the handler ran {calls} times");
         }

@@ -364,7 +364,7 @@ pub async fn cached_served<T, E, F, Fut>(
     compute: F,
 ) -> Result<Served<T>, (E, Option<T>)>
 where
-    T: CachedValue,
+    T: CachedValue + Clone + Send + Sync + 'static,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Computed<T>, E>>,
 {
@@ -373,12 +373,13 @@ where
         share: &|_| None,
         unshare: &|_| None,
     };
-    cached_served_sharing(cache, key, ttl, &[], &sharing, compute).await
+    cached_served_sharing(cache, key, ttl, None, &[], &sharing, compute).await
 }
 
 /// [`cached_served`] with the filled entry joining `tags` (see
-/// [`invalidate_tag`]) and full control over what waiters get when the
-/// origin fails (see [`Sharing`]).
+/// [`invalidate_tag`]), kept in the local tier for at most `local` if set,
+/// and full control over what waiters get when the origin fails (see
+/// [`Sharing`]).
 ///
 /// # Errors
 /// The origin's error, with the stale value if there is one.
@@ -386,12 +387,13 @@ pub async fn cached_served_sharing<T, E, F, Fut>(
     cache: &Cache,
     key: &str,
     ttl: Duration,
+    local: Option<Duration>,
     tags: &[String],
     sharing: &Sharing<'_, E>,
     compute: F,
 ) -> Result<Served<T>, (E, Option<T>)>
 where
-    T: CachedValue,
+    T: CachedValue + Clone + Send + Sync + 'static,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Computed<T>, E>>,
 {
@@ -403,7 +405,7 @@ where
         ..cache.options(ttl)
     };
     match cache
-        .read_through_served(key, options, sharing, compute)
+        .read_tiered(key, options, local, sharing, compute)
         .await
     {
         Ok(served) => Ok(served),
@@ -423,12 +425,13 @@ pub async fn refresh_served_sharing<T, E, F, Fut>(
     cache: &Cache,
     key: &str,
     ttl: Duration,
+    local: Option<Duration>,
     tags: &[String],
     sharing: &Sharing<'_, E>,
     compute: F,
 ) -> Result<Served<T>, (E, Option<T>)>
 where
-    T: CachedValue,
+    T: CachedValue + Clone + Send + Sync + 'static,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Computed<T>, E>>,
 {
@@ -440,7 +443,7 @@ where
         ..cache.options(ttl)
     };
     match cache
-        .read_through_served(key, options, sharing, compute)
+        .read_tiered(key, options, local, sharing, compute)
         .await
     {
         Ok(served) => Ok(served),

@@ -371,6 +371,7 @@ async fn tagged(cache: &Cache, key: &str, tag: &str, value: &str) -> String {
         cache,
         key,
         HOUR,
+        None,
         &tags,
         &Sharing::none(),
         || async move { Ok(Computed::plain(value)) },

@@ -42,7 +42,7 @@ async fn tagged_read(
     compute: impl Future<Output = String>,
 ) -> String {
     let sharing = Sharing::<Infallible>::none();
-    match support::cached_served_sharing(cache, key, HOUR, tags, &sharing, || async move {
+    match support::cached_served_sharing(cache, key, HOUR, None, tags, &sharing, || async move {
         Ok::<_, Infallible>(Computed::plain(compute.await))
     })
     .await

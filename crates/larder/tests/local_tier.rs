@@ -37,7 +37,6 @@ fn config(url: &str) -> larder::config::ConfigBuilder {
         .deadline(Duration::from_secs(5))
         .local("user", Duration::from_secs(60))
         .local("product", Duration::from_secs(60))
-        .local_ping_interval(Duration::from_millis(200))
 }
 
 async fn cache(url: &str) -> Cache {
@@ -358,7 +357,9 @@ async fn a_killed_subscriber_empties_the_tier_and_comes_back() {
 async fn a_paused_server_is_noticed_by_its_unanswered_pings() {
     let server = RedisServer::spawn();
     let pid = server.pid().expect("the server runs").to_string();
-    let a = cache(&server.url()).await;
+    let config = config(&server.url()).local_ping_interval(Duration::from_millis(200));
+    let a = Cache::connect(config.build().unwrap()).await.unwrap();
+    until_hearing(&a).await;
     held(&a, "user:1", "ada").await;
     let stopped = std::time::Instant::now();
     assert!(
@@ -554,6 +555,52 @@ async fn the_django_tiered_example_reports_each_tier() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_key_is_computed_once_across_instances_with_the_tier_on() {
+    let server = RedisServer::spawn();
+    let (a, b) = (cache(&server.url()).await, cache(&server.url()).await);
+    let computed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let callers: Vec<_> = (0..40)
+        .map(|i| {
+            let cache = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let computed = Arc::clone(&computed);
+            let mut release = release_rx.clone();
+            tokio::spawn(async move {
+                cache
+                    .fetch_or_compute("user:cold", TTL, || async move {
+                        computed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        // Held until every caller has asked.
+                        let _ = release.wait_for(|go| *go).await;
+                        String::from("computed once")
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    // Let every caller reach the cache before the computation may end.
+    while computed.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release_tx.send(true).unwrap();
+    let mut tiers = std::collections::HashMap::new();
+    for caller in callers {
+        let fetched = caller.await.unwrap();
+        assert_eq!(fetched.value, "computed once");
+        *tiers.entry(fetched.tier).or_insert(0) += 1;
+    }
+    assert_eq!(
+        computed.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "{tiers:?}"
+    );
+    // Both instances keep it now.
+    assert_eq!(user(&a, "user:cold", "x").await.tier, Tier::Local);
+    assert_eq!(user(&b, "user:cold", "x").await.tier, Tier::Local);
+}
+
 mod models {
     use super::*;
 
@@ -589,7 +636,14 @@ mod models {
     async fn a_model_read_through_the_tier_drops_on_another_instances_save_and_cascade() {
         let server = RedisServer::spawn();
         let (a, b) = (cache(&server.url()).await, cache(&server.url()).await);
+        // A read that begins before A has heard of B's write keeps
+        // nothing (its ticket is older than the write): wait for it.
+        let mut events = a.local_tier_events();
+        let before = *events.borrow_and_update();
         b.cache_model(&jar(1, "honey")).await.unwrap();
+        while *events.borrow_and_update() == before {
+            events.changed().await.unwrap();
+        }
         let first = a.get_cached_model::<Jar>(1).await.unwrap().unwrap();
         assert_eq!(
             first.note, "",

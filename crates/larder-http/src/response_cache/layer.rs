@@ -96,6 +96,18 @@ impl ResponseCacheLayer {
         self
     }
 
+    /// Keeps stored responses in this process's memory for at most `ttl`
+    /// (the local, or L1, tier; off by default): a hit there costs no
+    /// round trip and no decode. Entries never outlive their Redis copy,
+    /// and every invalidation (a write's tags, a pattern, a key) and every
+    /// store from another instance reaches every instance's tier (see
+    /// `larder::config::ConfigBuilder::local`). Freshness is still judged
+    /// per request from when the response was stored.
+    pub fn local(mut self, ttl: Duration) -> Self {
+        Arc::make_mut(&mut self.settings).local = Some(ttl);
+        self
+    }
+
     /// The key namespace of this route (for invalidation).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.settings).namespace = namespace.into();

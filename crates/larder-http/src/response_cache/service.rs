@@ -275,6 +275,7 @@ where
         cache,
         &key,
         settings.ttl,
+        settings.local,
         &tags,
         &sharing,
         compute,

@@ -17,6 +17,8 @@ pub(crate) struct Settings {
     pub(crate) cache: Cache,
     pub(crate) namespace: String,
     pub(crate) ttl: Duration,
+    /// How long stored responses may stay in the local (L1) tier.
+    pub(crate) local: Option<Duration>,
     pub(crate) query: Vec<String>,
     pub(crate) strip_unlisted_query: bool,
     pub(crate) vary: Vec<HeaderName>,
@@ -47,6 +49,7 @@ impl Settings {
             cache,
             namespace: "http".to_owned(),
             ttl: Duration::from_secs(60),
+            local: None,
             query: Vec::new(),
             strip_unlisted_query: false,
             vary: Vec::new(),

@@ -186,7 +186,7 @@ impl Cache {
                     }
                 }
                 self.count_read(key, true);
-                let keep = Keep::of_entry(&entry);
+                let keep = Keep::of_entry(&entry, self.grace_ms());
                 let source = Source::new(Tier::Redis, Outcome::Hit, Some(keep));
                 return Ok(fresh((entry.value, source)));
             }

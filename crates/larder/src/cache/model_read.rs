@@ -68,8 +68,11 @@ impl Cache {
         let fail_open = self.fail_open();
         let entry = if M::OPTIONS.related.is_empty() {
             // No dependencies to check: a plain GET.
-            self.fetch_entry::<M::Loaded>(&key, &physical, schema, fail_open, &budget)
-                .await?
+            let with_ttl = ticket.is_some();
+            self.fetch_entry_with::<M::Loaded>(
+                &key, &physical, schema, fail_open, &budget, with_ttl,
+            )
+            .await?
         } else {
             self.fetch_stamped_entry::<M::Loaded>(&key, &physical, schema, fail_open, &budget)
                 .await?
@@ -79,7 +82,7 @@ impl Cache {
         let Some(entry) = entry else {
             return Ok(None);
         };
-        let keep = Keep::of_entry(&entry);
+        let keep = Keep::of_entry(&entry, self.grace_ms());
         let model = M::from_loaded(entry.value);
         if let (Some(ttl), Some(ticket)) = (local, ticket) {
             self.keep_local_model(&physical, &model, &keep, ttl, ticket);

@@ -41,9 +41,29 @@ impl Cache {
         fail_open: bool,
         budget: &Budget,
     ) -> Result<Option<Entry<T>>> {
-        let fetched = self
-            .call_in("GET", budget, self.inner.store.get(physical))
-            .await;
+        self.fetch_entry_with(key, physical, schema, fail_open, budget, false)
+            .await
+    }
+
+    /// [`Cache::fetch_entry`]; with `with_ttl`, the store's TTL of the
+    /// entry is read in the same round trip (for the local tier).
+    pub(super) async fn fetch_entry_with<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        physical: &str,
+        schema: u64,
+        fail_open: bool,
+        budget: &Budget,
+        with_ttl: bool,
+    ) -> Result<Option<Entry<T>>> {
+        let fetched = if with_ttl {
+            self.call_in("GET", budget, self.inner.store.get_with_ttl(physical))
+                .await
+        } else {
+            self.call_in("GET", budget, self.inner.store.get(physical))
+                .await
+                .map(|found| found.map(|bytes| (bytes, None)))
+        };
         if let Err(err) = &fetched
             && err.kind() == crate::ErrorKind::Rejected
         {
@@ -56,9 +76,10 @@ impl Cache {
                 .await;
         }
         match absorb(fetched, fail_open)? {
-            Some(Some(bytes)) => Ok(self
+            Some(Some((bytes, store_ttl))) => Ok(self
                 .decode_or_discard(key, physical, &bytes, schema, budget)
-                .await),
+                .await
+                .map(|entry| Entry { store_ttl, ..entry })),
             _ => Ok(None),
         }
     }
@@ -108,7 +129,8 @@ impl Cache {
                 .await;
         }
         let entry = if tags.is_empty() {
-            self.fetch_entry(key, physical, options.schema, fail_open, budget)
+            let with_ttl = options.local;
+            self.fetch_entry_with(key, physical, options.schema, fail_open, budget, with_ttl)
                 .await?
         } else {
             let Some((bytes, current)) =
@@ -377,6 +399,7 @@ impl Cache {
             value,
             size: bytes.len(),
             raw_size: header.payload_len as usize,
+            store_ttl: None,
             expires_at_ms: header.expires_at_ms,
             compute_ms: header.compute_ms,
             stamps: header.stamps,
@@ -406,6 +429,8 @@ pub(super) struct Entry<T> {
     pub(super) size: usize,
     /// The payload's size before compression.
     pub(super) raw_size: usize,
+    /// How much longer the store keeps it, when the read asked.
+    pub(super) store_ttl: Option<std::time::Duration>,
     /// Logical expiry (the physical TTL may add a stale grace period).
     pub(super) expires_at_ms: u64,
     /// How long the value took to compute: XFetch's δ.

@@ -125,6 +125,9 @@ pub(crate) struct ReadThrough<'a> {
     /// What the entry's envelope says it holds (see
     /// [`Cache::decode_entry`]): a model's fingerprint, or none.
     pub(crate) schema: u64,
+    /// The value may be kept in the local tier: read the store's TTL with
+    /// it.
+    pub(crate) local: bool,
 }
 
 /// What callers waiting on a computation get when the origin fails.
@@ -369,6 +372,7 @@ impl Cache {
             tags: &[],
             stamped: false,
             schema: NO_SCHEMA,
+            local: false,
         }
     }
 

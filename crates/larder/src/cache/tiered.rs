@@ -130,10 +130,18 @@ fn weight(envelope: usize, raw: usize) -> usize {
 }
 
 impl Keep {
-    pub(super) fn of_entry<T>(entry: &Entry<T>) -> Self {
+    /// From an entry read from the store; `grace_ms` is the stale grace
+    /// period the store's TTL includes.
+    pub(super) fn of_entry<T>(entry: &Entry<T>, grace_ms: u64) -> Self {
+        // The store's clock bounds the envelope's (the writer's): an entry
+        // the store drops sooner leaves the tier sooner too.
+        let by_store = entry.store_ttl.map(|ttl| {
+            let left = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            now_ms().saturating_add(left.saturating_sub(grace_ms))
+        });
         Self {
             weight: weight(entry.size, entry.raw_size),
-            expires_at_ms: entry.expires_at_ms,
+            expires_at_ms: by_store.map_or(entry.expires_at_ms, |at| at.min(entry.expires_at_ms)),
             tags: entry.stamps.iter().map(|s| s.key.clone()).collect(),
             envelope: None,
         }
@@ -261,6 +269,10 @@ impl Cache {
             return self
                 .read_through_served(key, options, sharing, compute)
                 .await;
+        };
+        let options = ReadThrough {
+            local: true,
+            ..options
         };
         let tier = &self.inner.local;
         let physical = self.inner.keys.physical(key);

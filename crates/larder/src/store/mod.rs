@@ -141,6 +141,19 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>>;
 
     /// The value under `key`, if any, and — in the same round trip, where
+    /// the store can tell — how much longer the store keeps it (`PTTL`;
+    /// `None`: unknown, or no expiry). The local tier's entries must not
+    /// outlive their store copy, whatever the clock of the host that wrote
+    /// the envelope says. The default is a plain [`Store::get`] with no
+    /// TTL.
+    fn get_with_ttl<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<(Bytes, Option<Duration>)>> {
+        Box::pin(async move { Ok(self.get(key).await?.map(|bytes| (bytes, None))) })
+    }
+
+    /// The value under `key`, if any, and — in the same round trip, where
     /// the store can — the current values of the stamps its envelope
     /// records, each read under `stamp_prefix` followed by the recorded
     /// tag, in the envelope's order (`None` for a missing stamp). The

@@ -636,6 +636,30 @@ impl Store for RedisStore {
         .boxed()
     }
 
+    fn get_with_ttl<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<(Bytes, Option<Duration>)>> {
+        async move {
+            let mut pipe = redis::pipe();
+            pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+            let pipe = &pipe;
+            let (value, pttl): (Option<Bytes>, i64) = self
+                .run("GET/PTTL", |mut conn| async move {
+                    pipe.query_async(&mut conn).await
+                })
+                .await?;
+            // -1: no expiry; -2: gone between the two (then GET saw none
+            // or the last of it: no time left).
+            let ttl = match pttl {
+                -1 => None,
+                ms => Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+            };
+            Ok(value.map(|value| (value, ttl)))
+        }
+        .boxed()
+    }
+
     fn get_stamped<'a>(
         &'a self,
         key: &'a str,
